@@ -1,0 +1,89 @@
+"""The `pixelrec` command: a click group whose subcommands live in pixelrec_data/commands/.
+
+Subcommands are imported lazily (torch, scrapy and duckdb are slow to import), and every InputError
+raised below becomes one line on stderr and exit status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from schemas.errors import InputError
+
+# command name -> "module:attribute" under pixelrec_data.commands
+COMMANDS = {
+    "simulate": "simulate:simulate",
+    "generate-raw": "synthetic:generate_raw",
+    "crawl": "crawl:crawl",
+    "build-release": "release:build_release",
+    "build-splits": "release:build_splits",
+    "stats": "release:stats",
+    "import-official": "release:import_official",
+    "export": "release:export",
+    "verify": "release:verify",
+    "fetch-covers": "covers:fetch_covers",
+    "publish": "mirror:publish",
+    "download": "mirror:download",
+    "prepare-images": "images:prepare_images",
+    "extract-features": "features:extract_features",
+    "train": "train:train",
+    "validate-baselines": "validate:validate_baselines",
+    "demo": "demo:demo",
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return [name for name in COMMANDS if self._load(name) is not None]
+
+    def get_command(self, ctx, name):
+        return self._load(name)
+
+    @staticmethod
+    def _load(name):
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        try:
+            module = importlib.import_module(f"pixelrec_data.commands.{module_name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"pixelrec_data.commands.{module_name}":
+                return None  # that part of the product is not built yet
+            raise
+        return getattr(module, attr, None)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="pixelrec", prog_name="pixelrec")
+def cli():
+    """Build, ship, load and validate PixelRec-style image-recommendation datasets."""
+
+
+def main(argv=None):
+    try:
+        cli.main(args=argv, prog_name="pixelrec", standalone_mode=False)
+    except InputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("interrupted: rerun the same command to continue", err=True)
+        sys.exit(130)
+    except KeyboardInterrupt:
+        click.echo("interrupted: rerun the same command to continue", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except OSError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""One module per area of the `pixelrec` command; each holds click commands only (parse, call, print)."""

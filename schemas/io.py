@@ -1,0 +1,160 @@
+"""Validated, atomic reading and writing of the contract's tables.
+
+Every writer and reader goes through here, so a file that does not match its schema is refused with
+one line naming the file and the column, and no reader ever sees a half-written file: writes go to a
+temporary name in the same folder and are renamed into place.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .errors import InputError, SchemaError
+from .tables import REQUIRED_NON_NULL, TABLES
+
+_STRINGS = (pa.string(), pa.large_string())
+try:  # string_view exists in newer pyarrow only
+    _STRINGS = _STRINGS + (pa.string_view(),)
+except AttributeError:  # pragma: no cover
+    pass
+
+
+def _compatible(actual: pa.DataType, wanted: pa.DataType) -> bool:
+    if actual == wanted:
+        return True
+    if pa.types.is_dictionary(actual):
+        return _compatible(actual.value_type, wanted)
+    if wanted in _STRINGS:
+        return actual in _STRINGS or pa.types.is_null(actual)
+    if pa.types.is_integer(wanted):
+        if pa.types.is_null(actual):
+            return True
+        if not pa.types.is_integer(actual):
+            return False
+        # widening only, and never signed -> unsigned
+        if pa.types.is_unsigned_integer(wanted):
+            return pa.types.is_unsigned_integer(actual) and actual.bit_width <= wanted.bit_width
+        return actual.bit_width < wanted.bit_width or (
+            actual.bit_width == wanted.bit_width and pa.types.is_signed_integer(actual))
+    return False
+
+
+def conform(table: pa.Table, name: str, source: str | os.PathLike = "<table>") -> pa.Table:
+    """Return `table` with exactly the columns of schema `name`, in order, cast to its types.
+
+    Extra columns are dropped; a missing column, an incompatible type or a null in a required
+    column raises SchemaError naming `source` and the column.
+    """
+    schema = TABLES[name]
+    columns = []
+    for field in schema:
+        if field.name not in table.column_names:
+            raise SchemaError(f"{source}: missing column '{field.name}' (a {name} table needs "
+                              f"{', '.join(schema.names)})")
+        column = table.column(field.name)
+        if not _compatible(column.type, field.type):
+            raise SchemaError(f"{source}: column '{field.name}' has type {column.type}, "
+                              f"expected {field.type}")
+        if column.type != field.type:
+            column = column.cast(field.type)
+        if field.name in REQUIRED_NON_NULL.get(name, ()) and column.null_count:
+            raise SchemaError(f"{source}: column '{field.name}' has {column.null_count} null values")
+        columns.append(column)
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def check_schema(path: str | os.PathLike, name: str) -> pa.Schema:
+    """Check a Parquet file's schema (without reading its data) against schema `name`."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    try:
+        file_schema = pq.read_schema(path)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+    for field in TABLES[name]:
+        idx = file_schema.get_field_index(field.name)
+        if idx < 0:
+            raise SchemaError(f"{path}: missing column '{field.name}'")
+        if not _compatible(file_schema.field(idx).type, field.type):
+            raise SchemaError(f"{path}: column '{field.name}' has type "
+                              f"{file_schema.field(idx).type}, expected {field.type}")
+    return file_schema
+
+
+def read_table(path: str | os.PathLike, name: str) -> pa.Table:
+    """Read a Parquet file and conform it to schema `name`."""
+    check_schema(path, name)
+    try:
+        table = pq.read_table(path, columns=TABLES[name].names)
+    except Exception as exc:
+        raise InputError(f"{path}: cannot read ({_first_line(exc)})") from None
+    return conform(table, name, path)
+
+
+def write_table(table: pa.Table, path: str | os.PathLike, name: str, **parquet_kwargs) -> Path:
+    """Conform `table` to schema `name` and write it atomically as Parquet."""
+    table = conform(table, name, path)
+    kwargs = {"compression": "zstd", "write_statistics": True}
+    kwargs.update(parquet_kwargs)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, **kwargs)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike):
+    """Yield a temporary folder beside `path`; it replaces `path` only if the block succeeds.
+
+    A killed build leaves only a dot-named temporary folder, never a folder that looks whole.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
