@@ -1,0 +1,191 @@
+"""`pixelrec validate-baselines`: run a suite of baselines on a release and check what the paper
+establishes (Random < Pop < MF; sequential above non-sequential; PixelNet at least IDNet on the
+coldest popularity groups). Suites are data (suites/<name>.yaml, or a path to such a file).
+
+Paper bands (the numbers of Tables 5, 6 and 8 for the official subsets) are not checked yet: the
+paper's figures are not available offline to this project, and a band made up here would be worse
+than none. Orderings are checked for every release.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from schemas.errors import InputError
+from schemas.io import atomic_write_text
+
+SUITES_DIR = Path(__file__).parent / "suites"
+
+
+@dataclass
+class Row:
+    name: str
+    model: str
+    role: str
+    overrides: dict
+    status: str = "ok"          # ok | skipped | failed
+    reason: str = ""
+    run_folder: str = ""
+    test: dict = field(default_factory=dict)
+    validation: dict = field(default_factory=dict)
+    groups: dict = field(default_factory=dict)
+    best_epoch: int = 0
+
+    def command(self, release: Path, device: str) -> str:
+        args = ["pixelrec", "train", "--release", str(release), "--model", self.model,
+                "--device", device]
+        for key, value in sorted(self.overrides.items()):
+            args += ["--set", f"{key}={json.dumps(value) if isinstance(value, (list, dict)) else value}"]
+        return shlex.join(args)
+
+
+def load_suite(name: str) -> dict:
+    path = Path(name)
+    if not path.suffix:
+        path = SUITES_DIR / f"{name}.yaml"
+    if not path.exists():
+        known = ", ".join(sorted(p.stem for p in SUITES_DIR.glob("*.yaml")))
+        raise InputError(f"unknown suite '{name}' (choose from {known}, or pass a suite .yaml file)")
+    try:
+        suite = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(suite, dict) or not suite.get("entries"):
+        raise InputError(f"{path}: a suite needs a list of 'entries'")
+    suite["name"] = path.stem
+    return suite
+
+
+def _available(model: str) -> str:
+    """'' when the model can be built, else the reason it cannot."""
+    from .models import model_class
+    try:
+        model_class(model)
+    except InputError as exc:
+        return str(exc)
+    except ImportError as exc:  # a model whose optional dependency is missing
+        return f"model '{model}' cannot be imported ({exc})"
+    return ""
+
+
+def run_entries(release: Path, suite: dict, runs_dir: Path, device: str, epochs: int | None,
+                log=print) -> list[Row]:
+    from .train import train
+    rows = []
+    for entry in suite["entries"]:
+        overrides = dict(entry.get("set") or {})
+        if epochs is not None and overrides.get("epochs", 1) != 0 and entry["model"] not in ("random", "pop"):
+            overrides["epochs"] = epochs
+        row = Row(entry["name"], entry["model"], entry.get("role", ""), overrides)
+        rows.append(row)
+        reason = _available(row.model)
+        if reason:
+            row.status, row.reason = "skipped", reason
+            log(f"  {row.name}: skipped ({reason})")
+            continue
+        log(f"  {row.name}: training ...")
+        folder = train(release, row.model, out=str(runs_dir), overrides=overrides, device=device)
+        metrics = json.loads((folder / "metrics.json").read_text())
+        row.run_folder = str(folder)
+        row.test = metrics["final"]["test"]
+        row.validation = metrics["final"]["validation"]
+        row.best_epoch = int(metrics.get("best_epoch") or 0)
+        row.groups = json.loads((folder / "groups.json").read_text())
+    return rows
+
+
+def _select(rows: list[Row], selector: str) -> list[Row]:
+    named = [r for r in rows if r.name == selector and r.status == "ok"]
+    return named or [r for r in rows if r.role == selector and r.status == "ok"]
+
+
+def _best(rows: list[Row], metric: str) -> Row:
+    return max(rows, key=lambda r: r.test.get(metric, float("-inf")))
+
+
+def _cold_recall(row: Row, groups: int) -> float:
+    cold = row.groups["figure7_recall_by_target_popularity"][:groups]
+    return sum(g["recall@10"] for g in cold) / max(len(cold), 1)
+
+
+def evaluate_checks(rows: list[Row], checks: list[dict]) -> list[dict]:
+    results = []
+    for check in checks:
+        better, worse = _select(rows, check["better"]), _select(rows, check["worse"])
+        result = {**check, "status": "skipped", "detail": ""}
+        if not better or not worse:
+            missing = check["better"] if not better else check["worse"]
+            result["detail"] = f"no finished run for '{missing}'"
+            results.append(result)
+            continue
+        tolerance = float(check.get("tolerance", 0.0))
+        if check["kind"] == "greater":
+            metric = check.get("metric", "ndcg@10")
+            b, w = _best(better, metric), _best(worse, metric)
+            bv, wv = b.test[metric], w.test[metric]
+            ok = bv > wv - tolerance
+            result["detail"] = f"{b.name} {metric} {bv:.4f} {'>' if ok else '<='} {w.name} {wv:.4f}"
+        elif check["kind"] == "cold_groups":
+            groups = int(check.get("groups", 3))
+            b, w = better[0], worse[0]
+            bv, wv = _cold_recall(b, groups), _cold_recall(w, groups)
+            ok = bv >= wv - tolerance
+            result["detail"] = (f"{b.name} recall@10 on the {groups} coldest groups {bv:.4f} "
+                                f"{'>=' if ok else '<'} {w.name} {wv:.4f}")
+        else:
+            raise InputError(f"unknown check kind '{check['kind']}'")
+        result["status"] = "passed" if ok else "failed"
+        results.append(result)
+    return results
+
+
+def validation_id(release: Path, suite: dict, device: str, epochs) -> str:
+    text = json.dumps({"suite": suite, "device": device, "epochs": epochs}, sort_keys=True)
+    return f"validate-{release.name}-{suite['name']}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def validate(release, suite_name: str = "quick", out="runs", device: str = "cpu",
+             epochs: int | None = None, log=print) -> tuple[Path, dict]:
+    """Run the suite, write results.json and report.html; returns (folder, results)."""
+    from .report import write_report
+    release = Path(release)
+    if not (release / "splits").is_dir():
+        raise InputError(f"{release}: no splits/ (run `pixelrec build-splits --release {release}`)")
+    suite = load_suite(suite_name)
+    folder = Path(out) / validation_id(release, suite, device, epochs)
+    folder.mkdir(parents=True, exist_ok=True)
+    log(f"validating {release} with the {suite['name']} suite ({len(suite['entries'])} baselines)")
+    rows = run_entries(release, suite, Path(out), device, epochs, log)
+    checks = evaluate_checks(rows, suite.get("checks", []))
+    results = {
+        "release": str(release), "suite": suite["name"], "device": device,
+        "leaderboard": [{"name": r.name, "model": r.model, "role": r.role, "status": r.status,
+                         "reason": r.reason, "best_epoch": r.best_epoch, "test": r.test,
+                         "validation": r.validation, "run_folder": r.run_folder,
+                         "command": r.command(release, device), "groups": r.groups} for r in rows],
+        "checks": checks,
+        "passed": all(c["status"] != "failed" for c in checks),
+    }
+    atomic_write_text(folder / "results.json", json.dumps(results, indent=1))
+    write_report(folder, results, release)
+    return folder, results
+
+
+def leaderboard_text(results: dict) -> str:
+    lines = [f"{'model':<18} {'R@5':>7} {'R@10':>7} {'N@5':>7} {'N@10':>7}  status"]
+    for row in results["leaderboard"]:
+        t = row["test"]
+        if row["status"] == "ok":
+            lines.append(f"{row['name']:<18} {t['recall@5']:7.4f} {t['recall@10']:7.4f} "
+                         f"{t['ndcg@5']:7.4f} {t['ndcg@10']:7.4f}  ok")
+        else:
+            lines.append(f"{row['name']:<18} {'-':>7} {'-':>7} {'-':>7} {'-':>7}  {row['status']}: "
+                         f"{row['reason']}")
+    for check in results["checks"]:
+        lines.append(f"check {check['status']:<7} {check['kind']}: {check['detail']}")
+    return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""validate-baselines: a suite runs, checks pass on a release with signal, and a deliberately
+broken model (one that cannot beat popularity) makes the command fail and say which check."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pixelrec_data.baselines.toy import chain_sequences, write_release
+from pixelrec_data.baselines.validate import evaluate_checks, Row, validate
+
+ROOT = Path(__file__).resolve().parent.parent
+FAST = {"embedding_size": 16, "learning_rate": 5.0e-3, "epochs": 4, "stopping_step": 2,
+        "eval_batch_size": 256}
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("rel") / "toy"
+    return write_release(folder, chain_sequences(120, 60, seed=3), 60)
+
+
+def _suite(tmp_path, entries, checks):
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump({"entries": entries, "checks": checks}))
+    return str(path)
+
+
+def test_suite_passes_and_writes_report(release, tmp_path):
+    suite = _suite(tmp_path, [
+        {"name": "Random", "model": "random", "role": "random"},
+        {"name": "Pop", "model": "pop", "role": "pop"},
+        {"name": "SASRec", "model": "sasrec", "role": "sequential", "set": FAST},
+        {"name": "Missing", "model": "no_such_model", "role": "other"},
+    ], [{"kind": "greater", "better": "sequential", "worse": "pop", "metric": "ndcg@10"},
+        {"kind": "greater", "better": "pop", "worse": "random", "metric": "ndcg@10"},
+        {"kind": "greater", "better": "other", "worse": "pop"}])
+    folder, results = validate(release, suite, out=tmp_path / "runs", log=lambda m: None)
+    statuses = [c["status"] for c in results["checks"]]
+    assert statuses == ["passed", "passed", "skipped"]
+    assert results["passed"]
+    page = (folder / "report.html").read_text()
+    assert "Leaderboard" in page and "data:image/png;base64," in page and "pixelrec train" in page
+    assert json.loads((folder / "results.json").read_text())["leaderboard"][3]["status"] == "skipped"
+
+
+def test_broken_model_fails_the_command(release, tmp_path):
+    # Random plays the MF role: "Pop < MF" must fail, the command must exit 1 and name the check.
+    suite = _suite(tmp_path, [
+        {"name": "Pop", "model": "pop", "role": "pop"},
+        {"name": "BrokenMF", "model": "random", "role": "non_sequential"},
+    ], [{"kind": "greater", "better": "non_sequential", "worse": "pop", "metric": "ndcg@10"}])
+    proc = subprocess.run([sys.executable, "-m", "pixelrec_data.cli", "validate-baselines",
+                           "--release", str(release), "--suite", suite, "--out", str(tmp_path / "runs")],
+                          cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "validation failed: BrokenMF ndcg@10" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_cold_group_check_compares_coldest_groups():
+    def row(name, recalls):
+        groups = [{"group": i, "recall@10": r} for i, r in enumerate(recalls)]
+        return Row(name, name, name, {}, test={"ndcg@10": 0.1},
+                   groups={"figure7_recall_by_target_popularity": groups})
+    rows = [row("pix", [0.2, 0.2, 0.1, 0.0]), row("id", [0.0, 0.1, 0.1, 0.9])]
+    check = {"kind": "cold_groups", "better": "pix", "worse": "id", "groups": 2}
+    assert evaluate_checks(rows, [check])[0]["status"] == "passed"
+    check = {"kind": "cold_groups", "better": "id", "worse": "pix", "groups": 2}
+    assert evaluate_checks(rows, [check])[0]["status"] == "failed"
+
+
+def test_unknown_suite_is_one_line_error(release, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "pixelrec_data.cli", "validate-baselines",
+                           "--release", str(release), "--suite", "nope"], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: unknown suite 'nope'")
