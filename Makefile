@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo bench venv clean
+.PHONY: test demo bench venv clean system-deps
 
 venv: $(STAMP)
 
@@ -17,7 +17,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# Debian packages some tests use (a real redis-server, headless Chromium). Installed when missing
+# and when we are root; otherwise those tests skip and say why.
+system-deps:
+	@if ! command -v redis-server >/dev/null || ! command -v chromium >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      redis-server chromium chromium-driver >/dev/null) || echo "system-deps: apt-get failed; dependent tests will skip"; \
+	  else echo "system-deps: not root; redis/chromium tests will skip"; fi; fi
+
+test: $(STAMP) system-deps
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 demo: $(STAMP)

@@ -1,0 +1,162 @@
+"""build-release: raw/ -> DATA/pixelrec and nested subsets, each with splits, stats and manifest.
+
+The stages run in one DuckDB session (ingest -> dedup -> cap -> dense ids -> draws); each release
+folder is then written into a temporary folder and renamed into place only when whole.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+
+from schemas.io import atomic_dir
+from schemas.tables import COUNT_COLUMNS, INTERACTIONS, ITEMS
+
+from . import anonymize, dedup, ingest, subsets as subsets_mod
+from .engine import BATCH_ROWS, RowGroupWriter, session, write_query
+from .manifest import write_manifest
+from .splits import NotSorted, SplitWriter, build_splits
+from .stats import write_stats
+
+
+def _quiet(_msg):
+    return None
+
+
+def build_release(raw: str | Path, out: str | Path, key: bytes, seed: int = 0, subset_specs=(),
+                  cap: int = dedup.DEFAULT_CAP, min_interactions: int = subsets_mod.MIN_INTERACTIONS,
+                  log=_quiet) -> dict:
+    """Build every release under `out`; return the build report (counts of each stage)."""
+    out = Path(out)
+    wanted = subsets_mod.parse_subsets(subset_specs)
+    raw_input = ingest.find_raw(raw)
+    report: dict = {"seed": seed, "cap": cap, "min_interactions": min_interactions}
+    work = out.parent
+    work.mkdir(parents=True, exist_ok=True)
+    with session(work) as con:
+        ingest.register_raw(con, raw_input)
+        log("validating raw/ ...")
+        report.update(ingest.validate_raw(con, raw_input))
+        log("deduplicating videos and interactions ...")
+        report["unique_videos"] = dedup.dedup_videos(con)
+        anonymize.number_videos(con, key)
+        report.update(dedup.dedup_interactions(con))
+        report["interactions_of_unknown_videos"] = (report["raw_interactions"]
+                                                    - report.pop("interactions_of_known_videos"))
+        report.update(dedup.apply_cap(con, cap))
+        log("assigning dense ids ...")
+        report.update(anonymize.number_items(con))
+        counts = anonymize.number_users(con, key)
+        report["users"] = len(counts)
+        report["interactions"] = anonymize.build_interactions(con)
+        report["eligible_users"] = int((counts >= min_interactions).sum())
+        subsets_mod.check_sizes(wanted, report["eligible_users"], min_interactions)
+        subsets_mod.attach_draw(con, subsets_mod.draw_positions(counts, seed, min_interactions))
+        del counts
+        base = {"source": "raw", "seed": seed, "item_user_cap": cap,
+                "min_user_interactions": min_interactions,
+                "subsets": [f"{s.name}={'all' if s.size is None else s.size}" for s in wanted]}
+        releases, parent = {}, None
+        for subset in [None, *wanted]:
+            name = subsets_mod.FULL_RELEASE if subset is None else subset.name
+            log(f"writing {out / name} ...")
+            build = {**base, "release": name, "subset_of": parent,
+                     "users_requested": None if subset is None else (subset.size or "all")}
+            releases[name] = _write_release(con, out / name, name, subset, build)
+            parent = name
+    report["releases"] = releases
+    return report
+
+
+def _write_release(con, folder: Path, name: str, subset, build: dict) -> dict:
+    users = subsets_mod.subset_filter(subset)
+    item_columns = ", ".join([*(f"v.{c}" for c in COUNT_COLUMNS), "v.title", "v.tag", "v.description",
+                              "v.cover_url", "v.release_time", "v.channel", "v.duration_s"])
+    kept_items = ("" if subset is None else
+                  f"SEMI JOIN (SELECT DISTINCT inum FROM releases WHERE {users}) k ON k.inum = n.inum")
+    with atomic_dir(folder) as tmp:
+        write_query(con, f"""
+            SELECT 'i' || n.inum AS item_id, {item_columns}
+            FROM item_numbers n {kept_items}
+            JOIN video_numbers vn ON vn.vnum = n.vnum
+            JOIN videos v ON v.platform_video_id = vn.platform_video_id
+            ORDER BY n.inum""", tmp / "items.parquet", "items", ITEMS)
+        split_rows = _write_interactions_and_splits(con, tmp, users)
+        stats = write_stats(tmp, con, f"releases WHERE {users}")
+        counts = {"users": stats["users"], "items": stats["items_in_catalog"],
+                  "interactions": stats["interactions"], **split_rows}
+        write_manifest(tmp, name, build, counts)
+    return counts
+
+
+def _write_interactions_and_splits(con, folder: Path, users: str) -> dict:
+    """One pass over `releases`: interactions.parquet and the three split files together.
+
+    No ORDER BY: `releases` is stored in (user, timestamp, item) order and a filter keeps it; the
+    split writer checks that order row by row, so a reordering engine would stop the build.
+    """
+    reader = con.sql(f"""
+        SELECT 'i' || inum AS item_id, 'u' || unum AS user_id, ts AS timestamp,
+               CASE src WHEN 0 THEN 'comment' ELSE 'danmaku' END AS source, unum, inum
+        FROM releases WHERE {users}""").to_arrow_reader(BATCH_ROWS)
+    interactions = RowGroupWriter(folder / "interactions.parquet", "interactions", INTERACTIONS)
+    splits = SplitWriter(folder)
+    try:
+        for batch in reader:
+            table = pa.Table.from_batches([batch])
+            interactions.write_batch(table)
+            splits.feed(table, table["unum"].to_numpy(), table["timestamp"].to_numpy(),
+                        table["inum"].to_numpy())
+    except NotSorted:
+        interactions.abort()
+        splits.abort()
+        raise RuntimeError("releases table scanned out of order: the files would not be stable") from None
+    except BaseException:
+        interactions.abort()
+        splits.abort()
+        raise
+    interactions.close()
+    return splits.close()
+
+
+def finish_release(folder: Path, name: str, build: dict, extra_counts: dict | None = None,
+                   con=None) -> dict:
+    """Splits, stats and (last) the manifest of a release folder whose tables are written."""
+    split_rows = build_splits(folder, con)
+    stats = write_stats(folder, con)
+    counts = {"users": stats["users"], "items": stats["items_in_catalog"],
+              "interactions": stats["interactions"], **split_rows, **(extra_counts or {})}
+    write_manifest(folder, name, build, counts)
+    return counts
+
+
+def _manifest_parts(folder: Path) -> tuple[str, dict, dict]:
+    """Name, build parameters and counts of an existing manifest (or defaults for a bare folder)."""
+    import re
+
+    from .manifest import MANIFEST, read_manifest
+
+    if (folder / MANIFEST).is_file():
+        manifest = read_manifest(folder)
+        return manifest["name"], manifest["build"], manifest["counts"]
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", folder.name) or "release", {"source": "unknown"}, {}
+
+
+def resplit_release(folder: str | Path) -> dict:
+    """build-splits on any release folder, then rewrite its manifest; return the split row counts."""
+    folder = Path(folder)
+    name, build, counts = _manifest_parts(folder)
+    split_rows = build_splits(folder)
+    write_manifest(folder, name, build, {**counts, **split_rows})
+    return split_rows
+
+
+def restat_release(folder: str | Path) -> dict:
+    """stats on any release folder (stats.json + PNGs), then rewrite its manifest; return the stats."""
+    folder = Path(folder)
+    name, build, counts = _manifest_parts(folder)
+    stats = write_stats(folder)
+    write_manifest(folder, name, build, {**counts, "users": stats["users"],
+                                         "items": stats["items_in_catalog"],
+                                         "interactions": stats["interactions"]})
+    return stats

@@ -1,0 +1,140 @@
+"""Stage 7: manifest.json (written last) and `verify` against it.
+
+The manifest lists every file of the release folder with bytes, sha256 and (for Parquet) rows. It
+holds no time stamp and `created_by` is the tool version only, so identical builds give identical
+manifests.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import metadata
+from pathlib import Path
+
+import jsonschema
+import pyarrow.parquet as pq
+
+from schemas.errors import InputError
+from schemas.io import atomic_write_text, check_schema
+from schemas.manifest import MANIFEST_SCHEMA
+from schemas.tables import SCHEMA_VERSION, SPLIT_NAMES
+
+MANIFEST = "manifest.json"
+TABLE_OF_FILE = {"items.parquet": "items", "interactions.parquet": "interactions",
+                 "covers.parquet": "covers", **{f"splits/{s}.parquet": "split" for s in SPLIT_NAMES}}
+
+
+def tool_version() -> str:
+    try:
+        return f"pixelrec {metadata.version('pixelrec')}"
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "pixelrec unknown"
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# Derived locally and never shipped in a release: the dataset card (written after the manifest,
+# since it quotes it), the image cache and extracted features (rebuilt from the covers), and the
+# downloader's per-shard run logs (they hold timings, which would break byte-identical rebuilds).
+LOCAL_ONLY = ("README.md", "images/", "features/", "covers/_stats/")
+
+
+def is_local_only(rel: str) -> bool:
+    return any(rel == entry or (entry.endswith("/") and rel.startswith(entry)) for entry in LOCAL_ONLY)
+
+
+def release_files(release: Path) -> list[Path]:
+    """Every shipped file of the folder: not the manifest, dot-named (temporary) or local-only ones."""
+    out = []
+    for path in sorted(release.rglob("*")):
+        rel = path.relative_to(release)
+        if (any(part.startswith(".") for part in rel.parts) or rel.as_posix() == MANIFEST
+                or is_local_only(rel.as_posix())):
+            continue
+        if path.is_file() and not path.is_symlink():
+            out.append(path)
+    return sorted(out, key=lambda p: p.relative_to(release).as_posix())
+
+
+def file_entry(release: Path, path: Path) -> dict:
+    rel = path.relative_to(release).as_posix()
+    rows = pq.ParquetFile(path).metadata.num_rows if path.suffix == ".parquet" else None
+    return {"path": rel, "bytes": path.stat().st_size, "sha256": sha256_file(path), "rows": rows}
+
+
+def write_manifest(release: str | Path, name: str, build: dict, counts: dict) -> dict:
+    """Describe every file of `release` and write manifest.json (call it last)."""
+    release = Path(release)
+    manifest = {
+        "name": name,
+        "schema_version": SCHEMA_VERSION,
+        "created_by": tool_version(),
+        "build": build,
+        "counts": {k: int(v) for k, v in sorted(counts.items())},
+        "files": [file_entry(release, p) for p in release_files(release)],
+    }
+    jsonschema.validate(manifest, MANIFEST_SCHEMA)
+    atomic_write_text(release / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def refresh_manifest(release: str | Path, counts: dict | None = None) -> dict:
+    """Rewrite the manifest of a release whose files changed, keeping its name and build record."""
+    manifest = read_manifest(release)
+    return write_manifest(release, manifest["name"], manifest["build"],
+                          {**manifest["counts"], **(counts or {})})
+
+
+def read_manifest(release: str | Path) -> dict:
+    path = Path(release) / MANIFEST
+    if not path.is_file():
+        raise InputError(f"{path}: no manifest (not a release folder?)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        jsonschema.validate(manifest, MANIFEST_SCHEMA)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path}: not valid JSON ({exc})") from None
+    except jsonschema.ValidationError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "top level"
+        raise InputError(f"{path}: does not match the manifest schema at {where}: {exc.message}") from None
+    return manifest
+
+
+def verify_release(release: str | Path) -> dict:
+    """Check every file against the manifest (bytes, sha256, rows) and the table schemas.
+
+    Raises InputError at the first mismatch; returns a summary otherwise.
+    """
+    release = Path(release)
+    if not release.is_dir():
+        raise InputError(f"{release}: release folder not found")
+    manifest = read_manifest(release)
+    for entry in manifest["files"]:
+        path = release / entry["path"]
+        if not path.is_file():
+            raise InputError(f"{path}: listed in the manifest but missing")
+        size = path.stat().st_size
+        if size != entry["bytes"]:
+            raise InputError(f"{path}: {size} bytes, the manifest says {entry['bytes']}")
+        if sha256_file(path) != entry["sha256"]:
+            raise InputError(f"{path}: sha256 differs from the manifest")
+        if path.suffix == ".parquet":
+            table = TABLE_OF_FILE.get(entry["path"])
+            if table:
+                check_schema(path, table)
+            rows = pq.ParquetFile(path).metadata.num_rows
+            if entry.get("rows") is not None and rows != entry["rows"]:
+                raise InputError(f"{path}: {rows} rows, the manifest says {entry['rows']}")
+    listed = {entry["path"] for entry in manifest["files"]}
+    missing = [name for name in ("items.parquet", "interactions.parquet") if name not in listed]
+    if missing:
+        raise InputError(f"{release / MANIFEST}: does not list {', '.join(missing)}")
+    unlisted = [p.relative_to(release).as_posix() for p in release_files(release)
+                if p.relative_to(release).as_posix() not in listed]
+    return {"name": manifest["name"], "files": len(listed), "unlisted": unlisted}

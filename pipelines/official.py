@@ -1,0 +1,212 @@
+"""import-official and export: the official PixelRec CSV files <-> a release folder.
+
+Import keeps the official ids (checked against i<digits> / u<digits>, since covers are named after
+them), copes with quoted titles holding commas and newlines and with item-info files that lack the
+description column, and reports items that occur in the interactions but not in the item info
+(they are kept with empty metadata). Export writes the official CSV layout or RecBole atomic files.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import yaml
+
+from schemas.errors import InputError
+from schemas.io import atomic_dir, atomic_path
+from schemas.tables import (COUNT_COLUMNS, INTERACTIONS, ITEMS, OFFICIAL_INTERACTION_COLUMNS,
+                            OFFICIAL_ITEM_COLUMNS)
+
+from .build import finish_release
+from .engine import as_input_error, session, sql_path, write_query
+from .ingest import MIN_TIMESTAMP, max_timestamp
+from .manifest import read_manifest
+from .splits import ITEM_ID, USER_ID
+
+_ITEM_NUMBER = "CAST(substr(item_id, 2) AS BIGINT)"
+_USER_NUMBER = "CAST(substr(user_id, 2) AS BIGINT)"
+_COVER_NAME = re.compile(r"^i[0-9]+\.jpg$")
+
+
+def _read_csv(con, path: Path, view: str, required: list[str]) -> list[str]:
+    """Create view `view` over a CSV (all text); check it is non-empty and has `required` columns."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file")
+    with as_input_error(str(path)):
+        con.execute(f"""CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_csv({sql_path(path)},
+                        header=true, all_varchar=true, delim=',', quote='"', escape='"')""")
+        columns = [row[0] for row in con.execute(f"DESCRIBE {view}").fetchall()]
+        rows = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]
+    missing = [c for c in required if c not in columns]
+    if missing:
+        raise InputError(f"{path}: missing column '{missing[0]}' (header has {', '.join(columns)}; "
+                         f"expected {', '.join(required)})")
+    if rows == 0:
+        raise InputError(f"{path}: no data rows")
+    return columns
+
+
+def _first(con, query: str):
+    rows = con.execute(query).fetchall()
+    return rows[0] if rows else None
+
+
+def _check_interactions(con, path: Path) -> None:
+    where = str(path)
+    with as_input_error(where):
+        bad = _first(con, f"""SELECT item_id, user_id FROM official_inter
+                              WHERE item_id IS NULL OR user_id IS NULL
+                                 OR NOT regexp_full_match(item_id, '{ITEM_ID[1:-1]}')
+                                 OR NOT regexp_full_match(user_id, '{USER_ID[1:-1]}') LIMIT 1""")
+        if bad:
+            raise InputError(f"{where}: bad id (item_id {bad[0]!r}, user_id {bad[1]!r}); "
+                             f"ids must look like i<digits> and u<digits>")
+        bad = _first(con, """SELECT timestamp FROM official_inter
+                             WHERE TRY_CAST(timestamp AS BIGINT) IS NULL LIMIT 1""")
+        if bad:
+            raise InputError(f"{where}: column 'timestamp' holds {bad[0]!r}, expected an integer (unix seconds)")
+        low, high = _first(con, "SELECT min(CAST(timestamp AS BIGINT)), max(CAST(timestamp AS BIGINT)) "
+                                "FROM official_inter")
+    if low < MIN_TIMESTAMP:
+        raise InputError(f"{where}: column 'timestamp' holds {low}, before 2000-01-01 (expected unix seconds)")
+    if high > max_timestamp():
+        raise InputError(f"{where}: column 'timestamp' holds {high}, more than a day in the future")
+
+
+def _check_items(con, path: Path, columns: list[str]) -> None:
+    where = str(path)
+    with as_input_error(where):
+        bad = _first(con, f"""SELECT item_id FROM official_items WHERE item_id IS NULL
+                              OR NOT regexp_full_match(item_id, '{ITEM_ID[1:-1]}') LIMIT 1""")
+        if bad:
+            raise InputError(f"{where}: bad item_id {bad[0]!r}; ids must look like i<digits>")
+        for column in COUNT_COLUMNS:
+            bad = _first(con, f"""SELECT {column} FROM official_items WHERE {column} IS NOT NULL
+                                  AND TRY_CAST({column} AS BIGINT) IS NULL LIMIT 1""")
+            if bad:
+                raise InputError(f"{where}: column '{column}' holds {bad[0]!r}, expected an integer")
+        dup = _first(con, "SELECT item_id FROM official_items GROUP BY item_id HAVING count(*) > 1 LIMIT 1")
+        if dup:
+            raise InputError(f"{where}: item_id {dup[0]} appears more than once")
+
+
+def import_official(interactions_csv, items_csv, out, covers=None) -> dict:
+    """Official CSVs (+ optional covers folder) -> release folder `out`; return a report."""
+    interactions_csv, items_csv, out = Path(interactions_csv), Path(items_csv), Path(out)
+    if covers is not None and not Path(covers).is_dir():
+        raise InputError(f"{covers}: covers folder not found")
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", out.name) or "release"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with session(out.parent) as con:
+        _read_csv(con, interactions_csv, "official_inter", OFFICIAL_INTERACTION_COLUMNS)
+        _check_interactions(con, interactions_csv)
+        columns = _read_csv(con, items_csv, "official_items",
+                            [c for c in OFFICIAL_ITEM_COLUMNS if c != "description"])
+        _check_items(con, items_csv, columns)
+        missing = con.execute(f"""SELECT DISTINCT item_id FROM official_inter
+                                  ANTI JOIN official_items USING (item_id) ORDER BY {_ITEM_NUMBER}""").fetchall()
+        description = "description" if "description" in columns else "NULL"
+        counts = ", ".join(f"CAST({c} AS BIGINT) AS {c}" for c in COUNT_COLUMNS)
+        with atomic_dir(out) as tmp:
+            write_query(con, f"""
+                SELECT item_id, {counts}, title, tag, {description} AS description, NULL AS cover_url,
+                       NULL AS release_time, NULL AS channel, NULL AS duration_s
+                FROM official_items
+                UNION ALL
+                SELECT DISTINCT item_id, {', '.join(f'NULL AS {c}' for c in COUNT_COLUMNS)}, NULL, NULL,
+                       NULL, NULL, NULL, NULL, NULL
+                FROM official_inter ANTI JOIN official_items USING (item_id)
+                ORDER BY {_ITEM_NUMBER}""", tmp / "items.parquet", "items", ITEMS)
+            write_query(con, f"""
+                SELECT item_id, user_id, CAST(timestamp AS BIGINT) AS timestamp, 'official' AS source
+                FROM official_inter ORDER BY {_USER_NUMBER}, CAST(timestamp AS BIGINT), {_ITEM_NUMBER}""",
+                        tmp / "interactions.parquet", "interactions", INTERACTIONS)
+            copied = _copy_covers(con, Path(covers), tmp / "covers") if covers is not None else 0
+            build = {"source": "official", "interactions_file": interactions_csv.name,
+                     "items_file": items_csv.name, "items_missing_info": len(missing)}
+            counts = finish_release(tmp, name, build, {"items_missing_info": len(missing),
+                                                       "covers_copied": copied}, con=con)
+    return {**counts, "missing_examples": [m[0] for m in missing[:10]]}
+
+
+def _copy_covers(con, source: Path, target: Path) -> int:
+    """Copy <item_id>.jpg for the release's items only: never a name that is not i<digits>.jpg."""
+    items = {row[0] for row in con.execute("SELECT DISTINCT item_id FROM official_items UNION "
+                                           "SELECT DISTINCT item_id FROM official_inter").fetchall()}
+    copied = 0
+    for entry in sorted(os.scandir(source), key=lambda e: e.name):
+        if not _COVER_NAME.match(entry.name) or entry.name[:-4] not in items:
+            continue
+        if not entry.is_file(follow_symlinks=False):
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(entry.path, target / entry.name)
+        copied += 1
+    return copied
+
+
+def export_release(release: Path, fmt: str, out) -> list[Path]:
+    """Write the release as `pixelrec-csv` (official layout) or `recbole` atomic files into `out`."""
+    release, out = Path(release), Path(out)
+    name = read_manifest(release)["name"] if (release / "manifest.json").is_file() else release.name
+    for needed in ("items.parquet", "interactions.parquet"):
+        if not (release / needed).is_file():
+            raise InputError(f"{release / needed}: no such file")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with session(out.parent) as con, atomic_dir(out) as tmp:
+        if fmt == "pixelrec-csv":
+            files = _export_csv(con, release, tmp, name)
+        elif fmt == "recbole":
+            files = _export_recbole(con, release, tmp, name)
+        else:
+            raise InputError(f"--format {fmt}: expected pixelrec-csv or recbole")
+    return [out / f for f in files]
+
+
+def _copy(con, query: str, path: Path, delim: str = ",") -> None:
+    with atomic_path(path) as tmp:
+        con.execute(f"COPY ({query}) TO {sql_path(tmp)} (FORMAT csv, HEADER true, DELIMITER '{delim}')")
+
+
+def _export_csv(con, release: Path, out: Path, name: str) -> list[str]:
+    """`<name>.csv` (item_id,user_id,timestamp) and `<name>_items.csv` (the official item info)."""
+    inter = f"read_parquet({sql_path(release / 'interactions.parquet')})"
+    items = f"read_parquet({sql_path(release / 'items.parquet')})"
+    _copy(con, f"SELECT item_id, user_id, timestamp FROM {inter} "
+               f"ORDER BY {_USER_NUMBER}, timestamp, {_ITEM_NUMBER}", out / f"{name}.csv")
+    _copy(con, f"SELECT {', '.join(OFFICIAL_ITEM_COLUMNS)} FROM {items} ORDER BY {_ITEM_NUMBER}",
+          out / f"{name}_items.csv")
+    return [f"{name}.csv", f"{name}_items.csv"]
+
+
+def _export_recbole(con, release: Path, out: Path, name: str) -> list[str]:
+    """RecBole atomic files: <name>.{train,valid,test}.inter (benchmark_filename), .item, .yaml."""
+    files = []
+    for split, suffix in (("train", "train"), ("validation", "valid"), ("test", "test")):
+        path = release / "splits" / f"{split}.parquet"
+        if not path.is_file():
+            raise InputError(f"{path}: no such file (run pixelrec build-splits first)")
+        _copy(con, f"""SELECT user_id AS "user_id:token", item_id AS "item_id:token",
+                              timestamp AS "timestamp:float" FROM read_parquet({sql_path(path)})
+                       ORDER BY {_USER_NUMBER}, timestamp, {_ITEM_NUMBER}""",
+              out / f"{name}.{suffix}.inter", "\t")
+        files.append(f"{name}.{suffix}.inter")
+    text = [f"regexp_replace(coalesce({c}, ''), '\\s+', ' ', 'g') AS \"{c}:token_seq\""
+            for c in ("title", "tag", "description")]
+    counts = [f'{c} AS "{c}:float"' for c in COUNT_COLUMNS]
+    _copy(con, f"""SELECT item_id AS "item_id:token", {', '.join(text)}, {', '.join(counts)}
+                   FROM read_parquet({sql_path(release / 'items.parquet')}) ORDER BY {_ITEM_NUMBER}""",
+          out / f"{name}.item", "\t")
+    config = {"dataset": name, "benchmark_filename": ["train", "valid", "test"],
+              "field_separator": "\t", "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id",
+              "TIME_FIELD": "timestamp",
+              "load_col": {"inter": ["user_id", "item_id", "timestamp"],
+                           "item": ["item_id", "title", "tag", "description", *COUNT_COLUMNS]},
+              "eval_args": {"order": "TO", "split": None, "mode": "full"}}
+    with atomic_path(out / f"{name}.yaml") as tmp:
+        Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    return [*files, f"{name}.item", f"{name}.yaml"]

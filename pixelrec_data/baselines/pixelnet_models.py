@@ -1,0 +1,194 @@
+"""PixelNet backbones (protocol 4.2): the IDNet model's code with its item-ID table replaced by an
+`ItemImageEncoder` (registered as `visual_encoder`, so its parameters get encoder_lr /
+encoder_weight_decay, the official 4-key optim_args).
+
+`ItemLookup` stands where the backbone keeps `item_embedding`: the backbone's own code calls
+`self.item_embedding(ids)` unchanged. Within one training step every id of the batch (inputs,
+targets, negatives) is encoded in one deduplicated pass and looked up from there (`precomputed`),
+which equals encoding each slot separately; at evaluation the catalogue table is encoded once.
+The encoder is held outside the module tree of ItemLookup, so each parameter has one name,
+`visual_encoder.*`.
+
+Registering with the trainer (its files, so listed here rather than edited): in
+models/__init__.py MODELS add "pixelnet_sasrec": "pixelrec_data.baselines.pixelnet_models:PixelNetSASRec"
+and "pixelnet_mf": "pixelrec_data.baselines.pixelnet_models:PixelNetMF" (model_class importing a
+dotted module path as is); copy pixelnet_configs/*.yaml to configs/; let train.Run set
+config["release"] (or pass --set release=DIR). Other SequentialRecommender backbones (GRU4Rec,
+NextItNet) get their variant from `pixelnet_sequential(cls)`.
+
+Config keys (configs in pixelnet_configs/): encoder, encoder_weights, tune_layers,
+embedding_method, dtl_layers, normalise, encoder_lr, encoder_weight_decay, image_size, image_mode,
+dedup, trunk_cache (none|device|host|mmap), trunk_cache_dtype, trunk_cache_path,
+eval_encode_batch; pixels come from the release's image cache (`release` key, or `data.release`),
+or from an in-memory uint8 array `pixel_array` [item_num, S, S, 3] (tests).
+"""
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from pixelrec_data.baselines.encoders import EncoderConfig, ImageEncoder, param_groups
+from pixelrec_data.baselines.models.base import SequentialRecommender, bpr, bpr_eps_inside
+from pixelrec_data.baselines.models.mf import MF
+from pixelrec_data.baselines.models.sasrec import SASRec
+from pixelrec_data.baselines.pixelnet import ItemImageEncoder, PixelSource
+from schemas.errors import InputError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16}
+
+
+class ItemLookup(nn.Module):
+    """Callable like an nn.Embedding over item ids, backed by the image encoder."""
+
+    def __init__(self, encoder: ItemImageEncoder):
+        super().__init__()
+        self._encoder = [encoder]  # a list: not a sub-module, so parameters keep one name
+        self._ids: torch.Tensor | None = None
+        self._emb: torch.Tensor | None = None
+
+    @property
+    def encoder(self) -> ItemImageEncoder:
+        return self._encoder[0]
+
+    @contextlib.contextmanager
+    def precomputed(self, ids: torch.Tensor):
+        """Encode the batch's ids in one pass; lookups inside the block gather from it.
+
+        With dedup each distinct id is encoded once; without it every slot is encoded (the
+        official B x 22 pass) and lookups read one copy per id, which gives the same loss and
+        the same parameter gradients (the copies are the same function of the parameters).
+        """
+        flat = ids.reshape(-1)
+        if self.encoder.dedup:
+            self._ids = torch.unique(flat)
+            self._emb = self.encoder.encode(self._ids)
+        else:
+            self._ids, inverse = torch.unique(flat, return_inverse=True)
+            slot = torch.empty_like(self._ids).scatter_(0, inverse, torch.arange(len(flat), device=flat.device))
+            self._emb = self.encoder.encode(flat)[slot]
+        try:
+            yield
+        finally:
+            self._ids = self._emb = None
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        if self._ids is None:
+            return self.encoder(ids)
+        pos = torch.searchsorted(self._ids, ids.reshape(-1))
+        return self._emb[pos].view(*ids.shape, -1)
+
+    @property
+    def weight(self) -> torch.Tensor:  # the candidate table, as Embedding.weight
+        return self.encoder.all()
+
+
+def build_item_encoder(config: dict, data) -> ItemImageEncoder:
+    enc_cfg = EncoderConfig(
+        name=str(config["encoder"]), dim=int(config["embedding_size"]),
+        tune_layers=config["tune_layers"] if config["tune_layers"] == "all" else int(config["tune_layers"]),
+        method=str(config["embedding_method"]), dtl_layers=tuple(config.get("dtl_layers") or ()),
+        normalise=str(config.get("normalise", "half")), weights=config.get("encoder_weights"))
+    try:
+        encoder = ImageEncoder(enc_cfg)
+    except ValueError as exc:
+        raise InputError(f"encoder: {exc}") from None
+    cache = str(config.get("trunk_cache", "none"))
+    if cache != "none" and enc_cfg.tune_layers == "all":
+        cache = "none"  # nothing is frozen: there is no trunk to cache
+    path = config.get("trunk_cache_path")
+    if cache == "mmap" and not path:
+        path = Path(tempfile.mkdtemp(prefix="pixelnet-trunk-")) / "trunk.npy"
+    return ItemImageEncoder(encoder, pixel_source(config, data), dedup=bool(config.get("dedup", True)),
+                            trunk_cache=cache, cache_dtype=DTYPES[str(config.get("trunk_cache_dtype", "float32"))],
+                            cache_path=path, eval_batch=int(config.get("eval_encode_batch", 256)))
+
+
+def pixel_source(config: dict, data) -> PixelSource:
+    """Pixels by internal item id: row 0 = PAD (blank), item i = item_tokens[i - 1]."""
+    if config.get("pixel_array") is not None:
+        pixels = np.asarray(config["pixel_array"], dtype=np.uint8)
+        if len(pixels) != data.item_num:
+            raise InputError(f"pixel_array has {len(pixels)} rows, expected {data.item_num}")
+        return PixelSource(pixels)
+    release = config.get("release") or getattr(data, "release", None)
+    if not release:
+        raise InputError("PixelNet needs the release folder (config key 'release') for its image cache")
+    from pixelrec_data.images import ImageCache
+
+    cache = ImageCache(release, int(config.get("image_size", 224)), str(config.get("image_mode", "squash")))
+    tokens = data.item_tokens.to_pylist() if hasattr(data.item_tokens, "to_pylist") else list(data.item_tokens)
+    rows = np.concatenate([[-1], cache.rows(tokens)])
+    return PixelSource(cache.array, rows=rows)
+
+
+class PixelNetMixin:
+    """Installs the image encoder in place of `item_embedding` and the two AdamW groups."""
+
+    def _install_encoder(self, config, data):
+        if self.loss_type != "bpr":
+            raise InputError("PixelNet trains with loss: bpr (a softmax over all items would encode "
+                             "the whole catalogue every step)")
+        self.visual_encoder = build_item_encoder(config, data)
+        self.item_embedding = ItemLookup(self.visual_encoder)
+        # recorded in the run's config.yaml (the trainer writes the dict after building the model):
+        # which tower, random init or which weights file (sha256), what is tuned, which caches
+        config["encoder_info"] = {k: v for k, v in self.visual_encoder.describe().items()
+                                  if k not in ("cache_bytes",)}
+
+    def item_representation(self):
+        return self.visual_encoder.all()
+
+    def param_groups(self, config):
+        return param_groups(self, float(config["learning_rate"]), float(config["weight_decay"]),
+                            float(config["encoder_lr"]), float(config["encoder_weight_decay"]))
+
+
+class PixelNetSequentialMixin(PixelNetMixin):
+    """For SequentialRecommender backbones (SASRec, and GRU4Rec / NextItNet the same way): all
+    B x 22 slots (window + negatives) encoded in one pass, the backbone's own encode() unchanged."""
+
+    def __init__(self, config, data):
+        super().__init__(config, data)
+        self._install_encoder(config, data)
+
+    def loss(self, batch):
+        with self.item_embedding.precomputed(torch.cat([batch["pos"], batch["neg"]], dim=1)):
+            return super().loss(batch)
+
+    def position_loss(self, hidden, targets, negatives, mask):
+        # the base class scores against the whole table; here only the batch's items exist
+        s_pos = (hidden * self.item_embedding(targets)).sum(-1)
+        s_neg = (hidden * self.item_embedding(negatives)).sum(-1)
+        return (bpr_eps_inside(s_pos, s_neg) * mask).sum(-1)
+
+
+def pixelnet_sequential(backbone: type) -> type:
+    """The PixelNet variant of a SequentialRecommender subclass (the official MO* models)."""
+    if not issubclass(backbone, SequentialRecommender):
+        raise TypeError(f"{backbone.__name__} is not a SequentialRecommender")
+    return type(f"PixelNet{backbone.__name__}", (PixelNetSequentialMixin, backbone),
+                {"__doc__": f"PixelNet {backbone.__name__}: item ids encoded from cover pixels."})
+
+
+PixelNetSASRec = pixelnet_sequential(SASRec)
+
+
+class PixelNetMF(PixelNetMixin, MF):
+    """MOMF: MF with the item table replaced by the image encoder (PAIR, BPR)."""
+
+    def __init__(self, config, data):
+        super().__init__(config, data)
+        self._install_encoder(config, data)
+
+    def loss(self, batch):
+        with self.item_embedding.precomputed(torch.stack([batch["pos"], batch["neg"]])):
+            user = self.user_embedding(batch["user"])
+            s_pos = (user * self.item_embedding(batch["pos"])).sum(-1)
+            s_neg = (user * self.item_embedding(batch["neg"])).sum(-1)
+            return bpr(s_pos, s_neg)

@@ -1,0 +1,245 @@
+"""The training loop shared by every model (protocol sections 2-3), and a run folder.
+
+runs/<id>/ holds config.yaml (resolved), metrics.json (validation and test per epoch, and final),
+groups.json (Figures 7/8), train.log, best.pt (the best-validation weights) and last.pt (the state
+after the last finished epoch: weights, optimizer, RNG, early-stopping counters, history). The id
+is <release>-<model>-<hash of the config without epochs and num_workers>, so rerunning the same command resumes
+from last.pt after a kill, and rerunning with more --epochs extends the run.
+
+Batches: each epoch shuffles all samples with a generator seeded by (seed, epoch); a global batch
+is train_batch_size x world samples built with a generator seeded by (seed, epoch, batch), so its
+negatives are the same on 1 process or split over DDP ranks (rank r takes rows r, r+W, ...). The
+loss is sum(rank's per-sample losses) x W / global batch size, so DDP's gradient average equals the
+single-process mean exactly.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+
+from schemas.errors import InputError
+from schemas.io import atomic_path, atomic_write_text
+
+from ..progress import bar
+from . import ddp
+from . import evaluate as E
+from .config import resolve_config
+from .data import Interactions, load_interactions
+from .models import model_class
+from .samples import EpochBatches, make_samples
+
+NAN_CHECK_EVERY = 50  # steps between host syncs that look for a non-finite loss
+
+
+class NonFiniteLoss(InputError):
+    """Training diverged: one line naming the step, exit status 2."""
+
+
+def run_id(release: Path, config: dict) -> str:
+    key = {k: v for k, v in config.items() if k not in ("epochs", "num_workers")}  # no effect on results
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
+    return f"{release.resolve().name}-{config['model']}-{digest}"
+
+
+def _save(obj, path: Path):
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+class Run:
+    """One training run: owns the model, optimizer, data, and the run folder."""
+
+    def __init__(self, release, model_name: str, out="runs", overrides=None, device="cpu",
+                 log=print):
+        release = Path(release)
+        if device == "cuda" and not torch.cuda.is_available():
+            raise InputError("--device cuda: no CUDA device is available")
+        self.dist = ddp.setup(device)
+        cls = model_class(model_name)  # an unknown name fails first, listing the known ones
+        self.config = resolve_config(model_name.lower(), overrides)
+        self.seed = int(self.config["seed"])
+        self.release = release
+        self.folder = Path(out) / run_id(release, self.config)
+        if "release" in self.config:  # image models read the release's image cache or features
+            self.config["release"] = str(release)
+        self.data: Interactions = load_interactions(release)
+        torch.manual_seed(self.seed)
+        np.random.seed(self.seed)
+        self.model = cls(self.config, self.data).to(self.dist.device)
+        self.trainable = cls.train_format is not None and any(
+            p.requires_grad for p in self.model.parameters())
+        self.samples = make_samples(cls.train_format, self.data, **self.model.sample_options()) \
+            if self.trainable else None
+        self.net = self.model
+        if self.trainable and self.dist.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, find_unused_parameters=True, broadcast_buffers=False)
+        # fused AdamW on CUDA (one kernel for the whole update; same algorithm), foreach on CPU
+        self.optimizer = torch.optim.AdamW(self.model.param_groups(self.config),
+                                           fused=self.dist.device.type == "cuda" or None) \
+            if self.trainable else None
+        self.amp = bool(self.config.get("amp", True)) and self.dist.device.type == "cuda"
+        self.log = log if self.dist.main else (lambda *_: None)
+        self.state = {"epoch": 0, "best": -math.inf, "best_epoch": None, "bad_epochs": 0,
+                      "history": [], "step": 0}
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def save_last(self):
+        if self.dist.main:
+            _save({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()
+                   if self.optimizer else None, "state": self.state,
+                   "torch_rng": torch.get_rng_state()}, self.folder / "last.pt")
+        self.dist.barrier()
+
+    def try_resume(self) -> bool:
+        path = self.folder / "last.pt"
+        if not path.exists():
+            return False
+        saved = torch.load(path, map_location=self.dist.device, weights_only=False)
+        self.model.load_state_dict(saved["model"])
+        if self.optimizer is not None and saved["optimizer"] is not None:
+            self.optimizer.load_state_dict(saved["optimizer"])
+        self.state = saved["state"]
+        torch.set_rng_state(saved["torch_rng"])
+        return True
+
+    # -- one epoch ------------------------------------------------------------------------------
+    def batches(self, epoch: int):
+        """(batch dict on the device, rows of the global batch) for this rank, in order."""
+        dataset = EpochBatches(self.samples, int(self.config["train_batch_size"]), self.seed, epoch,
+                               self.dist.rank, self.dist.world)
+        workers = int(self.config["num_workers"])
+        loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=workers,
+                                             pin_memory=self.dist.device.type == "cuda",
+                                             prefetch_factor=4 if workers else None)
+        for local, rows in loader:
+            yield {k: v.to(self.dist.device, non_blocking=True) for k, v in local.items()}, rows
+
+    def train_epoch(self, epoch: int) -> float:
+        self.net.train()
+        global_batch = int(self.config["train_batch_size"]) * self.dist.world
+        n_batches = len(self.samples) // global_batch + (len(self.samples) % global_batch >= self.dist.world)
+        losses = []
+        started = time.perf_counter()
+        with bar(total=n_batches, desc=f"epoch {epoch + 1}", unit="batch") as progress:
+            for local, rows in self.batches(epoch):
+                with E.autocast(self.dist.device, self.amp):
+                    per_sample = self.net(local)
+                loss = per_sample.float().sum() * (self.dist.world / rows)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                losses.append(loss.detach())
+                self.state["step"] += 1
+                if len(losses) % NAN_CHECK_EVERY == 0:
+                    self._check_finite(losses, epoch)
+                    progress.set_postfix(loss=f"{torch.stack(losses[-NAN_CHECK_EVERY:]).mean().item():.4f}",
+                                         samples_s=f"{len(losses) * rows / (time.perf_counter() - started):.0f}")
+                progress.update(1)
+        if not losses:
+            return 0.0
+        self._check_finite(losses, epoch)
+        mean = torch.stack(losses).float().mean()
+        if self.dist.world > 1:  # each rank holds its share x W: the global loss is their mean
+            torch.distributed.all_reduce(mean)
+            mean = mean / self.dist.world
+        return float(mean.item())
+
+    def _check_finite(self, losses, epoch):
+        recent = torch.stack(losses[-NAN_CHECK_EVERY:]).float()
+        if self.dist.world > 1:  # a NaN on any rank stops every rank
+            torch.distributed.all_reduce(recent)
+        bad = (~torch.isfinite(recent)).nonzero()
+        if len(bad):
+            step = self.state["step"] - len(recent) + int(bad[0, 0]) + 1
+            raise NonFiniteLoss(f"training loss is {recent[bad[0, 0]].item()} at step {step} "
+                                f"(epoch {epoch + 1}); lower learning_rate or check the release")
+
+    # -- evaluation -----------------------------------------------------------------------------
+    def evaluate(self, split: str):
+        ranks, top1 = E.score_users(self.model, self.data, split, self.dist.device,
+                                    int(self.config["eval_batch_size"]), self.dist.rank,
+                                    self.dist.world, self.amp)
+        ranks, top1 = self.dist.sum_array(ranks), self.dist.sum_array(top1)
+        return E.metrics_from_ranks(ranks[1:], tuple(self.config["topk"])), ranks, top1
+
+    # -- the whole run --------------------------------------------------------------------------
+    def fit(self) -> Path:
+        epochs = int(self.config["epochs"]) if self.trainable else 0
+        metric = self.config["valid_metric"]
+        if self.dist.main:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(self.folder / "config.yaml", yaml.safe_dump(self.config, sort_keys=True))
+        self.dist.barrier()
+        if self.try_resume():
+            self.log(f"resuming {self.folder} after epoch {self.state['epoch']}")
+        patience = int(self.config["stopping_step"])
+        while self.state["epoch"] < epochs and self.state["bad_epochs"] <= patience:
+            epoch = self.state["epoch"]
+            started = time.perf_counter()
+            loss = self.train_epoch(epoch)
+            train_s = time.perf_counter() - started
+            valid, _, _ = self.evaluate("validation")
+            test = self.evaluate("test")[0] if self.config["test_each_epoch"] else None
+            self.state["history"].append({"epoch": epoch + 1, "loss": round(loss, 6),
+                                          "train_seconds": round(train_s, 3),
+                                          "validation": valid, "test": test})
+            if valid[metric] >= self.state["best"]:  # ties count as improvements
+                self.state.update(best=valid[metric], best_epoch=epoch + 1, bad_epochs=0)
+                if self.dist.main:
+                    _save(self.model.state_dict(), self.folder / "best.pt")
+            else:
+                self.state["bad_epochs"] += 1
+            self.state["epoch"] = epoch + 1
+            self.save_last()
+            self.log(f"epoch {epoch + 1}: loss {loss:.5f}, validation {metric} {valid[metric]:.7f} "
+                     f"(best {self.state['best']:.7f} at epoch {self.state['best_epoch']}), "
+                     f"{train_s:.1f}s")
+        return self.finish()
+
+    def finish(self) -> Path:
+        best = self.folder / "best.pt"
+        if best.exists():
+            self.model.load_state_dict(torch.load(best, map_location=self.dist.device))
+        elif self.dist.main:  # nothing trained (Random, Pop, --epochs 0): the initial model is "best"
+            _save(self.model.state_dict(), best)
+        valid, _, _ = self.evaluate("validation")
+        test, ranks, top1 = self.evaluate("test")
+        if self.dist.main:
+            metrics = {"model": self.config["model"], "release": self.release.resolve().name,
+                       "run": self.folder.name,
+                       "users": self.data.n_users, "items": self.data.n_items,
+                       "best_epoch": self.state["best_epoch"], "epochs_run": self.state["epoch"],
+                       "per_epoch": self.state["history"],
+                       "final": {"validation": valid, "test": test}}
+            groups = E.popularity_groups(self.data, ranks, top1)
+            atomic_write_text(self.folder / "metrics.json", json.dumps(metrics, indent=1))
+            atomic_write_text(self.folder / "groups.json", json.dumps(groups, indent=1))
+            self.log(f"final test: " + ", ".join(f"{k} {v:.7f}" for k, v in test.items()))
+        self.dist.barrier()
+        return self.folder
+
+
+def train(release, model: str, out="runs", overrides=None, device="cpu") -> Path:
+    """Train and evaluate one model on one release; returns the run folder."""
+    logs = []
+
+    def log(message):
+        logs.append(message)
+        print(message, flush=True)
+
+    run = Run(release, model, out, overrides, device, log=log)
+    try:
+        return run.fit()
+    finally:
+        if run.dist.main and run.folder.exists():
+            with open(run.folder / "train.log", "a") as handle:
+                handle.writelines(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {m}\n" for m in logs)
+        run.dist.close()

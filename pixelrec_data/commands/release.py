@@ -1,0 +1,159 @@
+"""Release commands: build-release, build-splits, stats, import-official, export, verify.
+
+Thin wrappers: parse the options, call one pipelines function, print what it returns.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import click
+
+from pixelrec_data.progress import quiet, step
+from schemas.errors import InputError
+
+
+def _echo(message: str) -> None:
+    if not quiet():
+        click.echo(message)
+
+
+def finish_releases(folders) -> None:
+    """Sequences (listed in the manifest) then the dataset cards (which quote the manifest), so that
+    plain `datasets.load_dataset(DATA, name)` reads every release. The data root's card is written
+    only where none exists or the one there is ours: a user's own README.md is never replaced."""
+    from pipelines.manifest import refresh_manifest
+    from pixelrec_data.card import build_sequences, write_cards, write_release_card
+
+    roots = set()
+    for folder in map(Path, folders):
+        if (folder / "splits").is_dir():
+            build_sequences(folder)
+        if (folder / "manifest.json").is_file():
+            refresh_manifest(folder)
+        write_release_card(folder)
+        roots.add(folder.parent)
+    for root in sorted(roots):
+        if card_is_ours_or_absent(root / "README.md"):
+            write_cards(root)
+
+
+def card_is_ours_or_absent(path: Path) -> bool:
+    from pixelrec_data.card import CARD_MARKER
+    return not path.exists() or CARD_MARKER in path.read_text(encoding="utf-8", errors="replace")
+
+
+def _release_dir(path: str) -> Path:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: release folder not found")
+    return folder
+
+
+@click.command("build-release")
+@click.option("--raw", "raw", required=True, type=click.Path(), help="raw/ folder written by the crawler")
+@click.option("--out", "out", required=True, type=click.Path(), help="data root: releases go to OUT/<name>")
+@click.option("--key-file", required=True, type=click.Path(), help="the keyed-hash key (created if absent)")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1))
+@click.option("--subset", "subsets", multiple=True, metavar="NAME=SIZE",
+              help="nested subsets in order, SIZE a user count or 'all' "
+                   "[default: pixel8m=all pixel1m=1000000 pixel200k=200000]")
+def build_release(raw, out, key_file, seed, subsets):
+    """Build DATA/pixelrec and the nested subsets (with splits, stats, manifest) from raw/."""
+    from pipelines.build import build_release as run
+    from schemas.keys import load_or_create_key
+
+    key_path = Path(key_file).absolute()
+    for folder in (Path(raw).absolute(), Path(out).absolute()):
+        if folder == key_path or folder in key_path.parents:
+            raise InputError(f"{key_file}: the key file must live outside {folder} (it never ships)")
+    key = load_or_create_key(key_file)
+    start = time.perf_counter()
+    with step("build-release"):
+        report = run(raw, out, key, seed=seed, subset_specs=subsets,
+                     log=lambda msg: _echo(f"[{time.perf_counter() - start:7.1f}s] {msg}"))
+    with step("dataset cards"):
+        finish_releases(Path(out) / name for name in report["releases"])
+    click.echo(_format_report(report))
+
+
+def _format_report(report: dict) -> str:
+    lines = ["build report:"]
+    for name in ("raw_videos", "unique_videos", "raw_interactions", "interactions_of_unknown_videos",
+                 "duplicates_removed", "items_over_cap", "cap_removed", "items_dropped_no_interactions",
+                 "items", "users", "eligible_users", "interactions"):
+        lines.append(f"  {name:<32} {report[name]:,}")
+    for name, counts in report["releases"].items():
+        lines.append(f"  {name}: {counts['users']:,} users, {counts['items']:,} items, "
+                     f"{counts['interactions']:,} interactions (train {counts['train']:,}, "
+                     f"validation {counts['validation']:,}, test {counts['test']:,})")
+    return "\n".join(lines)
+
+
+@click.command("build-splits")
+@click.option("--release", required=True, type=click.Path(), help="a release folder")
+def build_splits(release):
+    """Leave-one-out splits of a release folder into DIR/splits/ (updates the manifest)."""
+    from pipelines.build import resplit_release
+
+    counts = resplit_release(_release_dir(release))
+    finish_releases([Path(release)])
+    click.echo(", ".join(f"{name} {rows:,} rows" for name, rows in counts.items()))
+
+
+@click.command("stats")
+@click.option("--release", required=True, type=click.Path(), help="a release folder")
+@click.option("--json", "as_json", is_flag=True, help="print stats.json instead of the table")
+def stats(release, as_json):
+    """The paper's Table 2/3 figures of a release, stats.json and stats/*.png."""
+    from pipelines.build import restat_release
+    from pipelines.stats import format_table
+
+    folder = _release_dir(release)
+    figures = restat_release(folder)
+    click.echo(json.dumps(figures, indent=2, sort_keys=True) if as_json else format_table(figures, folder.name))
+
+
+@click.command("import-official")
+@click.option("--interactions", required=True, type=click.Path(), help="official interactions CSV")
+@click.option("--items", required=True, type=click.Path(), help="official item-info CSV")
+@click.option("--covers", type=click.Path(), default=None, help="folder of <item_id>.jpg covers")
+@click.option("--out", required=True, type=click.Path(), help="the release folder to create")
+def import_official(interactions, items, covers, out):
+    """Turn the official PixelRec CSV files into a release folder (ids kept)."""
+    from pipelines.official import import_official as run
+
+    with step("import-official"):
+        report = run(interactions, items, out, covers=covers)
+    finish_releases([Path(out)])
+    click.echo(f"{out}: {report['users']:,} users, {report['items']:,} items, "
+               f"{report['interactions']:,} interactions; {report['items_missing_info']:,} items "
+               f"without item info; {report['covers_copied']:,} covers copied")
+    if report["items_missing_info"]:
+        click.echo(f"items without item info (first ones): {', '.join(report['missing_examples'])}")
+
+
+@click.command("export")
+@click.option("--release", required=True, type=click.Path(), help="a release folder")
+@click.option("--format", "fmt", required=True, type=click.Choice(["pixelrec-csv", "recbole"]))
+@click.option("--out", required=True, type=click.Path(), help="output folder")
+def export(release, fmt, out):
+    """Export a release as the official CSV layout or RecBole atomic files."""
+    from pipelines.official import export_release
+
+    files = export_release(_release_dir(release), fmt, out)
+    click.echo("\n".join(str(f) for f in files))
+
+
+@click.command("verify")
+@click.option("--release", required=True, type=click.Path(), help="a release folder")
+def verify(release):
+    """Check every file of a release against its manifest (bytes, sha256, rows, schema)."""
+    from pipelines.manifest import verify_release
+
+    summary = verify_release(release)
+    click.echo(f"{release}: ok ({summary['files']} files match the manifest)")
+    if summary["unlisted"]:
+        click.echo(f"note: {len(summary['unlisted'])} files not in the manifest: "
+                   f"{', '.join(summary['unlisted'][:5])}")

@@ -1,0 +1,227 @@
+"""fetch-covers: compose reader -> fetcher -> validator -> writer -> stats, one shard at a time.
+
+Resume: a shard whose records and stats files exist is re-checked, not re-fetched: an 'ok' row is
+kept when its stored file still has the recorded size and sha256, a final error (404, corrupt...)
+is kept as it is, and only the rest (transient errors, missing or changed files) is fetched again.
+In a shard cut short by a kill, covers already written (atomically, so whole) are re-read and
+re-validated from disk instead of downloaded.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from schemas.errors import InputError
+
+from . import fetch as fetch_mod
+from .images import process_cover
+from .neardup import near_duplicate_groups
+from .reader import CoverTask, Shard, read_cover_tasks, shard_tasks
+from .stats import ShardStats, summarize
+from .writer import CoverWriter
+
+SUMMARY_FILE = "summary.json"
+
+
+@dataclass
+class FetchOptions:
+    concurrency: int = 16
+    rate: float | None = None  # requests/s per host; None = polite default (see HostRateLimiter)
+    retries: int = 3
+    timeout: float = 20.0
+    backoff: float = 1.0
+    shard_size: int = 10_000
+    limit: int | None = None
+    dup_threshold: int = 4
+    part: tuple[int, int] | None = None  # (k, n): only shards with number % n == k (one machine of n)
+
+
+def fetch_release_covers(release_dir: str | Path, options: FetchOptions, progress=None) -> dict:
+    """Download every cover of release_dir; write covers/, covers.parquet and the stats.
+
+    `progress(total=, desc=, unit=)` opens a tqdm-like bar (pixelrec_data.progress.bar); returns
+    the summary also written to covers/_stats/summary.json.
+    """
+    release_dir = Path(release_dir)
+    if not release_dir.is_dir():
+        raise InputError(f"{release_dir}: no such release folder")
+    _check_options(options)
+    tasks = read_cover_tasks(release_dir, options.limit)
+    shards = shard_tasks(tasks, options.shard_size) if tasks else []
+    writer = CoverWriter(release_dir)
+    if options.part is not None:
+        # One machine of several: its shards only. A plain run over the merged folders afterwards
+        # finds every shard done, verifies the files and writes covers.parquet without fetching.
+        k, n = options.part
+        mine = [shard for shard in shards if shard.number % n == k]
+        with (progress or _NoBar)(total=sum(len(s.tasks) for s in mine), desc=f"covers part {k}/{n}",
+                                  unit="cover") as bar:
+            shard_stats, rows = asyncio.run(_run_shards(mine, writer, options, bar))
+        return summarize(shard_stats, rows, {"threshold": options.dup_threshold, "groups": None})
+    with (progress or _NoBar)(total=len(tasks), desc="covers", unit="cover") as bar:
+        shard_stats, rows = asyncio.run(_run_shards(shards, writer, options, bar))
+    ok = [row for row in rows if row["status"] == "ok"]
+    groups = near_duplicate_groups([r["item_id"] for r in ok], [r["phash"] for r in ok],
+                                   options.dup_threshold)
+    writer.write_covers_table(rows)
+    writer.drop_shards_from(len(shards))  # left by an earlier run with a smaller --shard-size
+    summary = summarize(shard_stats, rows, {"threshold": options.dup_threshold, "groups": groups})
+    # The file holds no per-run figure, so a rerun that changes nothing rewrites it identically.
+    writer.write_json(SUMMARY_FILE, {k: v for k, v in summary.items() if k != "fetched_this_run"})
+    return summary
+
+
+def _check_options(o: FetchOptions) -> None:
+    checks = [(o.concurrency >= 1, "--concurrency must be at least 1"),
+              (o.rate is None or o.rate >= 0, "--rate must be >= 0 (0 = no limit)"),
+              (o.retries >= 0, "--retries must be >= 0"),
+              (o.timeout > 0, "--timeout must be > 0"),
+              (o.shard_size >= 1, "--shard-size must be at least 1"),
+              (o.limit is None or o.limit >= 0, "--limit must be >= 0"),
+              (0 <= o.dup_threshold <= 32, "--dup-threshold must be in 0..32"),
+              (o.part is None or 0 <= o.part[0] < o.part[1], "--part K/N needs 0 <= K < N")]
+    for ok, message in checks:
+        if not ok:
+            raise InputError(message)
+
+
+async def _run_shards(shards: list[Shard], writer: CoverWriter, options: FetchOptions, progress):
+    limiter = fetch_mod.HostRateLimiter(options.rate)
+    all_stats, all_rows = [], []
+    # Decoding, hashing and file writes block: a few threads keep the event loop free (more only
+    # fight over the GIL; real downloads are bound by the per-host rate, not by this CPU work).
+    with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1))) as pool:
+        async with fetch_mod.make_session(options.concurrency) as session:
+            fetcher = fetch_mod.Fetcher(session, limiter, retries=options.retries,
+                                        timeout=options.timeout, backoff=options.backoff)
+            for shard in shards:
+                stats, rows = await ShardRun(shard, writer, fetcher, pool, progress).run(
+                    options.concurrency)
+                all_stats.append(stats)
+                all_rows.extend(rows)
+    return all_stats, all_rows
+
+
+class ShardRun:
+    """Processes one shard with `concurrency` workers pulling from a queue (img2dataset-style)."""
+
+    def __init__(self, shard: Shard, writer: CoverWriter, fetcher, pool, progress):
+        self.shard, self.writer, self.fetcher, self.pool, self.progress = (
+            shard, writer, fetcher, pool, progress)
+        self.stats = ShardStats(shard.number, len(shard.tasks), shard.digest)
+        self.rows: list[dict | None] = [None] * len(shard.tasks)
+        old_stats, old_rows = writer.read_shard(shard.name)
+        self.finished_before = old_stats is not None and old_stats.get("items_digest") == shard.digest
+        self.previous = {row["item_id"]: row for row in old_rows} if self.finished_before else {}
+
+    async def run(self, concurrency: int) -> tuple[dict, list[dict]]:
+        """(this run's stats of the shard, its covers rows in item order)"""
+        queue: asyncio.Queue = asyncio.Queue()
+        for position, task in enumerate(self.shard.tasks):
+            queue.put_nowait((position, task))
+        workers = [asyncio.create_task(self._worker(queue)) for _ in range(concurrency)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
+        if not (self.finished_before and self.stats.fetched == 0 and self._same_rows()):
+            self.writer.write_shard(self.shard.name, self.rows, self.stats.as_dict())
+        # else nothing changed: the shard's files from the earlier run stay as they are
+        return self.stats.as_dict(), list(self.rows)
+
+    def _same_rows(self) -> bool:
+        return all(self.previous.get(row["item_id"]) == row for row in self.rows)
+
+    async def _worker(self, queue: asyncio.Queue) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                position, task = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            row = None
+            if self._may_reuse(task):  # only then pay for a trip to the thread pool
+                row = await loop.run_in_executor(self.pool, self._reuse, task)
+            if row is not None:
+                self.stats.add(row, fetched=False)
+            else:
+                row = await self._fetch(task, loop)
+            self.rows[position] = row
+            self.progress.update(1)
+
+    def _may_reuse(self, task: CoverTask) -> bool:
+        return (task.url is None or task.item_id in self.previous
+                or self.writer.cover_path(task.item_id).exists())
+
+    def _reuse(self, task: CoverTask) -> dict | None:
+        """The row of a cover that needs no download, or None."""
+        if task.url is None:
+            return _row(task.item_id, "bad_url", task.problem)
+        old = self.previous.get(task.item_id)
+        if old is not None:
+            if old["status"] == "ok":
+                if self.writer.stored_cover_matches(task.item_id, old["bytes"], old["sha256"]):
+                    return old
+            elif not fetch_mod.is_retryable(old["status"]):
+                return old  # a final error (404, corrupt ...) stays final
+            return None
+        data = self.writer.read_cover(task.item_id)  # left by a run killed inside this shard
+        if data is not None:
+            cover = process_cover(data)
+            if cover.status == "ok" and cover.data == data:
+                return _ok_row(task.item_id, cover)
+        return None
+
+    async def _fetch(self, task: CoverTask, loop) -> dict:
+        attempts = downloaded = 0
+        for _ in range(2):  # one more round when a body of unknown length decodes as cut short
+            result = await self.fetcher.fetch(task.url)
+            attempts += result.attempts
+            downloaded += len(result.body or b"")
+            if result.status != "ok":
+                row = _row(task.item_id, result.status, result.error)
+                break
+            row = await loop.run_in_executor(self.pool, self._store, task.item_id, result.body,
+                                             result.length_checked)
+            if row["status"] != "truncated":
+                break
+        if row["status"] != "ok":  # a cover file exists only for an 'ok' row
+            await loop.run_in_executor(self.pool, self.writer.remove_cover, task.item_id)
+        self.stats.add(row, fetched=True, attempts=attempts, downloaded=downloaded)
+        return row
+
+    def _store(self, item_id: str, body: bytes, complete: bool) -> dict:
+        cover = process_cover(body, complete)
+        if cover.status != "ok":
+            return _row(item_id, cover.status, cover.error)
+        self.writer.write_cover(item_id, cover.data)
+        return _ok_row(item_id, cover)
+
+
+class _NoBar:
+    def __init__(self, **_):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n=1):
+        pass
+
+
+def _row(item_id: str, status: str, error: str = "") -> dict:
+    return {"item_id": item_id, "status": status, "error": error or None, "sha256": None,
+            "width": None, "height": None, "bytes": None, "phash": None}
+
+
+def _ok_row(item_id: str, cover) -> dict:
+    return {"item_id": item_id, "status": "ok", "error": None, "sha256": cover.sha256,
+            "width": cover.width, "height": cover.height, "bytes": len(cover.data),
+            "phash": cover.phash}

@@ -1,0 +1,89 @@
+"""Writer: cover files, per-shard records and the final covers.parquet, every one written atomically.
+
+Layout (DESIGN: data/<release>/covers/<item_id>.jpg and covers.parquet):
+    covers/<item_id>.jpg              one per cover with status 'ok'
+    covers/_stats/shard-NNNNN.parquet the shard's covers rows (covers schema)
+    covers/_stats/shard-NNNNN.json    the shard's stats; written last, so it marks the shard done
+    covers.parquet                    all rows, in items.parquet order
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from schemas.io import atomic_path, atomic_write_text, write_table
+from schemas.tables import COVERS
+
+STATS_DIR = "_stats"
+
+
+class CoverWriter:
+    def __init__(self, release_dir: str | Path):
+        self.release_dir = Path(release_dir)
+        self.covers_dir = self.release_dir / "covers"
+        self.stats_dir = self.covers_dir / STATS_DIR
+        self.stats_dir.mkdir(parents=True, exist_ok=True)
+
+    def cover_path(self, item_id: str) -> Path:
+        return self.covers_dir / f"{item_id}.jpg"
+
+    def write_cover(self, item_id: str, data: bytes) -> None:
+        with atomic_path(self.cover_path(item_id)) as tmp:
+            tmp.write_bytes(data)
+
+    def remove_cover(self, item_id: str) -> None:
+        self.cover_path(item_id).unlink(missing_ok=True)
+
+    def read_cover(self, item_id: str) -> bytes | None:
+        try:
+            return self.cover_path(item_id).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def stored_cover_matches(self, item_id: str, size: int | None, sha256: str | None) -> bool:
+        """True when the stored file has exactly the recorded size and sha256."""
+        path = self.cover_path(item_id)
+        try:
+            if size is None or path.stat().st_size != size:
+                return False
+            return hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+        except OSError:
+            return False
+
+    # --- shard records -------------------------------------------------------------------------
+    def shard_paths(self, shard_name: str) -> tuple[Path, Path]:
+        return self.stats_dir / f"{shard_name}.parquet", self.stats_dir / f"{shard_name}.json"
+
+    def read_shard(self, shard_name: str) -> tuple[dict | None, list[dict]]:
+        """(stats, rows) of a finished shard, or (None, []) when it is missing or unreadable."""
+        records, stats_path = self.shard_paths(shard_name)
+        try:
+            stats = json.loads(stats_path.read_text(encoding="utf-8"))
+            rows = pq.read_table(records).to_pylist()
+        except (OSError, ValueError, pa.ArrowException):
+            return None, []
+        return stats, rows
+
+    def write_shard(self, shard_name: str, rows: list[dict], stats: dict) -> None:
+        records, stats_path = self.shard_paths(shard_name)
+        write_table(pa.Table.from_pylist(rows, schema=COVERS), records, "covers")
+        atomic_write_text(stats_path, json.dumps(stats, indent=2, sort_keys=True) + "\n")
+
+    def drop_shards_from(self, count: int) -> None:
+        """Remove shard files numbered `count` and above (they describe no current shard)."""
+        for path in self.stats_dir.glob("shard-*.*"):
+            number = path.name[len("shard-"):].split(".", 1)[0]
+            if number.isdigit() and int(number) >= count:
+                path.unlink(missing_ok=True)
+
+    def write_json(self, name: str, payload: dict) -> Path:
+        return atomic_write_text(self.stats_dir / name,
+                                 json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+    def write_covers_table(self, rows: list[dict]) -> Path:
+        return write_table(pa.Table.from_pylist(rows, schema=COVERS),
+                           self.release_dir / "covers.parquet", "covers")

@@ -1,0 +1,375 @@
+"""Prepared image cache: every cover decoded once into a memory-mapped uint8 array, for training.
+
+Layout, in `<release>/images/` (S = size, M = mode):
+- `images_S_M.npy`: uint8 array N x S x S x 3 (RGB, HWC), a plain .npy file (np.load(mmap_mode='r')).
+  Row r is the r-th item of items.parquet (items order, not item number: subsets have gaps in ids).
+- `images_S_M.index.parquet`: item_id, row, status ('ok' | 'missing' | 'failed'), error.
+- `images_S_M.report.json`: counts, timing, and every placeholder row with its reason.
+- `images_S_M.meta.json`: written last; its fingerprint (items, cover files, size, mode) says whether
+  the cache is current. A cache without it is incomplete and is rebuilt.
+
+Modes: `squash` = PIL bilinear resize to (S, S) ignoring the aspect ratio, after convert('RGB'):
+exactly the official generate_lmdb.py (torchvision Resize((S,S)) on a PIL image). `center_crop` =
+bilinear resize of the short side to S, then the central S x S crop (torchvision Resize(S) +
+CenterCrop(S) arithmetic). EXIF orientation is ignored, as in the official code.
+Missing or undecodable covers become the placeholder: every byte PLACEHOLDER (128, mid-grey; with
+the official 0.5/0.5 normalisation that is ~0, the value the official code gives PAD slots).
+
+The build is resumable: rows are written chunk by chunk into a hidden `.partial` file and finished
+chunks are recorded in a state file; a rerun with the same inputs continues, changed inputs restart.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from PIL import Image
+
+from schemas.errors import InputError
+from schemas.io import atomic_path, atomic_write_text
+
+from .progress import bar
+
+MODES = ("squash", "center_crop")
+PLACEHOLDER = 128
+CACHE_VERSION = 1
+CHUNK = 128
+# mean, std per channel for tensor(normalize=...)
+NORMALIZATIONS = {
+    "official": ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),  # the PixelRec code: ToTensor + Normalize(0.5, 0.5)
+    "clip": ((0.48145466, 0.4578275, 0.40821073), (0.26862954, 0.26130258, 0.27577711)),
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+
+
+def cache_files(release, size: int, mode: str) -> dict[str, Path]:
+    folder = Path(release) / "images"
+    stem = f"images_{size}_{mode}"
+    return {"array": folder / f"{stem}.npy", "index": folder / f"{stem}.index.parquet",
+            "report": folder / f"{stem}.report.json", "meta": folder / f"{stem}.meta.json",
+            "partial": folder / f".{stem}.npy.partial", "state": folder / f".{stem}.state.jsonl"}
+
+
+def resize(image: Image.Image, size: int, mode: str) -> np.ndarray:
+    """RGB uint8 S x S x 3 from a PIL image, by `mode` (see module doc)."""
+    if image.mode != "RGB":  # convert() of an RGB image is a plain copy: skip it
+        image = image.convert("RGB")
+    if mode == "squash":
+        return np.asarray(image.resize((size, size), Image.BILINEAR))
+    w, h = image.size
+    short, long = (w, h) if w <= h else (h, w)
+    new_long = int(size * long / short)
+    new_w, new_h = (size, new_long) if w <= h else (new_long, size)
+    image = image.resize((new_w, new_h), Image.BILINEAR)
+    left, top = int(round((new_w - size) / 2.0)), int(round((new_h - size) / 2.0))
+    return np.asarray(image.crop((left, top, left + size, top + size)))
+
+
+def decode_cover(path: str | None, size: int, mode: str) -> tuple[np.ndarray | None, str, str | None]:
+    """(pixels or None, status, error) for one cover file."""
+    if path is None or path.startswith(_FAILED):
+        reason = f"covers.parquet status {path[len(_FAILED):]}" if path else "no cover"
+        return None, "missing", reason
+    if not os.path.exists(path):
+        return None, "missing", "no cover file"
+    try:
+        with Image.open(path) as image:
+            return resize(image, size, mode), "ok", None
+    except Exception as exc:  # PIL raises many types for bad files; all mean the same here
+        return None, "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]
+
+
+# --- build ---------------------------------------------------------------------------------------
+
+def _inputs(release: Path) -> tuple[list[str], list[str | None]]:
+    items = release / "items.parquet"
+    if not items.exists():
+        raise InputError(f"{items}: missing; run `pixelrec download --subset {release.name}` first")
+    item_ids = pq.read_table(items, columns=["item_id"]).column(0).to_pylist()
+    failed = {}
+    if (release / "covers.parquet").exists():
+        covers = pq.read_table(release / "covers.parquet", columns=["item_id", "status"])
+        failed = {i: s for i, s in zip(*(c.to_pylist() for c in covers.columns)) if s != "ok"}
+    folder = release / "covers"
+    # a cover that fetch-covers reported failed is a placeholder even if a stale file lies there
+    paths = [f"{_FAILED}{failed[i]}" if i in failed else str(folder / f"{i}.jpg") for i in item_ids]
+    return item_ids, paths
+
+
+_FAILED = "failed-fetch:"  # a `paths` entry for covers.parquet status != 'ok'
+
+
+def _fingerprint(item_ids, paths, size: int, mode: str) -> str:
+    digest = hashlib.sha256(f"v{CACHE_VERSION}:{size}:{mode}\n".encode())
+    for item, path in zip(item_ids, paths):
+        try:
+            st = os.stat(path)
+        except OSError:
+            st = None
+        failed = path[len(_FAILED):] if path.startswith(_FAILED) else ""
+        digest.update(f"{item}:{failed}:{st.st_size if st else -1}:{st.st_mtime_ns if st else -1}\n"
+                      .encode())
+    return digest.hexdigest()
+
+
+def is_current(release, size: int = 224, mode: str = "squash") -> bool:
+    release = Path(release)
+    files = cache_files(release, size, mode)
+    meta = _read_json(files["meta"])
+    item_ids, paths = _inputs(release)
+    return bool(meta) and files["array"].exists() and meta.get("fingerprint") == _fingerprint(
+        item_ids, paths, size, mode)
+
+
+def prepare_images(release, size: int = 224, mode: str = "squash", workers: int = 2,
+                   force: bool = False) -> dict:
+    """Build (or finish, or keep) the cache of `release`; return its report."""
+    release = Path(release)
+    if mode not in MODES:
+        raise InputError(f"--mode {mode}: expected one of {', '.join(MODES)}")
+    if not 8 <= size <= 2048:
+        raise InputError(f"--size {size}: expected 8..2048 pixels")
+    files = cache_files(release, size, mode)
+    item_ids, paths = _inputs(release)
+    fingerprint = _fingerprint(item_ids, paths, size, mode)
+    meta = _read_json(files["meta"])
+    if not force and meta.get("fingerprint") == fingerprint and files["array"].exists():
+        return {**_read_json(files["report"]), "up_to_date": True}
+    start = time.perf_counter()
+    state = _open_partial(files, fingerprint, len(item_ids), size, force)
+    chunks = [c for c in range((len(item_ids) + CHUNK - 1) // CHUNK) if c not in state["done"]]
+    todo = sum(min(CHUNK, len(item_ids) - c * CHUNK) for c in chunks)
+    with bar(total=len(item_ids), desc=f"prepare-images {size} {mode}", unit="img",
+             initial=len(item_ids) - todo) as pbar, open(files["state"], "a", encoding="utf-8") as log:
+        if log.tell() and not files["state"].read_bytes().endswith(b"\n"):
+            log.write("\n")  # end a torn line so the next entry parses
+        for chunk, failures in _run_chunks(files["partial"], chunks, paths, size, mode, workers):
+            # append-only log: a line cut short by a kill is ignored and its chunk redone
+            log.write(json.dumps({"chunk": chunk, "failures": failures}) + "\n")
+            log.flush()
+            state["done"].add(chunk)
+            state["failures"].extend(failures)
+            pbar.update(min(CHUNK, len(item_ids) - chunk * CHUNK))
+    seconds = time.perf_counter() - start
+    return _finish(files, state, item_ids, size, mode, fingerprint, seconds, todo)
+
+
+def _read_state(path: Path) -> dict:
+    """{fingerprint, done: set of chunks, failures} from the append-only state log."""
+    state = {"fingerprint": None, "done": set(), "failures": []}
+    try:
+        lines = Path(path).read_text(encoding="utf-8").split("\n")
+    except OSError:
+        return state
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue  # the torn last line of a killed run
+        if "fingerprint" in entry:
+            state["fingerprint"] = entry["fingerprint"]
+        elif "chunk" in entry and entry["chunk"] not in state["done"]:
+            state["done"].add(entry["chunk"])
+            state["failures"].extend(entry["failures"])
+    return state
+
+
+def _open_partial(files, fingerprint: str, n: int, size: int, force: bool) -> dict:
+    """The resume state, with a `.partial` array that matches it (a fresh one when it does not)."""
+    state = _read_state(files["state"])
+    fingerprint = f"{fingerprint}/chunk{CHUNK}"  # chunk numbers in the log mean CHUNK rows each
+    if force or state["fingerprint"] != fingerprint or not files["partial"].exists():
+        files["partial"].parent.mkdir(parents=True, exist_ok=True)
+        # a sparse file: rows cost disk only once written
+        np.lib.format.open_memmap(files["partial"], mode="w+", dtype=np.uint8,
+                                  shape=(n, size, size, 3)).flush()
+        state = {"fingerprint": fingerprint, "done": set(), "failures": []}
+        atomic_write_text(files["state"], json.dumps({"fingerprint": fingerprint}) + "\n")
+    return state
+
+
+def _run_chunks(partial: Path, chunks, paths, size, mode, workers):
+    tasks = [(partial, c, paths[c * CHUNK:(c + 1) * CHUNK], size, mode) for c in chunks]
+    try:
+        if workers <= 1 or len(tasks) <= 1:
+            yield from map(_decode_chunk, tasks)
+            return
+        ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with ctx.Pool(workers) as pool:
+            yield from pool.imap_unordered(_decode_chunk, tasks)
+    finally:
+        # the .partial is renamed into the final cache next: a kept handle would write into it
+        _ARRAYS.pop(str(partial), None)
+
+
+_ARRAYS: dict[str, np.ndarray] = {}  # per process: the open .partial memmap
+
+
+def _decode_chunk(task) -> tuple[int, list]:
+    """Decode one chunk straight into the shared .partial file (no pixels cross processes)."""
+    partial, chunk, paths, size, mode = task
+    array = _ARRAYS.get(str(partial))
+    if array is None:
+        array = _ARRAYS[str(partial)] = np.load(partial, mmap_mode="r+")
+    failures = []
+    for offset, path in enumerate(paths):
+        row = chunk * CHUNK + offset
+        pixels, status, error = decode_cover(path, size, mode)
+        if pixels is None:
+            array[row] = PLACEHOLDER
+            failures.append([row, status, error])
+        else:
+            array[row] = pixels
+    array.flush()
+    return chunk, failures
+
+
+def _finish(files, state, item_ids, size, mode, fingerprint, seconds, decoded) -> dict:
+    failures = sorted(state["failures"])
+    status = ["ok"] * len(item_ids)
+    error = [None] * len(item_ids)
+    for row, kind, message in failures:
+        status[row], error[row] = kind, message
+    files["meta"].unlink(missing_ok=True)  # the old cache stops being valid before it changes
+    os.replace(files["partial"], files["array"])
+    index = pa.table({"item_id": item_ids, "row": pa.array(range(len(item_ids)), pa.int64()),
+                      "status": status, "error": error})
+    with atomic_path(files["index"]) as tmp:
+        pq.write_table(index, tmp, compression="zstd")
+    report = {
+        "items": len(item_ids), "size": size, "mode": mode, "placeholder_value": PLACEHOLDER,
+        "ok": status.count("ok"), "missing": status.count("missing"), "failed": status.count("failed"),
+        "bytes_on_disk": files["array"].stat().st_size, "seconds": round(seconds, 3),
+        "images_per_s": round(decoded / seconds, 1) if seconds > 0 else None,
+        "placeholders": [{"item_id": item_ids[r], "status": k, "error": e} for r, k, e in failures],
+    }
+    atomic_write_text(files["report"], json.dumps(report, indent=1))
+    atomic_write_text(files["meta"], json.dumps({"fingerprint": fingerprint, "size": size,
+                                                 "mode": mode, "items": len(item_ids),
+                                                 "version": CACHE_VERSION}))
+    files["state"].unlink(missing_ok=True)
+    return report
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+# --- reading: numpy / torch ----------------------------------------------------------------------
+
+class ImageCache:
+    """A prepared cache of one release, opened read-only and memory-mapped (cheap to pickle)."""
+
+    def __init__(self, release, size: int = 224, mode: str = "squash"):
+        self.release = Path(release)
+        self.size, self.mode = size, mode
+        self.files = cache_files(self.release, size, mode)
+        if not self.files["meta"].exists() or not self.files["array"].exists():
+            raise InputError(f"{self.files['array']}: no image cache; run `pixelrec prepare-images "
+                             f"--release {self.release} --size {size} --mode {mode}`")
+        index = pq.read_table(self.files["index"], columns=["item_id", "status"])
+        self.item_ids = index.column("item_id").to_pylist()
+        self.status = index.column("status").to_pylist()
+        self._row_of = {item: row for row, item in enumerate(self.item_ids)}
+        self._array = None
+
+    def __len__(self):
+        return len(self.item_ids)
+
+    def __getstate__(self):  # DataLoader workers reopen the memmap instead of pickling pixels
+        return {**self.__dict__, "_array": None}
+
+    @property
+    def array(self) -> np.ndarray:
+        if self._array is None:
+            self._array = np.load(self.files["array"], mmap_mode="r")
+        return self._array
+
+    def rows(self, item_ids) -> np.ndarray:
+        """Cache rows of item ids (InputError for an id the cache does not hold)."""
+        try:
+            return np.fromiter((self._row_of[i] for i in item_ids), dtype=np.int64)
+        except KeyError as exc:
+            raise InputError(f"{self.files['index']}: no item {exc.args[0]!r}; rerun prepare-images "
+                             f"if items changed") from None
+
+    def numpy(self, rows) -> np.ndarray:
+        """uint8 [B, S, S, 3]; row -1 (PAD) gives the placeholder image."""
+        rows = np.asarray(rows, dtype=np.int64)
+        out = self.array[np.clip(rows, 0, None)]
+        out[rows < 0] = PLACEHOLDER
+        return out
+
+    def tensor(self, rows, normalize: str | None = "official", channels_first: bool = True,
+               device=None):
+        """torch tensor of rows, [B,3,S,S] (or [B,S,S,3] with channels_first=False): uint8 when
+        normalize is None, else float32 normalised ('official' 0.5/0.5, 'clip', 'imagenet'); PAD
+        rows (-1) are all zeros after normalisation, as the official code feeds PAD slots.
+        With `device` (e.g. 'cuda') the uint8 pixels move first and are normalised there."""
+        import torch
+
+        rows = np.asarray(rows, dtype=np.int64)
+        pixels = torch.from_numpy(self.numpy(rows))
+        if device is not None:
+            pixels = pixels.to(device, non_blocking=True)
+        if channels_first:  # permute while still uint8: a quarter of the bytes to move
+            pixels = pixels.permute(0, 3, 1, 2).contiguous()
+        if normalize is None:
+            return pixels
+        if normalize not in NORMALIZATIONS:
+            raise InputError(f"normalize={normalize!r}: expected one of {', '.join(NORMALIZATIONS)} or None")
+        mean, std = (torch.tensor(v, dtype=torch.float32, device=pixels.device)
+                     for v in NORMALIZATIONS[normalize])
+        shape = (1, 3, 1, 1) if channels_first else (1, 1, 1, 3)
+        # (x / 255 - mean) / std as one multiply-add per element
+        scale, shift = (1.0 / (255.0 * std)).view(shape), (-mean / std).view(shape)
+        out = pixels.float().mul_(scale).add_(shift)
+        out[torch.from_numpy(rows < 0).to(out.device)] = 0.0
+        return out
+
+
+class CoverDataset:
+    """Map-style dataset (for torch DataLoader): item i -> (its cache row, its image tensor)."""
+
+    def __init__(self, cache: ImageCache, rows=None, normalize: str | None = "official"):
+        self.cache, self.normalize = cache, normalize
+        self.rows = np.arange(len(cache)) if rows is None else np.asarray(rows, dtype=np.int64)
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        row = int(self.rows[i])
+        return row, self.cache.tensor([row], self.normalize)[0]
+
+
+def seed_worker(worker_id: int) -> None:
+    """worker_init_fn: numpy and random follow torch's per-worker seed (base seed + worker id)."""
+    import torch
+
+    seed = torch.initial_seed() % 2 ** 32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def seeded_loader(dataset, batch_size: int, seed: int, shuffle: bool = True, num_workers: int = 0,
+                  **kwargs):
+    """A DataLoader whose batches (order and any per-worker randomness) depend only on `seed`."""
+    import torch
+
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle,
+                                       num_workers=num_workers, generator=generator,
+                                       worker_init_fn=seed_worker, **kwargs)

@@ -1,0 +1,284 @@
+"""Load releases the Hugging Face way (`load_dataset`) or the polars/DuckDB way (`open_release`).
+
+`load_dataset` is a thin wrapper over `datasets.load_dataset(<release dir>, <config>)`: the release's
+README.md card (pixelrec_data.card) declares the configs, so what our wrapper returns is exactly what
+plain `datasets` returns for the same folder: memory-mapped Arrow, nothing copied into Python objects.
+The wrapper adds the data-root convention, one-line errors that name the command that makes what is
+missing, and the covers as an `Image()` column.
+
+`open_release(DIR)` gives lazy polars frames of every table and `.duckdb()`, a connection with one
+view per table, for people who prefer SQL or dataframes.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from schemas.errors import InputError
+from schemas.tables import SPLIT_NAMES
+
+CONFIGS = ("interactions", "sequences", "items")
+# table name -> file inside a release
+TABLE_FILES = {
+    "items": "items.parquet",
+    "interactions": "interactions.parquet",
+    **{split: f"splits/{split}.parquet" for split in SPLIT_NAMES},
+    "covers": "covers.parquet",
+    **{f"sequences_{split}": f"sequences/{split}.parquet" for split in SPLIT_NAMES},
+}
+
+
+def data_root(root=None) -> Path:
+    """`root`, else $PIXELREC_DATA, else ./data."""
+    return Path(root if root is not None else os.environ.get("PIXELREC_DATA") or "data")
+
+
+def _download_hint(name: str, root: Path) -> str:
+    return f"run `pixelrec download --subset {name} --root {root}`"
+
+
+def _missing_hint(release: Path, rel_file: str) -> str:
+    """The command that makes `rel_file` in a release."""
+    if rel_file.startswith(("splits/", "sequences/")) or rel_file == "README.md":
+        return f"run `pixelrec build-splits --release {release}`"
+    if rel_file.startswith("covers"):
+        return f"run `pixelrec fetch-covers --release {release}`"
+    return _download_hint(release.name, release.parent)
+
+
+def _require(release: Path, rel_file: str) -> Path:
+    path = release / rel_file
+    if not path.exists():
+        raise InputError(f"{path}: missing; {_missing_hint(release, rel_file)}")
+    return path
+
+
+def release_dir(name: str, root=None) -> Path:
+    root = data_root(root)
+    release = root / name
+    if not release.is_dir():
+        raise InputError(f"{release}: no release '{name}' in {root}; {_download_hint(name, root)}")
+    return release
+
+
+def read_card(release: Path) -> dict:
+    """The YAML header of a release card, checked enough for a one-line error instead of a trace."""
+    readme = _require(release, "README.md")
+    hint = f"rerun `pixelrec build-splits --release {release}` to rewrite it"
+    text = readme.read_text(encoding="utf-8")
+    parts = text.split("---", 2) if text.startswith("---") else []
+    if len(parts) < 3:
+        raise InputError(f"{readme}: dataset card has no YAML header; {hint}")
+    try:
+        header = yaml.safe_load(parts[1])
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 2}" if where is not None else ""
+        raise InputError(f"{readme}: dataset card is not valid YAML{at}; {hint}") from None
+    if not isinstance(header, dict) or not isinstance(header.get("configs"), list):
+        raise InputError(f"{readme}: dataset card declares no configs; {hint}")
+    return header
+
+
+def _check_split(split, known) -> None:
+    """Accept datasets' split syntax ('train', 'test[:10%]', 'train+validation') over known names."""
+    if split is None or not isinstance(split, str):
+        return
+    for part in split.split("+"):
+        if part.split("[")[0].strip() not in known:
+            raise InputError(f"split '{split}': expected {', '.join(known)} (with optional [slice] or +)")
+
+
+def _check_card_files(release: Path, header: dict) -> None:
+    """Every file the card declares must exist: `datasets` resolves all configs on any load."""
+    for entry in header["configs"]:
+        files = entry.get("data_files", []) if isinstance(entry, dict) else []
+        for item in files if isinstance(files, list) else []:
+            rel = item.get("path") if isinstance(item, dict) else None
+            if isinstance(rel, str) and not any(c in rel for c in "*?[") and not (release / rel).exists():
+                raise InputError(f"{release / rel}: missing (declared by {release / 'README.md'}); "
+                                 f"{_missing_hint(release, rel)}")
+
+
+def _hf_config(release: Path, config: str) -> str:
+    if config not in CONFIGS:
+        raise InputError(f"config '{config}': expected one of {', '.join(CONFIGS)}")
+    if config == "interactions":
+        for split in SPLIT_NAMES:
+            _require(release, f"splits/{split}.parquet")
+        return release.name
+    if config == "sequences":
+        for split in SPLIT_NAMES:
+            _require(release, f"sequences/{split}.parquet")
+        return f"{release.name}_sequences"
+    _require(release, "items.parquet")
+    return f"{release.name}_items"
+
+
+def load_dataset(name: str = "pixel200k", split=None, *, root=None, config: str = "interactions",
+                 streaming: bool = False, with_covers: bool = False, **kwargs):
+    """Load release `name` under `root` with `datasets`.
+
+    config: "interactions" (train/validation/test rows: item_id, user_id, timestamp), "sequences"
+    (one row per user and split: history_item_ids, history_timestamps, target_item_id,
+    target_timestamp) or "items" (one table; with_covers=True adds `cover`, an Image() feature,
+    None where the cover is missing or failed). split=None gives a DatasetDict for interactions and
+    sequences and the items table itself for items. Extra keyword arguments (cache_dir, num_proc,
+    verification_mode, ...) go to datasets.load_dataset.
+    """
+    import datasets
+
+    release = release_dir(name, root)
+    hf_config = _hf_config(release, config)
+    header = read_card(release)
+    if hf_config not in {c.get("config_name") for c in header["configs"] if isinstance(c, dict)}:
+        raise InputError(f"{release / 'README.md'}: dataset card has no config '{hf_config}'; "
+                         f"rerun `pixelrec build-splits --release {release}` to rewrite it")
+    _check_card_files(release, header)
+    if with_covers and config != "items":
+        raise InputError("with_covers=True needs config='items' (covers belong to items)")
+    if with_covers and not (release / "covers").is_dir():
+        raise InputError(f"{release / 'covers'}: no covers; {_missing_hint(release, 'covers')}")
+    if config == "items" and split in (None, "items"):
+        split = "train"  # the items table is the card's lone split
+    _check_split(split, ("train",) if config == "items" else SPLIT_NAMES)
+    if _quiet():
+        datasets.disable_progress_bars()
+    try:
+        ds = datasets.load_dataset(str(release), hf_config, split=split, streaming=streaming, **kwargs)
+    except (datasets.exceptions.DatasetsError, ValueError, KeyError, FileNotFoundError) as exc:
+        raise InputError(f"{release}: cannot load config '{hf_config}' ({_one_line(exc)}); rerun "
+                         f"`pixelrec build-splits --release {release}` if the card is stale") from None
+    if with_covers:
+        ds = add_covers(ds, release)
+    return ds
+
+
+def cover_paths(release: Path, item_ids) -> list[str | None]:
+    """Absolute cover path per item id, None where covers.parquet says failed or the file is absent."""
+    import polars as pl
+
+    release = Path(release).resolve()
+    folder = release / "covers"
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no covers; {_missing_hint(release, 'covers')}")
+    failed = set()
+    if (release / "covers.parquet").exists():
+        covers = pl.read_parquet(release / "covers.parquet", columns=["item_id", "status"])
+        failed = set(covers.filter(pl.col("status") != "ok")["item_id"].to_list())
+    present = {p.stem for p in folder.glob("*.jpg")}
+    paths = [folder / f"{i}.jpg" if i in present and i not in failed else None for i in item_ids]
+    # a damaged file (truncated download, HTML error page) would raise on access, far from here
+    return [str(p) if p is not None and _looks_like_image(p) else None for p in paths]
+
+
+_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"RIFF", b"GIF8", b"BM")
+
+
+def _looks_like_image(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError:
+        return False
+    return head.startswith(_IMAGE_MAGIC)
+
+
+def add_covers(ds, release: Path):
+    """Add `cover` (datasets Image(), decoded on access) to an items Dataset or IterableDataset."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    item_ids = pq.read_table(release / "items.parquet", columns=["item_id"]).column(0).to_pylist()
+    if isinstance(ds, datasets.Dataset) and ds.num_rows != len(item_ids):
+        raise InputError(f"{release}: items split has {ds.num_rows} rows, items.parquet "
+                         f"{len(item_ids)}; pass split=None to load covers")
+    paths = cover_paths(release, item_ids)
+    if isinstance(ds, datasets.Dataset):
+        return ds.add_column("cover", paths).cast_column("cover", datasets.Image())
+    # streaming: rows arrive one by one, so the path comes from a lookup by item id, and the image
+    # is opened here (lazily: PIL reads pixels on first access) since typed map output is not decoded
+    by_id = dict(zip(item_ids, paths))
+    features = datasets.Features.from_arrow_schema(pq.read_schema(release / "items.parquet"))
+    features["cover"] = datasets.Image()
+    return ds.map(lambda row: {"cover": _image_ref(by_id.get(row["item_id"]))}, features=features)
+
+
+def _image_ref(path: str | None):
+    from PIL import Image
+
+    return None if path is None else Image.open(path)
+
+
+def _quiet() -> bool:
+    return os.environ.get("PIXELREC_QUIET", "") not in ("", "0")
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    text = lines[0] if lines else type(exc).__name__
+    return text[:300]
+
+
+# --- polars / DuckDB -----------------------------------------------------------------------------
+
+class Release:
+    """A release folder as lazy polars frames (`items`, `interactions`, `train`, `validation`,
+    `test`, `covers`, `sequences_<split>`) and DuckDB views of the same names."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if not self.path.is_dir():
+            raise InputError(f"{self.path}: no such release folder; "
+                             f"{_download_hint(self.path.name, self.path.parent)}")
+        self.name = self.path.name
+
+    def __repr__(self):
+        return f"Release({str(self.path)!r}, tables={self.tables})"
+
+    @property
+    def tables(self) -> list[str]:
+        """The tables this release has on disk."""
+        return [t for t, f in TABLE_FILES.items() if (self.path / f).exists()]
+
+    def scan(self, table: str):
+        """A lazy polars frame of `table` (no data read until collect())."""
+        import polars as pl
+
+        if table not in TABLE_FILES:
+            raise InputError(f"table '{table}': expected one of {', '.join(TABLE_FILES)}")
+        return pl.scan_parquet(_require(self.path, TABLE_FILES[table]))
+
+    def __getattr__(self, table):
+        if table in TABLE_FILES:
+            return self.scan(table)
+        raise AttributeError(table)
+
+    def sequences(self, split: str):
+        return self.scan(f"sequences_{split}")
+
+    @property
+    def manifest(self) -> dict:
+        return json.loads(_require(self.path, "manifest.json").read_text(encoding="utf-8"))
+
+    @property
+    def stats(self) -> dict:
+        return json.loads(_require(self.path, "stats.json").read_text(encoding="utf-8"))
+
+    def duckdb(self, database: str = ":memory:"):
+        """A DuckDB connection with one view per table on disk (views read the Parquet in place)."""
+        import duckdb
+
+        con = duckdb.connect(database)
+        for table in self.tables:
+            path = str((self.path / TABLE_FILES[table]).resolve()).replace("'", "''")
+            con.execute(f'CREATE OR REPLACE VIEW "{table}" AS SELECT * FROM read_parquet(\'{path}\')')
+        return con
+
+
+def open_release(path) -> Release:
+    """Open a release folder (data/<release>/) for polars and DuckDB."""
+    return Release(path)

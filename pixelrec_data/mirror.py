@@ -1,0 +1,277 @@
+"""Release mirrors: `pixelrec publish` writes one, `pixelrec download` fetches a release from one.
+
+A mirror is a folder of releases (served over HTTP, or read as a folder / file:// URL):
+
+    MIRROR/index.json               {"format": "pixelrec-mirror", "format_version": 1,
+                                     "releases": {name: {path, manifest_sha256, manifest_bytes,
+                                                         files, bytes, schema_version, counts}}}
+    MIRROR/<name>/manifest.json     the release's manifest, byte for byte
+    MIRROR/<name>/<path>            every file the manifest lists
+
+Trust runs index.json -> manifest.json (its sha256 is in the index) -> every file (bytes and
+sha256 in the manifest). A download lands in DATA/.<name>.partial/ and becomes DATA/<name> by one
+rename only when every file is verified, so a failed or killed download never leaves a release
+folder that looks whole; rerunning it continues from the verified files and the .part files.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from pathlib import Path
+
+import jsonschema
+
+from pixelrec_data.downloader.transfer import (Source, TransferError, fetch_verified, file_matches,
+                                               link_or_copy, open_source)
+from schemas.errors import InputError
+from schemas.io import atomic_dir, atomic_write_text
+from schemas.manifest import MANIFEST_SCHEMA
+
+INDEX = "index.json"
+MANIFEST = "manifest.json"
+MIRROR_FORMAT = "pixelrec-mirror"
+MIRROR_FORMAT_VERSION = 1
+RELEASE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
+# --- manifests and paths ----------------------------------------------------------------------
+def check_relpath(path: object, where: str) -> str:
+    """`path` if it is a safe relative POSIX path (no '..', not absolute, no drive), else error."""
+    parts = path.split("/") if isinstance(path, str) else []
+    if (not parts or path.startswith("/") or "\\" in path or "\x00" in path
+            or any(p in ("", ".", "..") for p in parts) or ":" in parts[0]):
+        raise InputError(f"{where}: unsafe file path {path!r:.80} (must be relative, without '..')")
+    return path
+
+
+def check_release_name(name: object, where: str) -> str:
+    if not isinstance(name, str) or not RELEASE_NAME.fullmatch(name):
+        raise InputError(f"{where}: bad release name {name!r:.60}")
+    return name
+
+
+def parse_manifest(data: bytes, where: str) -> dict:
+    """Parse and validate manifest bytes: JSON Schema, safe and distinct file paths."""
+    try:
+        manifest = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{where}: not valid JSON ({exc})") from None
+    # Paths first: an unsafe path gets its own clear message rather than a schema error.
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    for entry in files if isinstance(files, list) else []:
+        if isinstance(entry, dict):
+            check_relpath(entry.get("path"), where)
+    try:
+        jsonschema.validate(manifest, MANIFEST_SCHEMA)
+    except jsonschema.ValidationError as exc:
+        at = "/".join(str(p) for p in exc.absolute_path) or "(top)"
+        raise InputError(f"{where}: not a valid manifest at {at}: {exc.message:.120}") from None
+    paths = [entry["path"] for entry in manifest["files"]]
+    if len(set(paths)) != len(paths) or MANIFEST in paths:
+        raise InputError(f"{where}: a file is listed twice, or manifest.json lists itself")
+    return manifest
+
+
+# --- publish ----------------------------------------------------------------------------------
+def publish(data_dir: str | Path, out_dir: str | Path, releases: list[str] | None = None,
+            copy: bool = False, progress=None) -> dict:
+    """Write (or update) the mirror folder out_dir with the given releases of data_dir.
+
+    Every file is checked against its release's manifest first: a mirror never serves a file the
+    manifest does not vouch for. Returns the index written to out_dir/index.json.
+    """
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    names = list(releases) if releases else _releases_in(data_dir)
+    if not names:
+        raise InputError(f"{data_dir}: no release folders with a manifest.json")
+    index = _read_local_index(out_dir)
+    for name in names:
+        check_release_name(name, "--release")
+        index["releases"][name] = _publish_release(data_dir / name, out_dir / name, copy, progress)
+        # an index that names a release whose folder is gone would be a broken mirror
+    index["releases"] = {k: v for k, v in sorted(index["releases"].items())
+                         if (out_dir / v["path"] / MANIFEST).is_file()}
+    atomic_write_text(out_dir / INDEX, json.dumps(index, indent=2, sort_keys=True) + "\n")
+    return index
+
+
+def _releases_in(data_dir: Path) -> list[str]:
+    if not data_dir.is_dir():
+        raise InputError(f"{data_dir}: no such folder")
+    return sorted(p.name for p in data_dir.iterdir()
+                  if (p / MANIFEST).is_file() and RELEASE_NAME.fullmatch(p.name))
+
+
+def _read_local_index(out_dir: Path) -> dict:
+    path = out_dir / INDEX
+    if not path.exists():
+        return {"format": MIRROR_FORMAT, "format_version": MIRROR_FORMAT_VERSION, "releases": {}}
+    return parse_index(path.read_bytes(), str(path))
+
+
+def _publish_release(release_dir: Path, dest: Path, copy: bool, progress) -> dict:
+    manifest_path = release_dir / MANIFEST
+    if not manifest_path.is_file():
+        raise InputError(f"{manifest_path}: no such file (build or verify the release first)")
+    manifest_bytes = manifest_path.read_bytes()
+    manifest = parse_manifest(manifest_bytes, str(manifest_path))
+    if manifest["name"] != release_dir.name:
+        raise InputError(f"{manifest_path}: name '{manifest['name']}' differs from the folder name "
+                         f"'{release_dir.name}'")
+    bar = progress(total=sum(f["bytes"] for f in manifest["files"]), desc=f"publish {dest.name}",
+                   unit="B", unit_scale=True) if progress else None
+    try:
+        with atomic_dir(dest) as tmp:
+            for entry in manifest["files"]:
+                src = release_dir / entry["path"]
+                if not file_matches(src, entry["bytes"], entry["sha256"]):
+                    raise InputError(f"{src}: missing, or its size/sha256 differs from "
+                                     f"{manifest_path}; rebuild or verify the release")
+                link_or_copy(src, tmp / entry["path"], copy)
+                if bar:
+                    bar.update(entry["bytes"])
+            (tmp / MANIFEST).write_bytes(manifest_bytes)
+    finally:
+        if bar:
+            bar.close()
+    return {"path": dest.name,
+            "manifest_sha256": hashlib.sha256(manifest_bytes).hexdigest(),
+            "manifest_bytes": len(manifest_bytes),
+            "files": len(manifest["files"]),
+            "bytes": sum(f["bytes"] for f in manifest["files"]),
+            "schema_version": manifest["schema_version"],
+            "counts": manifest["counts"]}
+
+
+def parse_index(data: bytes, where: str) -> dict:
+    try:
+        index = json.loads(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{where}: not valid JSON ({exc})") from None
+    if (not isinstance(index, dict) or index.get("format") != MIRROR_FORMAT
+            or not isinstance(index.get("releases"), dict)):
+        raise InputError(f"{where}: not a pixelrec mirror index")
+    if index.get("format_version") != MIRROR_FORMAT_VERSION:
+        raise InputError(f"{where}: mirror format version {index.get('format_version')!r}, this "
+                         f"pixelrec reads version {MIRROR_FORMAT_VERSION} (upgrade pixelrec?)")
+    for name, entry in index["releases"].items():
+        check_release_name(name, where)
+        if not isinstance(entry, dict) or not isinstance(entry.get("manifest_sha256"), str):
+            raise InputError(f"{where}: release '{name}' has no manifest_sha256")
+        check_relpath(entry.get("path"), where)
+    return index
+
+
+# --- download ---------------------------------------------------------------------------------
+def download(subset: str, mirror: str, out_dir: str | Path, concurrency: int = 4,
+             progress=None, retries: int = 3, backoff: float = 1.0) -> Path:
+    """Fetch release `subset` from `mirror` into out_dir/<subset>; returns that folder."""
+    check_release_name(subset, "--subset")
+    if concurrency < 1:
+        raise InputError("--concurrency must be at least 1")
+    source = open_source(mirror, retries=retries, backoff=backoff)
+    return asyncio.run(_download(source, subset, Path(out_dir), concurrency, progress))
+
+
+async def _download(source: Source, subset: str, out_dir: Path, concurrency: int, progress) -> Path:
+    try:
+        index = parse_index(await source.read_bytes(INDEX), f"{source.label}/{INDEX}")
+        entry = index["releases"].get(subset)
+        if entry is None:
+            have = ", ".join(sorted(index["releases"])) or "none"
+            raise InputError(f"mirror {source.label} has no release '{subset}' (it has: {have})")
+        manifest_rel = f"{entry['path']}/{MANIFEST}"
+        manifest_bytes = await source.read_bytes(manifest_rel)
+        if hashlib.sha256(manifest_bytes).hexdigest() != entry["manifest_sha256"]:
+            raise TransferError(f"{manifest_rel}: sha256 differs from the mirror's {INDEX}")
+        manifest = parse_manifest(manifest_bytes, manifest_rel)
+        if manifest["name"] != subset:
+            raise InputError(f"{manifest_rel}: names release '{manifest['name']}', not '{subset}'")
+        final = out_dir / subset
+        partial = out_dir / f".{subset}.partial"
+        partial.mkdir(parents=True, exist_ok=True)
+        await _fetch_all(source, entry["path"], manifest, partial, final, concurrency, progress)
+    finally:
+        await source.close()
+    _drop_unlisted(partial, manifest)
+    (partial / MANIFEST).write_bytes(manifest_bytes)
+    _swap_in(partial, final)
+    return final
+
+
+async def _fetch_all(source, remote_dir, manifest, partial, final, concurrency, progress):
+    total = sum(f["bytes"] for f in manifest["files"])
+    bar = progress(total=total, desc=f"download {manifest['name']}", unit="B",
+                   unit_scale=True, unit_divisor=1024) if progress else None
+    queue: asyncio.Queue = asyncio.Queue()
+    for entry in manifest["files"]:
+        queue.put_nowait(entry)
+
+    async def worker():
+        while not queue.empty():
+            entry = queue.get_nowait()
+            dest = partial / entry["path"]
+            size, sha = entry["bytes"], entry["sha256"]
+            if await asyncio.to_thread(_reuse_verified, dest, final / entry["path"], size, sha):
+                on_bytes(size)
+                continue
+            await fetch_verified(source, f"{remote_dir}/{entry['path']}", dest, size, sha, on_bytes)
+
+    def on_bytes(n):
+        if bar:
+            bar.update(n)
+
+    workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        if bar:
+            bar.close()
+
+
+def _reuse_verified(dest: Path, existing: Path, size: int, sha256: str) -> bool:
+    """True when dest is already right: verified from an earlier run, or taken from the existing
+    copy of the release (unchanged files are not downloaded again)."""
+    if file_matches(dest, size, sha256):
+        return True
+    if file_matches(existing, size, sha256):
+        dest.unlink(missing_ok=True)
+        link_or_copy(existing, dest)  # a hard link survives the old folder's removal
+        return True
+    return False
+
+
+def _drop_unlisted(partial: Path, manifest: dict) -> None:
+    """Remove files an earlier, different manifest left in the partial folder."""
+    keep = {entry["path"] for entry in manifest["files"]}
+    for path in sorted(partial.rglob("*"), reverse=True):
+        rel = path.relative_to(partial).as_posix()
+        if path.is_file() and rel not in keep:
+            path.unlink()
+        elif path.is_dir() and not any(path.iterdir()):
+            path.rmdir()
+
+
+def _swap_in(partial: Path, final: Path) -> None:
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(final, old)
+        os.replace(partial, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(partial, final)
+
+
+def default_mirror() -> str:
+    return os.environ.get("PIXELREC_MIRROR", "")
+
+
+__all__ = ["publish", "download", "parse_manifest", "check_relpath", "default_mirror"]

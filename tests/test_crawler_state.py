@@ -1,0 +1,103 @@
+"""The crawl state's commit protocol: a shard counts only once its commit record is in the journal."""
+import json
+import multiprocessing
+
+import pyarrow.parquet as pq
+
+from crawler.items import ListingPage, VideoDone
+from crawler.pipelines import Anonymizer, ShardPipeline
+from crawler.state import Worker, load_known, read_journal
+from schemas.keys import user_key_for_mid, user_key_for_midhash
+
+
+def video_row(aid: int) -> dict:
+    return {"platform_video_id": f"BV{aid}", "aid": aid, "title": "t", "description": "", "tag": "a,b",
+            "channel": "c", "cover_url": f"http://127.0.0.1/bfs/archive/{aid:040d}.jpg",
+            "view_number": 1, "comment_number": 2, "thumbup_number": 3, "share_number": 4,
+            "coin_number": 5, "favorite_number": 6, "barrage_number": 7, "release_time": 100,
+            "duration_s": 30, "crawled_at": 200}
+
+
+def test_commit_then_torn_line_and_orphan_shards(tmp_path):
+    worker = Worker(tmp_path)
+    pipeline = ShardPipeline(worker, shard_bytes=10**9, flush_seconds=3600)
+    pipeline.process_item(ListingPage(rid=1, pn=1, count=3, found=[1, 2, 3]))
+    pipeline.process_item(VideoDone(aid=1, row=video_row(1), events=[(11, 5, "comment")],
+                                    related=[4], reason=""))
+    pipeline.process_item(VideoDone(aid=2, row=None, events=[], related=[], reason="long"))
+    pipeline.flush()
+    assert (tmp_path / "videos" / "part-w0000-00000.parquet").exists()
+    # a second flush whose commit record is torn: its shards are orphans
+    pipeline.process_item(VideoDone(aid=3, row=video_row(3), events=[(12, 6, "danmaku")],
+                                    related=[], reason=""))
+    pipeline.flush()
+    journal = worker.journal_path.read_bytes()
+    worker.journal_path.write_bytes(journal[:-5])
+    worker.release()
+
+    known = load_known(tmp_path / "state")
+    assert known.done == {1, 2} and known.kept == {1} and known.events == 1
+    assert known.discovered == {1, 2, 3, 4} and known.pending_videos() == [3, 4]
+    resumed = Worker(tmp_path)
+    assert resumed.name == "w0000"  # the dead worker's id is taken over ...
+    resumed.recover(known)          # ... and its uncommitted shard removed
+    assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == ["part-w0000-00000.parquet"]
+    assert sorted(p.name for p in (tmp_path / "interactions").iterdir()) == ["part-w0000-00000.parquet"]
+    assert resumed.next_seq == 1
+    events = pq.read_table(tmp_path / "interactions" / "part-w0000-00000.parquet").to_pylist()
+    assert events == [{"platform_video_id": "BV1", "user_key": 11, "timestamp": 5, "source": "comment"}]
+    resumed.release()
+
+
+def _hold_lock(path, ready, done):
+    worker = Worker(path)
+    ready.set()
+    done.wait(20)
+    worker.release()
+
+
+def test_live_worker_keeps_its_id(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    ready, done = ctx.Event(), ctx.Event()
+    holder = ctx.Process(target=_hold_lock, args=(tmp_path, ready, done))
+    holder.start()
+    try:
+        assert ready.wait(20)
+        second = Worker(tmp_path)
+        assert second.name == "w0001" and second.live_workers() == {"w0000", "w0001"}
+        second.release()
+    finally:
+        done.set()
+        holder.join(20)
+    third = Worker(tmp_path)
+    assert third.name == "w0000" and third.live_workers() == {"w0000"}
+    third.release()
+
+
+def test_journal_lines_are_records_and_keys_follow_the_contract(tmp_path):
+    path = tmp_path / "journal-w0000.jsonl"
+    path.write_bytes(b'{"t":"listing","rid":1,"pn":1,"count":0,"found":[]}\n{"t":"comm')
+    assert read_journal(path) == [json.loads('{"t":"listing","rid":1,"pn":1,"count":0,"found":[]}')]
+    key = b"k" * 32
+    assert Anonymizer(key, False).commenter(616368979) == user_key_for_mid(key, 616368979)
+    assert Anonymizer(key, True).commenter(616368979) == user_key_for_midhash(key, "445e7035")
+    assert Anonymizer(key, False).danmaku_sender("4FE08D3") == user_key_for_midhash(key, "4fe08d3")
+
+
+def test_one_event_per_user_earliest_and_the_per_video_cap():
+    from crawler.spiders.bilibili import BilibiliSpider
+
+    spider = BilibiliSpider()
+    spider.cap, spider.done, spider.kept, spider.max_videos = 3, set(), 0, None
+    events = {}
+    for user, ts, source in [(1, 50, "danmaku"), (1, 40, "comment"), (2, 10, "danmaku"),
+                             (2, 10, "comment"), (3, 30, "comment"), (4, 20, "danmaku"),
+                             (5, 60, "comment")]:
+        spider._add_event(events, user, ts, source)
+    assert events == {1: (40, "comment"), 2: (10, "comment"), 3: (30, "comment"),
+                      4: (20, "danmaku"), 5: (60, "comment")}
+    done = spider._finish_kept({"aid": 9, "row": {"platform_video_id": "BV9", "cid": 1},
+                                "events": events, "related": [7, 7]})
+    assert done["events"] == [(2, 10, "comment"), (4, 20, "danmaku"), (3, 30, "comment")]
+    assert done["related"] == [7] and "cid" not in done["row"] and done["row"]["tag"] == ""
+    assert spider.done == {9} and spider.kept == 1
