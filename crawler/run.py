@@ -7,13 +7,13 @@ call it once per process) and returns why the crawl closed and its statistics. T
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from schemas.errors import InputError
+from schemas.hosts import is_loopback
 from schemas.io import atomic_write_text
 from schemas.keys import load_or_create_key
 
@@ -71,14 +71,6 @@ class CrawlResult:
         return self.reason.startswith("challenge")
 
 
-def is_loopback(base_url: str) -> bool:
-    host = urlsplit(base_url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def validate(options: CrawlOptions) -> None:

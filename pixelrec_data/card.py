@@ -52,8 +52,9 @@ def is_release(path: Path) -> bool:
         (path / "items.parquet").exists() or (path / "splits").is_dir())
 
 
-def write_cards(data_root) -> list[Path]:
-    """(Re)write README.md in `data_root` and in each release below it; return the paths written."""
+def write_cards(data_root, releases_too: bool = True) -> list[Path]:
+    """(Re)write README.md in `data_root` and (unless releases_too=False) in each release below it;
+    return the paths written."""
     root = Path(data_root)
     if is_release(root):
         # called on a release folder: its card, and the data root's card when that one is ours
@@ -62,7 +63,7 @@ def write_cards(data_root) -> list[Path]:
             written += write_cards(root.parent)[-1:]
         return written
     releases = [p for p in sorted(root.iterdir()) if is_release(p)] if root.is_dir() else []
-    written = [write_release_card(r) for r in releases]
+    written = [write_release_card(r) for r in releases] if releases_too else []
     infos = {r.name: release_configs(r) for r in releases}
     default = pick_default(infos)
     header = _header([c for r in releases for c in infos[r.name]], default, in_root=True)
@@ -71,9 +72,13 @@ def write_cards(data_root) -> list[Path]:
     return written
 
 
+def has_splits(release: Path) -> bool:
+    return all((Path(release) / "splits" / f"{s}.parquet").exists() for s in SPLIT_NAMES)
+
+
 def write_release_card(release: Path) -> Path:
     release = Path(release)
-    if (release / "splits").is_dir():
+    if has_splits(release):
         build_sequences(release)
     configs = release_configs(release)
     header = _header(configs, release.name, in_root=False)

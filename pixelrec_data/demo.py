@@ -158,7 +158,7 @@ class Steps:
         self.log(f"[{number}] {name}: done in {seconds:.1f}s")
 
 
-def run_demo(workdir: Path, scale: str = "small", log=print) -> int:
+def run_demo(workdir: Path, scale: str = "small", suite: str | None = None, log=print) -> int:
     if scale not in SCALES:
         raise InputError(f"unknown scale '{scale}' (choose from {', '.join(SCALES)})")
     plan = DemoPlan(Path(workdir), scale)
@@ -187,7 +187,7 @@ def run_demo(workdir: Path, scale: str = "small", log=print) -> int:
         steps.run(3, "fetch-covers", lambda: pixelrec(
             "fetch-covers", "--release", plan.release, "--concurrency", "16", log=log))
     steps.run(4, "stats", lambda: pixelrec("stats", "--release", plan.release, log=log))
-    validate_args = ["validate-baselines", "--release", plan.release, "--suite", cfg["suite"],
+    validate_args = ["validate-baselines", "--release", plan.release, "--suite", suite or cfg["suite"],
                      "--out", plan.runs]
     if cfg["epochs"]:
         validate_args += ["--epochs", cfg["epochs"]]

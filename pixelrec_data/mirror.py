@@ -20,8 +20,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
-import uuid
 from pathlib import Path
 
 import jsonschema
@@ -29,7 +27,7 @@ import jsonschema
 from pixelrec_data.downloader.transfer import (Source, TransferError, fetch_verified, file_matches,
                                                link_or_copy, open_source)
 from schemas.errors import InputError
-from schemas.io import atomic_dir, atomic_write_text
+from schemas.io import atomic_dir, atomic_write_text, swap_dir
 from schemas.manifest import MANIFEST_SCHEMA
 
 INDEX = "index.json"
@@ -261,13 +259,7 @@ def _drop_unlisted(partial: Path, manifest: dict) -> None:
 
 
 def _swap_in(partial: Path, final: Path) -> None:
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(final, old)
-        os.replace(partial, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(partial, final)
+    swap_dir(partial, final)
 
 
 def default_mirror() -> str:

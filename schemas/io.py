@@ -137,16 +137,22 @@ def atomic_dir(path: str | os.PathLike):
     tmp.mkdir()
     try:
         yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        swap_dir(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def swap_dir(new: Path, final: Path) -> None:
+    """Put folder `new` in the place of `final` (replacing an old one) with renames only."""
+    new, final = Path(new), Path(final)
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(final, old)
+        os.replace(new, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(new, final)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -21,6 +21,19 @@ def tiny_config(name):
     return config
 
 
+def add_image_inputs(config, data):
+    """Image models read in-memory pixels / features instead of a release's image cache or feature
+    file (their own tests train them from a release: tests/test_pixelnet_train.py)."""
+    rng = np.random.default_rng(2)
+    if "encoder" in config:  # PixelNet: a tiny tower over random uint8 covers
+        config.update(encoder="tiny-vit", tune_layers=1, pixel_array=rng.integers(
+            0, 256, (data.item_num, 32, 32, 3), dtype=np.uint8))
+    if "features" in config:  # ViNet: random frozen features (ACF: a 2x2 spatial map)
+        shape = (2, 2, 12) if config["model"] == "acf" else (12,)
+        config["feature_array"] = rng.normal(size=(data.item_num, *shape)).astype(np.float32)
+    return config
+
+
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
@@ -31,7 +44,7 @@ def data():
 @pytest.mark.parametrize("name", available())
 def test_model_trains_and_full_sort_equals_pairwise(name, data):
     torch.manual_seed(0)
-    config = tiny_config(name)
+    config = add_image_inputs(tiny_config(name), data)
     cls = model_class(name)
     model = cls(config, data)
     if cls.train_format is not None:

@@ -20,7 +20,7 @@ TINY = {"encoder": "tiny-vit", "embedding_size": 16, "n_heads": 2, "n_layers": 1
 
 def config(name, **overrides):
     cfg = yaml.safe_load((BASE / "configs" / "overall.yaml").read_text())
-    cfg.update(yaml.safe_load((BASE / "pixelnet_configs" / f"{name}.yaml").read_text()))
+    cfg.update(yaml.safe_load((BASE / "configs" / f"{name}.yaml").read_text()))
     cfg.update(TINY, **overrides)
     return cfg
 

@@ -1,30 +1,19 @@
-"""PixelNet and ViNet models through the real trainer (train.train) on a tiny release with covers.
-
-The registry and configs/ belong to the trainer; until the models are registered there, this test
-points the trainer's registry and config lookup at them (the lines to add are in the docstrings of
-pixelnet_models.py and vinet/__init__.py).
-"""
+"""PixelNet and ViNet models through the real trainer (train.train, the real registry and
+configs/) on a tiny release with covers, its image cache and extracted features."""
 import json
-from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
+import pytest
 import yaml
 from PIL import Image
 
 from pixelrec_data.baselines import toy
 from pixelrec_data.baselines.encoders import EncoderConfig, ImageEncoder
 from pixelrec_data.baselines import train as T
-from pixelrec_data.baselines.pixelnet_models import PixelNetSASRec
 from pixelrec_data.baselines.vinet.features import extract
-from pixelrec_data.baselines.vinet.vbpr import VBPR
-from pixelrec_data.baselines.vinet.visrank import VisRank
 from pixelrec_data.images import prepare_images
 
-BASE = Path(T.__file__).resolve().parent
-EXTRA = {"pixelnet_sasrec": (PixelNetSASRec, BASE / "pixelnet_configs"),
-         "vbpr": (VBPR, BASE / "vinet" / "configs"), "visrank": (VisRank, BASE / "vinet" / "configs")}
 N_ITEMS = 24
 
 
@@ -37,29 +26,11 @@ def release(tmp_path_factory):
         Image.new("RGB", (32, 24), ((i * 37) % 256, (i * 91) % 256, (i * 11) % 256)).save(folder / "covers" / f"i{i}.jpg")
     prepare_images(folder, size=32, mode="squash", workers=1)
     extract(folder, "tiny-rn", "pooled", batch_size=8)
+    extract(folder, "tiny-rn", "spatial", batch_size=8)
     return folder
 
 
-@pytest.fixture
-def registered(monkeypatch, release):
-    original_class, original_config = T.model_class, T.resolve_config
-
-    def model_class(name):
-        return EXTRA[name][0] if name in EXTRA else original_class(name)
-
-    def resolve_config(name, overrides=None):
-        if name not in EXTRA:
-            return original_config(name, overrides)
-        config = yaml.safe_load((BASE / "configs" / "overall.yaml").read_text())
-        config.update(yaml.safe_load((EXTRA[name][1] / f"{name}.yaml").read_text()))
-        config.update(overrides or {}, model=name, release=str(release))
-        return config
-
-    monkeypatch.setattr(T, "model_class", model_class)
-    monkeypatch.setattr(T, "resolve_config", resolve_config)
-
-
-def test_pixelnet_sasrec_trains_and_evaluates_from_the_image_cache(release, registered, tmp_path):
+def test_pixelnet_sasrec_trains_and_evaluates_from_the_image_cache(release, tmp_path):
     torch.set_num_threads(1)
     folder = T.train(release, "pixelnet_sasrec", out=tmp_path, overrides={
         "encoder": "tiny-vit", "embedding_size": 16, "n_heads": 2, "n_layers": 1, "image_size": 32,
@@ -78,15 +49,21 @@ def test_pixelnet_sasrec_trains_and_evaluates_from_the_image_cache(release, regi
     assert config["encoder_info"]["init"] == "random" and config["encoder_info"]["tuned_blocks"] == 2
 
 
-def test_vbpr_and_visrank_train_on_extracted_features(release, registered, tmp_path):
+def test_vbpr_visrank_and_acf_train_on_extracted_features(release, tmp_path):
     torch.set_num_threads(1)
     vbpr = T.train(release, "vbpr", out=tmp_path, overrides={
         "features": "tiny-rn_pooled", "embedding_size": 16, "epochs": 2, "train_batch_size": 64})
     visrank = T.train(release, "visrank", out=tmp_path, overrides={"features": "tiny-rn_pooled"})
-    for folder in (vbpr, visrank):
+    acf = T.train(release, "acf", out=tmp_path, overrides={
+        "features": "tiny-rn_spatial", "embedding_size": 16, "epochs": 2, "train_batch_size": 64,
+        "learning_rate": 1e-2})
+    for folder in (vbpr, visrank, acf):
         final = json.loads((folder / "metrics.json").read_text())["final"]["test"]
         assert set(final) == {"recall@5", "recall@10", "ndcg@5", "ndcg@10"}
     assert json.loads((visrank / "metrics.json").read_text())["epochs_run"] == 0
     info = yaml.safe_load((vbpr / "config.yaml").read_text())["features_info"]
     assert info["encoder"] == "tiny-rn" and info["init"] == "random"
-    assert np.isfinite(json.loads((vbpr / "metrics.json").read_text())["per_epoch"][-1]["loss"])
+    for folder in (vbpr, acf):
+        per_epoch = json.loads((folder / "metrics.json").read_text())["per_epoch"]
+        assert len(per_epoch) == 2 and all(np.isfinite(e["loss"]) and e["loss"] > 0 for e in per_epoch)
+    assert yaml.safe_load((acf / "config.yaml").read_text())["features_info"]["name"] == "tiny-rn_spatial"

@@ -19,7 +19,7 @@ N_ITEMS = 30
 
 def config(name, **overrides):
     cfg = yaml.safe_load((BASE / "configs" / "overall.yaml").read_text())
-    cfg.update(yaml.safe_load((BASE / "vinet" / "configs" / f"{name}.yaml").read_text()))
+    cfg.update(yaml.safe_load((BASE / "configs" / f"{name}.yaml").read_text()))
     cfg.update(overrides)
     return cfg
 
@@ -46,10 +46,19 @@ def eval_batch(data, users, split):
 def train_batch(model, data, n=8):
     samples = make_samples(model.train_format, data)
     batch = samples.batch(np.arange(min(n, len(samples))), np.random.default_rng(0))
-    if model.train_format == "position":  # ACF: the user of each position sample
-        rows = samples.rows[np.arange(min(n, len(samples)))]
-        batch["user"] = np.repeat(samples.users[np.arange(len(rows))], (rows != 0).sum(1))
     return {k: torch.as_tensor(np.asarray(v, dtype=np.int64)) for k, v in batch.items()}
+
+
+def test_position_samples_carry_each_samples_window_user(data):
+    samples = make_samples("position", data)
+    index = np.array([3, 0, 5])
+    batch = samples.batch(index, np.random.default_rng(0))
+    rows = samples.rows[index]
+    want = np.repeat(samples.users[index], (rows != 0).sum(1))
+    np.testing.assert_array_equal(batch["user"], want)
+    for k, user in enumerate(batch["user"]):  # each sample's target is in its user's history
+        history = data.train_items[data.train_offsets[user]:data.train_offsets[user + 1]]
+        assert batch["pos"][k] in history
 
 
 def full_history(data, user, split):

@@ -9,14 +9,11 @@ which equals encoding each slot separately; at evaluation the catalogue table is
 The encoder is held outside the module tree of ItemLookup, so each parameter has one name,
 `visual_encoder.*`.
 
-Registering with the trainer (its files, so listed here rather than edited): in
-models/__init__.py MODELS add "pixelnet_sasrec": "pixelrec_data.baselines.pixelnet_models:PixelNetSASRec"
-and "pixelnet_mf": "pixelrec_data.baselines.pixelnet_models:PixelNetMF" (model_class importing a
-dotted module path as is); copy pixelnet_configs/*.yaml to configs/; let train.Run set
-config["release"] (or pass --set release=DIR). Other SequentialRecommender backbones (GRU4Rec,
-NextItNet) get their variant from `pixelnet_sequential(cls)`.
+Registered in models/__init__.py as `pixelnet_sasrec` and `pixelnet_mf` (configs/<name>.yaml);
+train.Run sets config["release"] to the release folder. Other SequentialRecommender backbones
+(GRU4Rec, NextItNet) get their variant from `pixelnet_sequential(cls)`.
 
-Config keys (configs in pixelnet_configs/): encoder, encoder_weights, tune_layers,
+Config keys (configs/pixelnet_*.yaml): encoder, encoder_weights, tune_layers,
 embedding_method, dtl_layers, normalise, encoder_lr, encoder_weight_decay, image_size, image_mode,
 dedup, trunk_cache (none|device|host|mmap), trunk_cache_dtype, trunk_cache_path,
 eval_encode_batch; pixels come from the release's image cache (`release` key, or `data.release`),

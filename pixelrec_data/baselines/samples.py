@@ -12,8 +12,9 @@ Batch dicts (all int arrays; 0 = PAD; "left-padded" means the most recent item i
 - "pair"     PAIR rows (MF, LightGCN): user [B], pos [B], neg [B].
 - "bert"     masked windows (BERT4Rec): input [B,11] with [MASK] = item_num, pos [B,11] original,
              neg [B,11], flag [B,11] bool (masked positions).
-- "position" one sample per window position (DSSM, FM): context [N,10] = the other items of the
-             window (earlier and later, left-padded), pos [N], neg [N]. A batch of B windows gives
+- "position" one sample per window position (DSSM, FM, ACF): context [N,10] = the other items of
+             the window (earlier and later, left-padded), pos [N], neg [N], user [N] (the window's
+             user; ACF reads it). A batch of B windows gives
              N = sum of their lengths samples, as the official collate does.
 Negatives: uniform over 1..I; SEQ-family formats exclude the items of the window (or prefix), PAIR
 excludes the user's whole training history (protocol 1.7). Neither excludes valid/test items.
@@ -115,7 +116,7 @@ class PositionSamples(SeqSamples):
         b, j = np.nonzero(real)
         # removing a real slot from a left-padded window leaves a left-padded context of 10
         context = rows[b[:, None], _OTHERS[j]]
-        return {"context": context, "pos": rows[b, j], "neg": neg[b, j]}
+        return {"context": context, "pos": rows[b, j], "neg": neg[b, j], "user": self.users[index][b]}
 
 
 FORMATS = {"seq": SeqSamples, "prefix": PrefixSamples, "pair": PairSamples,

@@ -10,7 +10,12 @@ import click
               help="Folder for the demo's raw crawl, releases and runs; a rerun continues there.")
 @click.option("--scale", type=click.Choice(["tiny", "small", "medium"]), default="small",
               show_default=True, help="Size of the simulated platform.")
-def demo(workdir, scale):
-    """Simulate the platform, crawl it, build the release, fetch covers, validate baselines."""
+@click.option("--suite", default=None,
+              help="validate-baselines suite (default: quick), or a suite .yaml file")
+def demo(workdir, scale, suite):
+    """Simulate the platform, crawl it, build the release, fetch covers, validate baselines.
+
+    Rerunning continues from the first unfinished step; exits non-zero if a validation check fails.
+    """
     from pixelrec_data.demo import run_demo
-    run_demo(workdir, scale)
+    run_demo(workdir, scale, suite=suite)

@@ -49,7 +49,8 @@ def download(subset, mirror, out_dir, concurrency, retries):
                               progress=bar, retries=retries)
     from pixelrec_data.commands.release import card_is_ours_or_absent
     from pixelrec_data.card import write_cards, write_release_card
-    write_release_card(folder)
+    if not (folder / "README.md").exists():  # cards are written locally, after the manifest
+        write_release_card(folder)
     if card_is_ours_or_absent(folder.parent / "README.md"):
-        write_cards(folder.parent)
+        write_cards(folder.parent, releases_too=False)
     click.echo(f"downloaded {subset} to {folder} (every file verified against manifest.json)")

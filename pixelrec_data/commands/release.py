@@ -24,11 +24,11 @@ def finish_releases(folders) -> None:
     plain `datasets.load_dataset(DATA, name)` reads every release. The data root's card is written
     only where none exists or the one there is ours: a user's own README.md is never replaced."""
     from pipelines.manifest import refresh_manifest
-    from pixelrec_data.card import build_sequences, write_cards, write_release_card
+    from pixelrec_data.card import build_sequences, has_splits, write_cards, write_release_card
 
     roots = set()
     for folder in map(Path, folders):
-        if (folder / "splits").is_dir():
+        if has_splits(folder):
             build_sequences(folder)
         if (folder / "manifest.json").is_file():
             refresh_manifest(folder)
@@ -36,7 +36,7 @@ def finish_releases(folders) -> None:
         roots.add(folder.parent)
     for root in sorted(roots):
         if card_is_ours_or_absent(root / "README.md"):
-            write_cards(root)
+            write_cards(root, releases_too=False)
 
 
 def card_is_ours_or_absent(path: Path) -> bool:

@@ -6,12 +6,13 @@ Knows nothing about images or files: it returns bytes or an error kind. Error ki
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import random
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
+
+from schemas.hosts import is_loopback
 
 # Transient failures worth another try; everything else (404, 403, ...) is final.
 RETRY_HTTP = {408, 412, 425, 429, 500, 502, 503, 504}
@@ -43,13 +44,6 @@ def is_retryable(status: str) -> bool:
     return status in RETRY_KINDS or http_code(status) in RETRY_HTTP
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class HostRateLimiter:

@@ -4,15 +4,7 @@
 - visrank.py (no training), vbpr.py (PAIR), acf.py (position samples + user id);
 - configs/<model>.yaml: their hyper-parameters (the paper's values).
 
-Registering them with the trainer (its files, so listed here rather than edited):
-  models/__init__.py MODELS:
-      "visrank": "pixelrec_data.baselines.vinet.visrank:VisRank",
-      "vbpr": "pixelrec_data.baselines.vinet.vbpr:VBPR",
-      "acf": "pixelrec_data.baselines.vinet.acf:ACF",
-  with model_class importing a dotted module path as is:
-      path = module if "." in module else f"{__name__}.{module}"
-  configs/: copy vinet/configs/{visrank,vbpr,acf}.yaml;
-  train.Run: pass the release folder, `self.config["release"] = str(release)` before building
-  the model (the models read <release>/features/<features>.npy);
-  samples.PositionSamples.batch: add `"user": self.users[index][b]` (ACF needs the user id).
+Registered in models/__init__.py as `visrank`, `vbpr`, `acf` (configs/<name>.yaml); train.Run
+sets config["release"], from which the models read <release>/features/<features>.npy. ACF's
+position samples carry the user id (samples.PositionSamples.batch: batch["user"]).
 """

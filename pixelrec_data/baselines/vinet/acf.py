@@ -7,8 +7,8 @@ history items at evaluation), with x_jl = ReLU(R f_jl) the reduced component fea
     α_j  = softmax_j( w_i · ReLU(W_iu u + W_ip p_j + W_ix x̄_j) ) over real (non-PAD) profile items
     user = W_u u + Σ_j α_j p_j,        score(u, i) = user · q_i
 p and q are the same item table; Kaiming-normal init; BPR with 1e-8 inside the log.
-Training samples: the "position" format (context = profile, pos, neg) plus the user id, which
-the samples must carry as batch["user"] (see ACF_SAMPLES below).
+Training samples: the "position" format (context = profile, pos, neg, and the user id, which
+samples.PositionSamples carries as batch["user"]).
 """
 from __future__ import annotations
 
