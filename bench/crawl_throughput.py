@@ -51,10 +51,20 @@ def start_simulator(seed: int, users: int, videos: int):
     raise RuntimeError("simulator did not start")
 
 
-async def plain_client(base: str) -> tuple[int, float]:
-    """Walk the same endpoints as the crawler with CONCURRENCY requests in flight."""
+async def plain_client(base: str) -> tuple[int, float, dict]:
+    """Make the crawler's requests (same endpoints, same count) with CONCURRENCY in flight.
+
+    The walk mirrors the spider: every page of the 23 channel listings, one view per listed
+    micro-video, then for each kept video tags, danmaku, related and comment page 1 side by side,
+    and once page 1 gave the count the other comment pages at once (and one past the last page
+    when the last page was full). Returns (requests, seconds, requests per endpoint).
+    """
+    from crawler.spiders.bilibili import CHANNEL_RIDS, LISTING_PS, REPLY_PS
+
     count = 0
+    per_path: dict = {}
     limit = asyncio.Semaphore(CONCURRENCY)
+    seen: set = set()
 
     async def get(session, path, **params):
         nonlocal count
@@ -62,35 +72,57 @@ async def plain_client(base: str) -> tuple[int, float]:
             async with session.get(base + path, params=params) as response:
                 body = await response.read()
                 count += 1
+                per_path[path] = per_path.get(path, 0) + 1
         return json.loads(body) if path != "/x/v1/dm/list.so" else body
 
+    def micro(refs) -> list:
+        return [a["aid"] for a in refs if a.get("duration") in (None, "") or a["duration"] < 600]
+
+    async def reply_pages(session, aid):
+        first = await get(session, "/x/v2/reply", type=1, oid=aid, sort=0, ps=REPLY_PS, pn=1)
+        data = first.get("data") or {}
+        if first["code"] != 0 or not data.get("replies"):
+            return
+        pages = -(-data["page"]["count"] // REPLY_PS)
+
+        async def page(pn):
+            doc = await get(session, "/x/v2/reply", type=1, oid=aid, sort=0, ps=REPLY_PS, pn=pn)
+            replies = (doc.get("data") or {}).get("replies") or []
+            if doc["code"] == 0 and pn >= pages and len(replies) >= REPLY_PS:
+                await page(pn + 1)
+        await asyncio.gather(*[page(pn) for pn in range(2, pages + 1)])
+
     async def video(session, aid):
+        if aid in seen:
+            return
+        seen.add(aid)
         view = await get(session, "/x/web-interface/view", aid=aid)
         if view["code"] != 0 or view["data"]["duration"] >= 600:
             return
         cid = view["data"]["cid"]
-        await asyncio.gather(get(session, "/x/web-interface/view/detail/tag", aid=aid, cid=cid),
-                             get(session, "/x/v1/dm/list.so", oid=cid),
-                             get(session, "/x/web-interface/archive/related", aid=aid))
-        pn = 1
-        while True:
-            page = await get(session, "/x/v2/reply", type=1, oid=aid, sort=0, ps=20, pn=pn)
-            data = page.get("data") or {}
-            if page["code"] != 0 or not data.get("replies") or pn * 20 >= data["page"]["count"]:
-                break
-            pn += 1
+        _, _, related, _ = await asyncio.gather(
+            get(session, "/x/web-interface/view/detail/tag", aid=aid, cid=cid),
+            get(session, "/x/v1/dm/list.so", oid=cid),
+            get(session, "/x/web-interface/archive/related", aid=aid), reply_pages(session, aid))
+        if related["code"] == 0:  # the spider follows 1-3 of these; new ones are crawled too
+            await asyncio.gather(*[video(session, a) for a in micro(related["data"] or [])
+                                   if a not in seen])
+
+    async def channel(session, rid):
+        region = "/x/web-interface/dynamic/region"
+        first = await get(session, region, rid=rid, ps=LISTING_PS, pn=1)
+        pages = -(-first["data"]["page"]["count"] // LISTING_PS)
+        rest = await asyncio.gather(*[get(session, region, rid=rid, ps=LISTING_PS, pn=pn)
+                                      for pn in range(2, pages + 1)])
+        return [a for doc in [first, *rest] for a in micro(doc["data"]["archives"])]
 
     start = time.perf_counter()
     connector = aiohttp.TCPConnector(limit=CONCURRENCY)
     async with aiohttp.ClientSession(connector=connector) as session:
-        first = await get(session, "/x/web-interface/dynamic/region", rid=0, ps=50, pn=1)
-        pages = -(-first["data"]["page"]["count"] // 50)
-        listings = [first] + list(await asyncio.gather(*[
-            get(session, "/x/web-interface/dynamic/region", rid=0, ps=50, pn=pn)
-            for pn in range(2, pages + 1)]))
-        aids = [a["aid"] for doc in listings for a in doc["data"]["archives"]]
+        listed = await asyncio.gather(*[channel(session, rid) for rid in CHANNEL_RIDS])
+        aids = sorted({aid for found in listed for aid in found})
         await asyncio.gather(*[video(session, aid) for aid in aids])
-    return count, time.perf_counter() - start
+    return count, time.perf_counter() - start, per_path
 
 
 def crawler_run(base: str, work: Path, run: int) -> dict:
@@ -106,6 +138,22 @@ def crawler_run(base: str, work: Path, run: int) -> dict:
             "events": stats["events"], "elapsed_s": elapsed}
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc), 0.0 elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pid: int, action):
+    """Run action(); return its result and the simulator's CPU share (busy seconds / wall seconds)."""
+    cpu, wall = cpu_seconds(pid), time.perf_counter()
+    result = action()
+    return result, (cpu_seconds(pid) - cpu) / (time.perf_counter() - wall)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=400)
@@ -114,28 +162,42 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     proc, base = start_simulator(args.seed, args.users, args.videos)
+    ceiling, runs, sim_cpu = [], [], {"ceiling": [], "crawler": []}
     try:
-        ceiling = []
-        for _ in range(args.runs):
-            count, elapsed = asyncio.run(plain_client(base))
-            ceiling.append(count / elapsed)
         with tempfile.TemporaryDirectory() as tmp:
-            runs = [crawler_run(base, Path(tmp), i) for i in range(args.runs)]
+            # alternate the two sides so that a change of load on the machine hits both alike
+            for i in range(args.runs):
+                (count, elapsed, per_path), share = measured(
+                    proc.pid, lambda: asyncio.run(plain_client(base)))
+                ceiling.append(count / elapsed)
+                sim_cpu["ceiling"].append(share)
+                run, share = measured(proc.pid, lambda: crawler_run(base, Path(tmp), i))
+                runs.append(run)
+                sim_cpu["crawler"].append(share)
     finally:
         proc.terminate()
         proc.wait(10)
+    report(args, ceiling, count, per_path, runs, sim_cpu)
+
+
+def report(args, ceiling, count, per_path, runs, sim_cpu) -> None:
     crawl_rps = statistics.median(r["requests_s"] for r in runs)
     crawl_eps = statistics.median(r["events_s"] for r in runs)
     ceiling_rps = statistics.median(ceiling)
-    print(f"world: seed {args.seed}, {args.users} users, {args.videos} videos; "
-          f"{runs[0]['requests']} requests, {runs[0]['events']} events per crawl")
+    print(f"world: seed {args.seed}, {args.users} users, {args.videos} videos; crawler: "
+          f"{runs[0]['requests']} requests (robots.txt included), {runs[0]['events']} events per "
+          f"crawl; plain client: {count} requests")
+    print("plain client per endpoint: " + ", ".join(f"{k.rsplit('/', 1)[1]} {v}"
+                                                    for k, v in sorted(per_path.items())))
     print(f"simulator ceiling (aiohttp, {CONCURRENCY} in flight): {ceiling_rps:8.1f} requests/s "
-          f"(runs: {', '.join(f'{c:.1f}' for c in ceiling)})")
+          f"(runs: {', '.join(f'{c:.1f}' for c in ceiling)}; simulator CPU "
+          f"{statistics.median(sim_cpu['ceiling']):.0%})")
     crawl_runs = ", ".join(f"{r['requests_s']:.1f}" for r in runs)
     print(f"crawler (concurrency {CONCURRENCY}, no delay):       {crawl_rps:8.1f} requests/s, "
           f"{crawl_eps:8.1f} events/s (runs: {crawl_runs})")
     total_rps = statistics.median(r["requests_s_total"] for r in runs)
-    print(f"crawler incl. start-up and close:            {total_rps:8.1f} requests/s")
+    print(f"crawler incl. start-up and close:            {total_rps:8.1f} requests/s "
+          f"(simulator CPU over the whole command {statistics.median(sim_cpu['crawler']):.0%})")
     print(f"crawler / ceiling: {crawl_rps / ceiling_rps:.2f}")
 
 

@@ -12,13 +12,14 @@ body, not only on the status:
 from __future__ import annotations
 
 import collections
-import json
 import time
 from urllib.parse import urlsplit
 
+import orjson
 from scrapy import signals
 from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import IgnoreRequest
+from scrapy.logformatter import LogFormatter
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from twisted.internet.task import deferLater
 
@@ -164,6 +165,16 @@ def _decode(request, response):
     if "/dm/list.so" in response.url and response.body.lstrip()[:1] != b"{":
         return parse_danmaku(response.body)
     try:
-        return json.loads(response.body)
-    except ValueError:
+        return orjson.loads(response.body)
+    except orjson.JSONDecodeError:
         raise ParseError("body is not JSON") from None
+
+
+class QuietLogFormatter(LogFormatter):
+    """No per-response and per-item DEBUG records (built even when the level drops them)."""
+
+    def crawled(self, request, response, spider):
+        return None
+
+    def scraped(self, item, response, spider):
+        return None

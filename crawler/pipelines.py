@@ -10,6 +10,7 @@ worker's journal (crawler/state.py). A video therefore reaches raw/ whole or not
 """
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -26,14 +27,21 @@ ROW_BYTES = 48  # rough in-memory size of one event row, for rolling shards by s
 
 
 class Anonymizer:
+    """mid / midHash -> user_key. The same users comment on many videos: each id is hashed once
+    (a bounded in-memory cache, never written anywhere)."""
+
+    CACHE_SIZE = 1 << 20
+
     def __init__(self, key: bytes, join_danmaku: bool):
         self._key = key
         self._join = join_danmaku
+        self.commenter = functools.lru_cache(self.CACHE_SIZE)(self._commenter)
+        self.danmaku_sender = functools.lru_cache(self.CACHE_SIZE)(self._danmaku_sender)
 
-    def commenter(self, mid: int) -> int:
+    def _commenter(self, mid: int) -> int:
         return user_key_for_mid(self._key, mid, join_danmaku=self._join)
 
-    def danmaku_sender(self, midhash: str) -> int:
+    def _danmaku_sender(self, midhash: str) -> int:
         return user_key_for_midhash(self._key, midhash)
 
 
@@ -61,7 +69,8 @@ class ShardPipeline:
     def process_item(self, item):
         if isinstance(item, ListingPage):
             self.worker.append({"t": "listing", "rid": item["rid"], "pn": item["pn"],
-                                "count": item["count"], "found": list(item["found"])})
+                                "count": item["count"], "found": list(item["found"])},
+                               durable=False)
         elif isinstance(item, VideoDone):
             self._add_video(item)
             if self.progress is not None:

@@ -58,7 +58,44 @@ REQUEST_FINGERPRINTER_IMPLEMENTATION = "2.7"
 # callback output, so the default 100 costs more than the crawl itself.
 CONCURRENT_ITEMS = 2
 
+# Scrapy checks every callback for a generator with `return value` by parsing its source; its cache
+# is keyed by the bound method, a new object per response, so it parses on every response.
+WARN_ON_GENERATOR_RETURN_VALUE = False
+
 # Twisted's own epoll reactor: about twice the requests/s of the asyncio reactor on a busy machine
 # (measured against the simulator); the crawler needs no asyncio library.
 TWISTED_REACTOR = ("twisted.internet.epollreactor.EPollReactor" if sys.platform.startswith("linux")
                    else "twisted.internet.selectreactor.SelectReactor")
+
+# A loopback target (the simulator) gets these on top: the components below only cost time there
+# (no redirects, no offsite links, no referer to send, no memory watchdog needed for a test run),
+# and per-request DEBUG log records are never built. A remote target keeps every default above.
+LOOPBACK_OVERRIDES = {
+    "DOWNLOADER_MIDDLEWARES": {
+        **DOWNLOADER_MIDDLEWARES,
+        "scrapy.downloadermiddlewares.offsite.OffsiteMiddleware": None,
+        "scrapy.downloadermiddlewares.downloadtimeout.DownloadTimeoutMiddleware": None,
+        "scrapy.downloadermiddlewares.defaultheaders.DefaultHeadersMiddleware": None,
+        "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+    },
+    "SPIDER_MIDDLEWARES": {
+        **SPIDER_MIDDLEWARES,
+        "scrapy.spidermiddlewares.referer.RefererMiddleware": None,
+        "scrapy.spidermiddlewares.urllength.UrlLengthMiddleware": None,
+        "scrapy.spidermiddlewares.metacopy.MetaCopyDetectionMiddleware": None,
+    },
+    "EXTENSIONS": {
+        "scrapy.extensions.logstats.LogStats": None,
+        "scrapy.extensions.memusage.MemoryUsage": None,
+        "scrapy.extensions.memdebug.MemoryDebugger": None,
+        "scrapy.extensions.logcount.LogCount": None,
+        "scrapy.extensions.spiderstate.SpiderState": None,
+        "scrapy.extensions.feedexport.FeedExporter": None,
+        "scrapy.extensions.closespider.CloseSpider": None,
+    },
+    "LOG_FORMATTER": "crawler.middlewares.QuietLogFormatter",
+    # one domain: the per-downloader-slot queue only adds bookkeeping per request
+    "SCHEDULER_PRIORITY_QUEUE": "scrapy.pqueues.ScrapyPriorityQueue",
+    "TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor",
+    "DOWNLOAD_HANDLERS": {"http": "scrapy.core.downloader.handlers._aiohttp.AiohttpDownloadHandler"},
+}

@@ -136,12 +136,16 @@ class Worker:
     def shard_name(self, seq: int) -> str:
         return f"part-{self.name}-{seq:05d}.parquet"
 
-    def append(self, record: dict) -> None:
+    def append(self, record: dict, durable: bool = True) -> None:
+        """One record, one write(). durable=False skips the fsync: for records that only save work
+        on resume (a listing page), whose loss in a power cut means re-reading that page; a kill of
+        the process loses no written line either way, and the next durable record syncs them."""
         line = (json.dumps(record, separators=(",", ":"), sort_keys=True) + "\n").encode()
         fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             os.write(fd, line)
-            os.fsync(fd)
+            if durable:
+                os.fsync(fd)
         finally:
             os.close(fd)
 

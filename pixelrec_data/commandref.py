@@ -12,7 +12,8 @@ from pixelrec_data.cli import cli
 
 
 def render() -> str:
-    ctx = click.Context(cli, info_name="pixelrec")
+    # a fixed width: the file must not depend on the terminal it was generated in
+    ctx = click.Context(cli, info_name="pixelrec", terminal_width=100, max_content_width=100)
     parts = ["# `pixelrec` command reference",
              "",
              "Generated from the commands' own `--help` by `python -m pixelrec_data.commandref`; "
@@ -21,7 +22,8 @@ def render() -> str:
              "```text", cli.get_help(ctx), "```", ""]
     for name in cli.list_commands(ctx):
         command = cli.get_command(ctx, name)
-        sub = click.Context(command, info_name=name, parent=ctx)
+        sub = click.Context(command, info_name=name, parent=ctx, terminal_width=100,
+                            max_content_width=100)
         parts += [f"## pixelrec {name}", "", "```text", command.get_help(sub), "```", ""]
     return "\n".join(parts)
 

@@ -9,7 +9,7 @@ import yaml
 
 from pixelrec_data.baselines import data as D
 from pixelrec_data.baselines import evaluate as E
-from pixelrec_data.baselines.pixelnet_models import PixelNetMF, PixelNetSASRec
+from pixelrec_data.baselines.pixelnet_models import PixelNetBERT4Rec, PixelNetMF, PixelNetSASRec
 from pixelrec_data.baselines.samples import make_samples
 
 BASE = Path(__file__).resolve().parent.parent / "pixelrec_data" / "baselines"
@@ -56,7 +56,8 @@ def grads(model, batch):
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-@pytest.mark.parametrize("cls,name", [(PixelNetSASRec, "pixelnet_sasrec"), (PixelNetMF, "pixelnet_mf")])
+@pytest.mark.parametrize("cls,name", [(PixelNetSASRec, "pixelnet_sasrec"), (PixelNetMF, "pixelnet_mf"),
+                                      (PixelNetBERT4Rec, "pixelnet_bert4rec")])
 def test_one_pass_cached_loss_equals_plain_per_slot_encoding(cls, name, data, pixels):
     batch = batch_of(cls, data)
     plain = build(cls, name, data, pixels, dedup=False, trunk_cache="none")
@@ -127,3 +128,27 @@ def test_ce_loss_is_refused(data, pixels):
 
     with pytest.raises(InputError, match="bpr"):
         build(PixelNetSASRec, "pixelnet_sasrec", data, pixels, loss="ce")
+
+
+def test_bert4rec_masked_and_pad_inputs_are_the_all_ones_image(data, pixels):
+    model = build(PixelNetBERT4Rec, "pixelnet_bert4rec", data, pixels).eval()
+    mask = model.mask_token
+    assert mask == N_ITEMS + 1
+    visual = model.visual_encoder
+    with torch.no_grad():
+        size = visual.encoder.image_size
+        ones = visual.encoder(torch.ones(1, 3, *size))[0]
+        zero = visual.encoder(torch.zeros(1, 3, *size))[0]
+        torch.testing.assert_close(visual.encode(torch.tensor([mask]))[0], ones)
+        torch.testing.assert_close(visual.encode(torch.tensor([0]))[0], zero)  # target PAD: zero image
+        assert visual.all().shape[0] == N_ITEMS + 2 and model.item_representation().shape[0] == N_ITEMS + 1
+        seq = torch.tensor([[0, 0, 3, 4, mask], [0, 0, 3, 4, mask]])
+        seq[1, 0] = mask  # a PAD input slot reads as [MASK]; attention masks only the other PAD
+        swapped = torch.where(seq == 0, mask, seq)
+        # PAD inputs enter as the ones image: the same as [MASK] inputs, except for the key mask
+        positions = torch.arange(5)
+        x = model.input_norm(model.item_embedding(swapped) + model.position_embedding(positions)[None])
+        from pixelrec_data.baselines.models.layers import additive_mask
+        want = model.encoder(x, additive_mask(seq != 0, causal=False))
+        torch.testing.assert_close(model.encode(seq), want)
+        assert not torch.allclose(model.encode(seq)[0], model.encode(seq)[1])  # slot 0: PAD vs [MASK]

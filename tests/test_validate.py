@@ -77,3 +77,28 @@ def test_unknown_suite_is_one_line_error(release, tmp_path):
                            "--release", str(release), "--suite", "nope"], cwd=ROOT,
                           capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith("error: unknown suite 'nope'")
+
+
+def test_vinet_entry_gets_its_features_and_no_covers_means_skipped(release, tmp_path):
+    from PIL import Image
+
+    from pixelrec_data.baselines.validate import prepare_inputs
+
+    vbpr = {"name": "VBPR", "model": "vbpr", "role": "vinet",
+            "set": {"features": "tiny-rn_pooled", "embedding_size": 16, "epochs": 1}}
+    suite = _suite(tmp_path, [vbpr], [])
+    _, results = validate(release, suite, out=tmp_path / "runs", log=lambda m: None)
+    row = results["leaderboard"][0]
+    assert row["status"] == "skipped" and "covers" in row["reason"]
+    covered = write_release(tmp_path / "covered", chain_sequences(40, 20, seed=4), 20)
+    (covered / "covers").mkdir()
+    for i in range(20):
+        Image.new("RGB", (24, 16), (i * 12, 90, 200 - i * 9)).save(covered / "covers" / f"i{i}.jpg")
+    _, results = validate(covered, suite, out=tmp_path / "runs", log=lambda m: None)
+    assert results["leaderboard"][0]["status"] == "ok"
+    features = covered / "features" / "tiny-rn_pooled.npy"
+    meta = json.loads((covered / "features" / "tiny-rn_pooled.json").read_text())
+    assert meta["encoder"]["name"] == "tiny-rn" and meta["items"] == 20 and meta["blank_covers"] == 0
+    stamp = features.stat().st_mtime_ns
+    assert prepare_inputs(covered, "vbpr", vbpr["set"], vbpr, "cpu", log=lambda m: None) == ""
+    assert features.stat().st_mtime_ns == stamp  # present and current: not extracted again

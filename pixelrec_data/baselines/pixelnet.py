@@ -37,9 +37,13 @@ CACHE_PLACES = ("none", "device", "host", "mmap")
 
 
 class PixelSource:
-    """uint8 pixels by item id: `pixels[rows[id]]`; rows[id] = -1 means 'no image' (PAD)."""
+    """uint8 pixels by item id: `pixels[rows[id]]`; rows[id] = -1 means 'no image' (PAD).
 
-    def __init__(self, pixels, rows=None, pad_id: int | None = 0):
+    `ones_id` (PixelNet BERT4Rec's [MASK] id) is the all-ones image: the encoder's input tensor
+    is 1 everywhere (after normalisation), as the official MOBERT4Rec feeds masked and PAD slots.
+    """
+
+    def __init__(self, pixels, rows=None, pad_id: int | None = 0, ones_id: int | None = None):
         self.pixels = pixels  # np.ndarray / np.memmap / torch uint8 tensor [R, S, S, 3]
         n = len(pixels)
         rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
@@ -47,6 +51,7 @@ class PixelSource:
             rows = rows.copy()
             rows[pad_id] = -1
         self.rows = rows
+        self.ones_id = ones_id
         self.n_items = len(rows)
         self.size = tuple(pixels.shape[1:3])
 
@@ -141,10 +146,14 @@ class ItemImageEncoder(nn.Module):
 
     # ---- pixels ---------------------------------------------------------------------------------
     def images(self, ids: torch.Tensor) -> torch.Tensor:
-        """Normalised float images [n, 3, H, W] on the encoder's device; blank ids are all-zero."""
+        """Normalised float images [n, 3, H, W] on the encoder's device; blank ids are all-zero,
+        the source's `ones_id` all-one."""
         pixels, blank = self.source(ids)
         x = self.encoder.normalise(pixels.to(self.device, non_blocking=True))
-        return x.masked_fill(blank.to(self.device).view(-1, 1, 1, 1), 0.0)
+        x = x.masked_fill(blank.to(self.device).view(-1, 1, 1, 1), 0.0)
+        if self.source.ones_id is not None:
+            x = x.masked_fill((ids.to(self.device) == self.source.ones_id).view(-1, 1, 1, 1), 1.0)
+        return x
 
     # ---- encoding -------------------------------------------------------------------------------
     def forward(self, ids: torch.Tensor) -> torch.Tensor:

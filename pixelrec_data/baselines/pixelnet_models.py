@@ -9,7 +9,8 @@ which equals encoding each slot separately; at evaluation the catalogue table is
 The encoder is held outside the module tree of ItemLookup, so each parameter has one name,
 `visual_encoder.*`.
 
-Registered in models/__init__.py as `pixelnet_sasrec` and `pixelnet_mf` (configs/<name>.yaml);
+Registered in models/__init__.py as `pixelnet_sasrec`, `pixelnet_bert4rec` and `pixelnet_mf`
+(configs/<name>.yaml);
 train.Run sets config["release"] to the release folder. Other SequentialRecommender backbones
 (GRU4Rec, NextItNet) get their variant from `pixelnet_sequential(cls)`.
 
@@ -31,6 +32,8 @@ from torch import nn
 
 from pixelrec_data.baselines.encoders import EncoderConfig, ImageEncoder, param_groups
 from pixelrec_data.baselines.models.base import SequentialRecommender, bpr, bpr_eps_inside
+from pixelrec_data.baselines.models.bert4rec import BERT4Rec
+from pixelrec_data.baselines.models.layers import additive_mask
 from pixelrec_data.baselines.models.mf import MF
 from pixelrec_data.baselines.models.sasrec import SASRec
 from pixelrec_data.baselines.pixelnet import ItemImageEncoder, PixelSource
@@ -85,7 +88,7 @@ class ItemLookup(nn.Module):
         return self.encoder.all()
 
 
-def build_item_encoder(config: dict, data) -> ItemImageEncoder:
+def build_item_encoder(config: dict, data, ones_row: bool = False) -> ItemImageEncoder:
     enc_cfg = EncoderConfig(
         name=str(config["encoder"]), dim=int(config["embedding_size"]),
         tune_layers=config["tune_layers"] if config["tune_layers"] == "all" else int(config["tune_layers"]),
@@ -101,18 +104,22 @@ def build_item_encoder(config: dict, data) -> ItemImageEncoder:
     path = config.get("trunk_cache_path")
     if cache == "mmap" and not path:
         path = Path(tempfile.mkdtemp(prefix="pixelnet-trunk-")) / "trunk.npy"
-    return ItemImageEncoder(encoder, pixel_source(config, data), dedup=bool(config.get("dedup", True)),
+    return ItemImageEncoder(encoder, pixel_source(config, data, ones_row), dedup=bool(config.get("dedup", True)),
                             trunk_cache=cache, cache_dtype=DTYPES[str(config.get("trunk_cache_dtype", "float32"))],
                             cache_path=path, eval_batch=int(config.get("eval_encode_batch", 256)))
 
 
-def pixel_source(config: dict, data) -> PixelSource:
-    """Pixels by internal item id: row 0 = PAD (blank), item i = item_tokens[i - 1]."""
+def pixel_source(config: dict, data, ones_row: bool = False) -> PixelSource:
+    """Pixels by internal item id: row 0 = PAD (blank), item i = item_tokens[i - 1]; with
+    `ones_row`, one more id (item_num, BERT4Rec's [MASK]) is the all-ones image."""
+    extra = {"rows": None, "ones_id": None}
     if config.get("pixel_array") is not None:
         pixels = np.asarray(config["pixel_array"], dtype=np.uint8)
         if len(pixels) != data.item_num:
             raise InputError(f"pixel_array has {len(pixels)} rows, expected {data.item_num}")
-        return PixelSource(pixels)
+        if ones_row:
+            extra = {"rows": np.r_[np.arange(data.item_num), -1], "ones_id": data.item_num}
+        return PixelSource(pixels, **extra)
     release = config.get("release") or getattr(data, "release", None)
     if not release:
         raise InputError("PixelNet needs the release folder (config key 'release') for its image cache")
@@ -120,18 +127,20 @@ def pixel_source(config: dict, data) -> PixelSource:
 
     cache = ImageCache(release, int(config.get("image_size", 224)), str(config.get("image_mode", "squash")))
     tokens = data.item_tokens.to_pylist() if hasattr(data.item_tokens, "to_pylist") else list(data.item_tokens)
-    rows = np.concatenate([[-1], cache.rows(tokens)])
-    return PixelSource(cache.array, rows=rows)
+    rows = np.concatenate([[-1], cache.rows(tokens), [-1] if ones_row else []]).astype(np.int64)
+    return PixelSource(cache.array, rows=rows, ones_id=data.item_num if ones_row else None)
 
 
 class PixelNetMixin:
     """Installs the image encoder in place of `item_embedding` and the two AdamW groups."""
 
+    ones_row = False  # an extra all-ones image id after the items (BERT4Rec's [MASK])
+
     def _install_encoder(self, config, data):
         if self.loss_type != "bpr":
             raise InputError("PixelNet trains with loss: bpr (a softmax over all items would encode "
                              "the whole catalogue every step)")
-        self.visual_encoder = build_item_encoder(config, data)
+        self.visual_encoder = build_item_encoder(config, data, self.ones_row)
         self.item_embedding = ItemLookup(self.visual_encoder)
         # recorded in the run's config.yaml (the trainer writes the dict after building the model):
         # which tower, random init or which weights file (sha256), what is tuned, which caches
@@ -139,7 +148,7 @@ class PixelNetMixin:
                                   if k not in ("cache_bytes",)}
 
     def item_representation(self):
-        return self.visual_encoder.all()
+        return self.visual_encoder.all()[: self.item_num]  # never the [MASK] row
 
     def param_groups(self, config):
         return param_groups(self, float(config["learning_rate"]), float(config["weight_decay"]),
@@ -189,3 +198,29 @@ class PixelNetMF(PixelNetMixin, MF):
             s_pos = (user * self.item_embedding(batch["pos"])).sum(-1)
             s_neg = (user * self.item_embedding(batch["neg"])).sum(-1)
             return bpr(s_pos, s_neg)
+
+
+class PixelNetBERT4Rec(PixelNetMixin, BERT4Rec):
+    """MOBERT4Rec (protocol 4.3): masked and PAD input slots are the all-ones image (id item_num,
+    the [MASK] id), target PADs the zero image; the eval table has item_num + 1 rows, the last
+    (the ones image) never a candidate. Attention still ignores PAD keys."""
+
+    ones_row = True
+
+    def __init__(self, config, data):
+        super().__init__(config, data)
+        self._install_encoder(config, data)
+
+    def encode(self, seq):
+        ids = torch.where(seq == 0, self.mask_token, seq)  # PAD inputs look like [MASK]
+        positions = torch.arange(seq.shape[1], device=seq.device)
+        x = self.input_dropout(self.input_norm(self.item_embedding(ids) + self.position_embedding(positions)[None]))
+        return self.encoder(x, additive_mask(seq != 0, causal=False))
+
+    def loss(self, batch):
+        inputs = torch.where(batch["input"] == 0, self.mask_token, batch["input"])
+        with self.item_embedding.precomputed(torch.cat([inputs, batch["pos"], batch["neg"]], dim=1)):
+            hidden = self.encode(batch["input"])
+            s_pos = (hidden * self.item_embedding(batch["pos"])).sum(-1)
+            s_neg = (hidden * self.item_embedding(batch["neg"])).sum(-1)
+        return (bpr_eps_inside(s_pos, s_neg) * batch["flag"].float()).sum(-1)

@@ -48,6 +48,29 @@ def run_id(release: Path, config: dict) -> str:
     return f"{release.resolve().name}-{config['model']}-{digest}"
 
 
+def init_weights(model: torch.nn.Module, source) -> dict:
+    """Copy into `model` every tensor of another run's best.pt (or a given .pt state dict) whose
+    name and shape match (the paper's transfer, Table 7: an image encoder moves across releases,
+    an item table of another catalogue does not). Returns what was loaded and what was not."""
+    path = Path(source)
+    path = path / "best.pt" if path.is_dir() else path
+    if not path.is_file():
+        raise InputError(f"--init-from {source}: no best.pt (expected a run folder or a .pt file)")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is bad input
+        raise InputError(f"--init-from {path}: not a readable checkpoint ({exc})") from None
+    saved = saved.get("model", saved)  # last.pt holds the weights under "model"
+    own = model.state_dict()
+    loaded = sorted(k for k, v in saved.items() if k in own and own[k].shape == v.shape)
+    if not loaded:
+        raise InputError(f"--init-from {path}: no parameter matches this model by name and shape")
+    model.load_state_dict({k: saved[k] for k in loaded}, strict=False)
+    return {"from": str(path), "loaded": len(loaded), "of": len(own),
+            "shape_mismatch": sorted(k for k in saved if k in own and own[k].shape != saved[k].shape),
+            "not_in_checkpoint": sorted(set(own) - set(saved))}
+
+
 def _save(obj, path: Path):
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
@@ -57,7 +80,7 @@ class Run:
     """One training run: owns the model, optimizer, data, and the run folder."""
 
     def __init__(self, release, model_name: str, out="runs", overrides=None, device="cpu",
-                 log=print):
+                 log=print, init_from=None):
         release = Path(release)
         if device == "cuda" and not torch.cuda.is_available():
             raise InputError("--device cuda: no CUDA device is available")
@@ -66,6 +89,8 @@ class Run:
         self.config = resolve_config(model_name.lower(), overrides)
         self.seed = int(self.config["seed"])
         self.release = release
+        if init_from is not None:  # other starting weights: another run (its own id)
+            self.config["init_from"] = str(Path(init_from).resolve())
         self.folder = Path(out) / run_id(release, self.config)
         if "release" in self.config:  # image models read the release's image cache or features
             self.config["release"] = str(release)
@@ -73,6 +98,13 @@ class Run:
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
         self.model = cls(self.config, self.data).to(self.dist.device)
+        if init_from is not None:  # recorded in config.yaml; a resume then overwrites with last.pt
+            report = init_weights(self.model, init_from)
+            self.config["init_report"] = report
+            if self.dist.main:
+                log(f"init-from {report['from']}: loaded {report['loaded']} of {report['of']} tensors"
+                    + "".join(f"; {k.replace('_', ' ')}: {', '.join(v)}" for k in ("shape_mismatch", "not_in_checkpoint")
+                              if (v := report[k])))
         self.trainable = cls.train_format is not None and any(
             p.requires_grad for p in self.model.parameters())
         self.samples = make_samples(cls.train_format, self.data, **self.model.sample_options()) \
@@ -227,15 +259,16 @@ class Run:
         return self.folder
 
 
-def train(release, model: str, out="runs", overrides=None, device="cpu") -> Path:
-    """Train and evaluate one model on one release; returns the run folder."""
+def train(release, model: str, out="runs", overrides=None, device="cpu", init_from=None) -> Path:
+    """Train and evaluate one model on one release (starting from the weights of the run folder or
+    .pt file `init_from` where names and shapes match); returns the run folder."""
     logs = []
 
     def log(message):
         logs.append(message)
         print(message, flush=True)
 
-    run = Run(release, model, out, overrides, device, log=log)
+    run = Run(release, model, out, overrides, device, log=log, init_from=init_from)
     try:
         return run.fit()
     finally:

@@ -2,6 +2,12 @@
 establishes (Random < Pop < MF; sequential above non-sequential; PixelNet at least IDNet on the
 coldest popularity groups). Suites are data (suites/<name>.yaml, or a path to such a file).
 
+Image models get their inputs first (prepare_inputs): a PixelNet entry (config key `encoder`)
+the release's image cache at its image_size / image_mode (as `pixelrec prepare-images`); a ViNet
+entry (config key `features`, named `<encoder>_<layer>`) that feature file, extracted with that
+encoder (as `pixelrec extract-features`; random init unless the entry gives `encoder_weights`).
+Both are built only when absent or stale; a release without covers skips its image entries.
+
 Paper bands (the numbers of Tables 5, 6 and 8 for the official subsets) are not checked yet: the
 paper's figures are not available offline to this project, and a band made up here would be worse
 than none. Orderings are checked for every release.
@@ -73,6 +79,56 @@ def _available(model: str) -> str:
     return ""
 
 
+def _has_covers(release: Path) -> bool:
+    folder = release / "covers"
+    return folder.is_dir() and any(folder.glob("*.jpg"))
+
+
+def _features_current(release: Path, name: str, weights) -> bool:
+    """The feature file exists, lists exactly the release's items in item-number order, and came
+    from the same tower weights (random init when `weights` is None)."""
+    import pyarrow.parquet as pq
+    from .vinet.features import release_item_ids
+    folder = release / "features"
+    npy, index, meta = folder / f"{name}.npy", folder / f"{name}.index.parquet", folder / f"{name}.json"
+    if not npy.exists() or not index.exists() or not meta.exists():
+        return False
+    made_with = json.loads(meta.read_text()).get("encoder", {}).get("weights")
+    if made_with != (str(weights) if weights else None):
+        return False
+    ids = pq.read_table(index, columns=["item_id"]).column("item_id").to_pylist()
+    return ids[1:] == release_item_ids(release)
+
+
+def prepare_inputs(release: Path, model: str, overrides: dict, entry: dict, device: str,
+                   log=print) -> str:
+    """Build what an image model reads (image cache, feature file) if absent; '' or a skip reason."""
+    from .config import resolve_config
+    config = resolve_config(model, overrides)
+    needs_pixels, needs_features = "encoder" in config and "image_size" in config, "features" in config
+    if not (needs_pixels or needs_features):
+        return ""
+    if not _has_covers(release):
+        return f"{release}/covers/ holds no covers (run `pixelrec fetch-covers --release {release}`)"
+    from pixelrec_data.images import is_current, prepare_images
+    if needs_pixels:
+        size, mode = int(config["image_size"]), str(config.get("image_mode", "squash"))
+        if not is_current(release, size, mode):
+            log(f"  preparing the image cache ({size} px, {mode})")
+            prepare_images(release, size=size, mode=mode, workers=1)
+    weights = entry.get("encoder_weights")
+    if needs_features and not _features_current(release, str(config["features"]), weights):
+        from .vinet.features import LAYERS, extract
+        encoder, _, layer = str(config["features"]).rpartition("_")
+        if layer not in LAYERS or not encoder:
+            raise InputError(f"suite entry {entry['name']}: features '{config['features']}' is not "
+                             f"<encoder>_<pooled|spatial>, so it cannot be extracted")
+        log(f"  extracting {config['features']} features"
+            + (f" ({weights})" if weights else " (randomly initialised tower)"))
+        extract(release, encoder, layer, weights=weights, device=device)
+    return ""
+
+
 def run_entries(release: Path, suite: dict, runs_dir: Path, device: str, epochs: int | None,
                 log=print) -> list[Row]:
     from .train import train
@@ -83,7 +139,7 @@ def run_entries(release: Path, suite: dict, runs_dir: Path, device: str, epochs:
             overrides["epochs"] = epochs
         row = Row(entry["name"], entry["model"], entry.get("role", ""), overrides)
         rows.append(row)
-        reason = _available(row.model)
+        reason = _available(row.model) or prepare_inputs(release, row.model, overrides, entry, device, log)
         if reason:
             row.status, row.reason = "skipped", reason
             log(f"  {row.name}: skipped ({reason})")

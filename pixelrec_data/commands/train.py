@@ -16,7 +16,10 @@ import click
               help="override a config value (repeatable), e.g. --set embedding_size=64")
 @click.option("--out", default="runs", show_default=True, help="folder of run folders")
 @click.option("--seed", type=int, default=None, help="random seed (default: the config's 2020)")
-def train(release, model, epochs, device, settings, out, seed):
+@click.option("--init-from", "init_from", default=None, metavar="RUN",
+              help="start from another run's best.pt (a run folder or .pt file): every tensor whose "
+                   "name and shape match is loaded, and the run says which were not")
+def train(release, model, epochs, device, settings, out, seed, init_from):
     """Train MODEL on RELEASE with the paper's protocol; writes OUT/<run id>/.
 
     Rerunning the same command resumes from the last finished epoch. Under torchrun each process
@@ -30,6 +33,6 @@ def train(release, model, epochs, device, settings, out, seed):
         overrides["epochs"] = epochs
     if seed is not None:
         overrides["seed"] = seed
-    folder = run_training(release, model, out=out, overrides=overrides, device=device)
+    folder = run_training(release, model, out=out, overrides=overrides, device=device, init_from=init_from)
     if os.environ.get("RANK", "0") == "0":
         click.echo(f"run folder: {folder}")

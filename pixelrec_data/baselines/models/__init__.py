@@ -29,6 +29,7 @@ MODELS = {
     "acf": "pixelrec_data.baselines.vinet.acf:ACF",
     "pixelnet_sasrec": "pixelrec_data.baselines.pixelnet_models:PixelNetSASRec",
     "pixelnet_mf": "pixelrec_data.baselines.pixelnet_models:PixelNetMF",
+    "pixelnet_bert4rec": "pixelrec_data.baselines.pixelnet_models:PixelNetBERT4Rec",
 }
 
 
