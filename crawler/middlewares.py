@@ -21,6 +21,7 @@ from scrapy.downloadermiddlewares.retry import get_retry_request
 from scrapy.exceptions import IgnoreRequest
 from scrapy.logformatter import LogFormatter
 from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
+from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.task import deferLater
 
 from .parsers import ParseError, classify, parse_danmaku
@@ -62,7 +63,12 @@ class PlatformCodeMiddleware:
         self.strikes: dict[str, int] = {}
         self.stopped = False
         self.probe = RateProbe()
-        crawler.signals.connect(self._reached, signal=signals.request_reached_downloader)
+        self.count_downloads = settings.getbool("PIXELREC_COUNT_DOWNLOADS")
+        self._note = None
+        if settings.getfloat("DOWNLOAD_DELAY") > 0:
+            crawler.signals.connect(self._reached, signal=signals.request_reached_downloader)
+        else:  # no delay: a request leaves when it passes here (and a signal costs a dispatch)
+            self._note = self.probe.note
 
     @classmethod
     def from_crawler(cls, crawler):
@@ -77,15 +83,22 @@ class PlatformCodeMiddleware:
     async def process_request(self, request):
         if self.stopped:
             raise IgnoreRequest("crawl stopped")
-        domain = urlsplit(request.url).netloc
+        domain = urlparse_cached(request).netloc
         wait = self.cooldown_until.get(domain, 0.0) - time.monotonic()
         if wait > 0:
             from twisted.internet import reactor  # imported late: Scrapy installs the reactor
 
             await maybe_deferred_to_future(deferLater(reactor, wait, lambda: None))
+        if self._note is not None and not request.url.endswith("/robots.txt"):
+            self._note()
+        if self.count_downloads:  # what DownloaderStats counts, without measuring sizes
+            self.stats.inc_value("downloader/request_count")
         return None
 
     def process_response(self, request, response):
+        if self.count_downloads:
+            self.stats.inc_value("downloader/response_count")
+            self.stats.inc_value(f"downloader/response_status_count/{response.status}")
         if response.url.endswith("/robots.txt") or request.meta.get("pixelrec_raw"):
             return response
         if response.status in (412, 429) or response.status >= 500:
@@ -115,12 +128,15 @@ class PlatformCodeMiddleware:
         return _hand_over(request, response, envelope.data, envelope.kind, envelope.code)
 
     def process_exception(self, request, exception):
+        if self.count_downloads:
+            self.stats.inc_value("downloader/exception_count")
         if isinstance(exception, IgnoreRequest) or self.stopped:
             return None
         return self._cooldown(request, f"net_{type(exception).__name__}")
 
     def _calm(self, request) -> None:
-        self.strikes.pop(urlsplit(request.url).netloc, None)
+        if self.strikes:
+            self.strikes.pop(urlparse_cached(request).netloc, None)
 
     def _cooldown(self, request, kind: str):
         """Pause the whole domain (longer after each consecutive block), then retry."""

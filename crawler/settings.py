@@ -48,6 +48,7 @@ PIXELREC_MAX_COOLDOWN_S = 3600.0
 PIXELREC_MAX_RETRIES = 8
 PIXELREC_SHARD_BYTES = 64 * 1024 * 1024
 PIXELREC_FLUSH_SECONDS = 60.0      # commit finished videos at least this often
+PIXELREC_COUNT_DOWNLOADS = False   # True: our middleware keeps downloader/request_count etc.
 
 LOG_LEVEL = "WARNING"
 TELNETCONSOLE_ENABLED = False
@@ -77,6 +78,8 @@ LOOPBACK_OVERRIDES = {
         "scrapy.downloadermiddlewares.downloadtimeout.DownloadTimeoutMiddleware": None,
         "scrapy.downloadermiddlewares.defaultheaders.DefaultHeadersMiddleware": None,
         "scrapy.downloadermiddlewares.redirect.RedirectMiddleware": None,
+        # measures every request's and response's size; PlatformCodeMiddleware counts them instead
+        "scrapy.downloadermiddlewares.stats.DownloaderStats": None,
     },
     "SPIDER_MIDDLEWARES": {
         **SPIDER_MIDDLEWARES,
@@ -96,6 +99,5 @@ LOOPBACK_OVERRIDES = {
     "LOG_FORMATTER": "crawler.middlewares.QuietLogFormatter",
     # one domain: the per-downloader-slot queue only adds bookkeeping per request
     "SCHEDULER_PRIORITY_QUEUE": "scrapy.pqueues.ScrapyPriorityQueue",
-    "TWISTED_REACTOR": "twisted.internet.asyncioreactor.AsyncioSelectorReactor",
-    "DOWNLOAD_HANDLERS": {"http": "scrapy.core.downloader.handlers._aiohttp.AiohttpDownloadHandler"},
+    "PIXELREC_COUNT_DOWNLOADS": True,
 }

@@ -118,6 +118,8 @@ def _wait_until_up(base_url: str, proc: subprocess.Popen, timeout: float = 120.0
 def eligible_users(raw: Path, min_interactions: int = 5) -> int:
     """Users with >= 5 distinct videos in raw/ (the build's eligibility rule, before the cap)."""
     import duckdb
+    if not list((raw / "interactions").glob("part-*.parquet")):
+        raise InputError(f"{raw}: the crawl wrote no interactions (see the crawl's messages above)")
     con = duckdb.connect()
     pattern = str(raw / "interactions" / "part-*.parquet")
     return con.execute(

@@ -101,3 +101,26 @@ def test_one_event_per_user_earliest_and_the_per_video_cap():
     assert done["events"] == [(2, 10, "comment"), (4, 20, "danmaku"), (3, 30, "comment")]
     assert done["related"] == [7] and "cid" not in done["row"] and done["row"]["tag"] == ""
     assert spider.done == {9} and spider.kept == 1
+
+
+def test_remote_targets_keep_the_polite_stack_and_loopback_drops_only_extras(tmp_path):
+    from crawler.run import CrawlOptions, build_settings
+
+    def settings_for(url):
+        return build_settings(CrawlOptions(base_url=url, out=tmp_path / "raw",
+                                           key_file=tmp_path / "key"), None)
+    remote, local = settings_for("https://api.example.org"), settings_for("http://127.0.0.1:9")
+    assert (remote["DOWNLOAD_DELAY"], remote["CONCURRENT_REQUESTS"],
+            remote["CONCURRENT_REQUESTS_PER_DOMAIN"]) == (1.0, 1, 1)
+    assert remote["ROBOTSTXT_OBEY"] and remote["AUTOTHROTTLE_ENABLED"]
+    assert "LOG_FORMATTER" not in remote and "EXTENSIONS" not in remote
+    assert "scrapy.downloadermiddlewares.stats.DownloaderStats" not in remote["DOWNLOADER_MIDDLEWARES"]
+    # the loopback fast path never removes what makes the crawl polite or correct
+    assert local["ROBOTSTXT_OBEY"] and local["PIXELREC_COUNT_DOWNLOADS"]
+    assert local["DOWNLOADER_MIDDLEWARES"]["crawler.middlewares.PlatformCodeMiddleware"] == 560
+    assert "scrapy.spidermiddlewares.httperror.HttpErrorMiddleware" not in local["SPIDER_MIDDLEWARES"]
+    assert "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware" not in \
+        local["DOWNLOADER_MIDDLEWARES"]
+    # the user-key cache gives the same keys as the contract
+    anonymizer = Anonymizer(b"k" * 32, join_danmaku=False)
+    assert anonymizer.commenter(42) == anonymizer.commenter(42) == user_key_for_mid(b"k" * 32, 42)
