@@ -7,6 +7,7 @@ exercises the real entry points. A step that finished leaves a marker in WORKDIR
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -115,6 +116,18 @@ def _wait_until_up(base_url: str, proc: subprocess.Popen, timeout: float = 120.0
     raise InputError(f"the simulator did not answer on {base_url} within {timeout:.0f}s")
 
 
+def demo_key(plan: DemoPlan) -> None:
+    """The demo's key is derived from its seed, so that every newcomer's demo builds the same ids
+    and reports the same numbers. A real crawl uses a random key (schemas.keys.load_or_create_key)."""
+    if plan.key_file.exists():
+        return
+    plan.key_file.parent.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(f"pixelrec-demo-key:{plan.seed}".encode()).digest()
+    fd = os.open(plan.key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+
+
 def eligible_users(raw: Path, min_interactions: int = 5) -> int:
     """Users with >= 5 distinct videos in raw/ (the build's eligibility rule, before the cap)."""
     import duckdb
@@ -167,6 +180,7 @@ def run_demo(workdir: Path, scale: str = "small", suite: str | None = None, log=
     cfg = SCALES[scale]
     plan.workdir.mkdir(parents=True, exist_ok=True)
     steps = Steps(plan.workdir, log)
+    demo_key(plan)
     start = time.perf_counter()
     log(f"PixelRec demo, scale {scale} ({cfg['users']} users, {cfg['videos']} videos), "
         f"workdir {plan.workdir}")
