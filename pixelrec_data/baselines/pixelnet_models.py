@@ -11,8 +11,8 @@ The encoder is held outside the module tree of ItemLookup, so each parameter has
 
 Registered in models/__init__.py as `pixelnet_sasrec`, `pixelnet_bert4rec` and `pixelnet_mf`
 (configs/<name>.yaml);
-train.Run sets config["release"] to the release folder. Other SequentialRecommender backbones
-(GRU4Rec, NextItNet) get their variant from `pixelnet_sequential(cls)`.
+train.Run sets config["release"] to the release folder. The other backbones (GRU4Rec, NextItNet
+through `pixelnet_sequential(cls)`, SRGNN, LightSANs, FM, DSSM) are in pixelnet_backbones.py.
 
 Config keys (configs/pixelnet_*.yaml): encoder, encoder_weights, tune_layers,
 embedding_method, dtl_layers, normalise, encoder_lr, encoder_weight_decay, image_size, image_mode,
@@ -80,7 +80,7 @@ class ItemLookup(nn.Module):
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         if self._ids is None:
             return self.encoder(ids)
-        pos = torch.searchsorted(self._ids, ids.reshape(-1))
+        pos = torch.searchsorted(self._ids, ids.reshape(-1).contiguous())  # column slices of a batch
         return self._emb[pos].view(*ids.shape, -1)
 
     @property

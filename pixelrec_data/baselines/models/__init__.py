@@ -30,6 +30,12 @@ MODELS = {
     "pixelnet_sasrec": "pixelrec_data.baselines.pixelnet_models:PixelNetSASRec",
     "pixelnet_mf": "pixelrec_data.baselines.pixelnet_models:PixelNetMF",
     "pixelnet_bert4rec": "pixelrec_data.baselines.pixelnet_models:PixelNetBERT4Rec",
+    "pixelnet_gru4rec": "pixelrec_data.baselines.pixelnet_backbones:PixelNetGRU4Rec",
+    "pixelnet_nextitnet": "pixelrec_data.baselines.pixelnet_backbones:PixelNetNextItNet",
+    "pixelnet_srgnn": "pixelrec_data.baselines.pixelnet_backbones:PixelNetSRGNN",
+    "pixelnet_lightsans": "pixelrec_data.baselines.pixelnet_backbones:PixelNetLightSANs",
+    "pixelnet_fm": "pixelrec_data.baselines.pixelnet_backbones:PixelNetFM",
+    "pixelnet_dssm": "pixelrec_data.baselines.pixelnet_backbones:PixelNetDSSM",
 }
 
 

@@ -1,0 +1,86 @@
+"""PixelNet variants of the other IDNet backbones (protocol 4.3: the MO* models "swap the ID table
+for the visual encoder exactly as in 4.2"): each is the backbone's own class with its
+`item_embedding` replaced by the image encoder through `PixelNetMixin` (pixelnet_models.py).
+
+- GRU4Rec, NextItNet (SEQ windows): `pixelnet_sequential`, as PixelNet SASRec.
+- SRGNN, LightSANs (AUGSEQ prefixes), FM, DSSM (window positions): their `loss` is run inside
+  `ItemLookup.precomputed` over every id the step reads, so the step encodes those items once
+  instead of the whole catalogue (the backbones read `item_embedding.weight`, which for the image
+  encoder is the full table). Evaluation is the backbones' own code: in eval mode every lookup
+  reads the catalogue table encoded once per evaluation.
+
+Registered in models/__init__.py as pixelnet_gru4rec, pixelnet_nextitnet, pixelnet_srgnn,
+pixelnet_lightsans, pixelnet_fm, pixelnet_dssm (configs/<name>.yaml).
+"""
+from __future__ import annotations
+
+import torch
+
+from pixelrec_data.baselines.data import M
+from pixelrec_data.baselines.models.base import bpr, bpr_eps_inside
+from pixelrec_data.baselines.models.dssm import DSSM
+from pixelrec_data.baselines.models.fm import FM
+from pixelrec_data.baselines.models.gru4rec import GRU4Rec
+from pixelrec_data.baselines.models.lightsans import LightSANs
+from pixelrec_data.baselines.models.nextitnet import NextItNet
+from pixelrec_data.baselines.models.srgnn import SRGNN
+from pixelrec_data.baselines.pixelnet_models import PixelNetMixin, pixelnet_sequential
+
+PixelNetGRU4Rec = pixelnet_sequential(GRU4Rec)
+PixelNetNextItNet = pixelnet_sequential(NextItNet)
+
+
+class PixelNetEncoderInstalled(PixelNetMixin):
+    """Builds the backbone, then puts the image encoder where its item table was."""
+
+    def __init__(self, config, data):
+        super().__init__(config, data)
+        self._install_encoder(config, data)
+
+
+def _column(ids: torch.Tensor) -> torch.Tensor:
+    return ids.reshape(len(ids), -1)
+
+
+class PixelNetSRGNN(PixelNetEncoderInstalled, SRGNN):
+    """MOSRGNN: SR-GNN over image-encoded node embeddings (PAD nodes: the zero image)."""
+
+    def loss(self, batch):
+        seq = batch["seq"]
+        # the session graph pads its node list with id 0 even when the prefix has no PAD slot
+        pad = torch.zeros_like(seq[:, :1])
+        with self.item_embedding.precomputed(torch.cat([seq, _column(batch["neg"]), pad], dim=1)):
+            user = self.session(seq[:, :M])
+            s_pos = (user * self.item_embedding(seq[:, M])).sum(-1)
+            s_neg = (user * self.item_embedding(batch["neg"])).sum(-1)
+        return bpr(s_pos, s_neg)
+
+
+class PixelNetLightSANs(PixelNetEncoderInstalled, LightSANs):
+    """MOLightSANs: LightSANs over image-encoded items."""
+
+    def loss(self, batch):
+        seq = batch["seq"]
+        with self.item_embedding.precomputed(torch.cat([seq, _column(batch["neg"])], dim=1)):
+            user = self.encode(seq[:, :M])
+            s_pos = (user * self.item_embedding(seq[:, M])).sum(-1)
+            s_neg = (user * self.item_embedding(batch["neg"])).sum(-1)
+        return bpr_eps_inside(s_pos, s_neg)
+
+
+class PixelNetFM(PixelNetEncoderInstalled, FM):
+    """MOFM: FM's second-order set score over image-encoded items (PAD slots masked to 0)."""
+
+    def loss(self, batch):
+        ids = [batch["context"], _column(batch["pos"]), _column(batch["neg"])]
+        with self.item_embedding.precomputed(torch.cat(ids, dim=1)):
+            return super().loss(batch)
+
+
+class PixelNetDSSM(PixelNetEncoderInstalled, DSSM):
+    """MODSSM: DSSM's mean-of-context user tower and item tower, both image-encoded."""
+
+    def loss(self, batch):
+        ids = [batch["context"], _column(batch["pos"]), _column(batch["neg"])]
+        with self.item_embedding.precomputed(torch.cat(ids, dim=1)):
+            return super().loss(batch)
