@@ -140,7 +140,7 @@ class PlatformCodeMiddleware:
 
     def _cooldown(self, request, kind: str):
         """Pause the whole domain (longer after each consecutive block), then retry."""
-        domain = urlsplit(request.url).netloc
+        domain = urlparse_cached(request).netloc
         strikes = self.strikes.get(domain, 0)
         self.strikes[domain] = strikes + 1
         pause = min(self.max_cooldown, self.base_cooldown * (2 ** min(strikes, 16)))

@@ -5,6 +5,7 @@ folder is then written into a temporary folder and renamed into place only when 
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -14,7 +15,7 @@ from schemas.tables import COUNT_COLUMNS, INTERACTIONS, ITEMS
 
 from . import anonymize, dedup, ingest, subsets as subsets_mod
 from .engine import BATCH_ROWS, RowGroupWriter, session, write_query
-from .manifest import write_manifest
+from .manifest import MANIFEST, read_manifest, write_manifest
 from .splits import NotSorted, SplitWriter, build_splits
 from .stats import write_stats
 
@@ -132,10 +133,6 @@ def finish_release(folder: Path, name: str, build: dict, extra_counts: dict | No
 
 def _manifest_parts(folder: Path) -> tuple[str, dict, dict]:
     """Name, build parameters and counts of an existing manifest (or defaults for a bare folder)."""
-    import re
-
-    from .manifest import MANIFEST, read_manifest
-
     if (folder / MANIFEST).is_file():
         manifest = read_manifest(folder)
         return manifest["name"], manifest["build"], manifest["counts"]

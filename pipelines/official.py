@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from schemas.errors import InputError
-from schemas.io import atomic_dir, atomic_path
+from schemas.io import atomic_dir, atomic_path, atomic_write_text
 from schemas.tables import (COUNT_COLUMNS, INTERACTIONS, ITEMS, OFFICIAL_INTERACTION_COLUMNS,
                             OFFICIAL_ITEM_COLUMNS)
 
@@ -207,6 +207,5 @@ def _export_recbole(con, release: Path, out: Path, name: str) -> list[str]:
               "load_col": {"inter": ["user_id", "item_id", "timestamp"],
                            "item": ["item_id", "title", "tag", "description", *COUNT_COLUMNS]},
               "eval_args": {"order": "TO", "split": None, "mode": "full"}}
-    with atomic_path(out / f"{name}.yaml") as tmp:
-        Path(tmp).write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    atomic_write_text(out / f"{name}.yaml", yaml.safe_dump(config, sort_keys=False))
     return [*files, f"{name}.item", f"{name}.yaml"]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schemas.errors import InputError
+from schemas.io import atomic_write_text
 
 SCALES = {
     # users, videos: sized so a 2-core machine crawls, builds and validates in minutes
@@ -56,7 +57,7 @@ class DemoPlan:
         return self.data / "pixel8m"
 
 
-def pixelrec(*args, log=print) -> None:
+def pixelrec(*args) -> None:
     """Run one `pixelrec` command as a child process, its output and progress shown live."""
     cmd = [sys.executable, "-m", "pixelrec_data.cli", *map(str, args)]
     code = subprocess.call(cmd)
@@ -77,7 +78,7 @@ def simulator_port(plan: DemoPlan) -> int:
     if record.exists():
         return json.loads(record.read_text())["port"]
     port = free_port()
-    record.write_text(json.dumps({"port": port}))
+    atomic_write_text(record, json.dumps({"port": port}))
     return port
 
 
@@ -191,23 +192,23 @@ def run_demo(workdir: Path, scale: str = "small", suite: str | None = None, log=
                 "--seed", plan.seed]
         for size in sizes:
             args += ["--subset", size]
-        pixelrec(*args, log=log)
+        pixelrec(*args)
 
     needs_platform = not (steps.done("crawl") and steps.done("fetch-covers"))
     with (running_simulator(plan, cfg["users"], cfg["videos"], log) if needs_platform
           else contextlib.nullcontext(None)) as base_url:
         steps.run(1, "crawl", lambda: pixelrec(
             "crawl", "--base-url", base_url, "--out", plan.raw, "--key-file", plan.key_file,
-            "--seed", plan.seed, "--rate", "0", "--concurrency", "16", log=log))
+            "--seed", plan.seed, "--rate", "0", "--concurrency", "16"))
         steps.run(2, "build-release", build)
         steps.run(3, "fetch-covers", lambda: pixelrec(
-            "fetch-covers", "--release", plan.release, "--concurrency", "16", log=log))
-    steps.run(4, "stats", lambda: pixelrec("stats", "--release", plan.release, log=log))
+            "fetch-covers", "--release", plan.release, "--concurrency", "16"))
+    steps.run(4, "stats", lambda: pixelrec("stats", "--release", plan.release))
     validate_args = ["validate-baselines", "--release", plan.release, "--suite", suite or cfg["suite"],
                      "--out", plan.runs]
     if cfg["epochs"]:
         validate_args += ["--epochs", cfg["epochs"]]
-    steps.run(5, "validate-baselines", lambda: pixelrec(*validate_args, log=log))
+    steps.run(5, "validate-baselines", lambda: pixelrec(*validate_args))
     log(f"demo finished in {time.perf_counter() - start:.1f}s; report: "
         f"{_latest_report(plan.runs)}")
     return 0

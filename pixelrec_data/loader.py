@@ -131,6 +131,8 @@ def load_dataset(name: str = "pixel200k", split=None, *, root=None, config: str 
     """
     import datasets
 
+    from .progress import quiet
+
     release = release_dir(name, root)
     hf_config = _hf_config(release, config)
     header = read_card(release)
@@ -145,7 +147,7 @@ def load_dataset(name: str = "pixel200k", split=None, *, root=None, config: str 
     if config == "items" and split in (None, "items"):
         split = "train"  # the items table is the card's lone split
     _check_split(split, ("train",) if config == "items" else SPLIT_NAMES)
-    if _quiet():
+    if quiet():
         datasets.disable_progress_bars()
     try:
         ds = datasets.load_dataset(str(release), hf_config, split=split, streaming=streaming, **kwargs)
@@ -211,10 +213,6 @@ def _image_ref(path: str | None):
     from PIL import Image
 
     return None if path is None else Image.open(path)
-
-
-def _quiet() -> bool:
-    return os.environ.get("PIXELREC_QUIET", "") not in ("", "0")
 
 
 def _one_line(exc: BaseException) -> str:

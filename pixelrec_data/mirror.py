@@ -198,7 +198,7 @@ async def _download(source: Source, subset: str, out_dir: Path, concurrency: int
         await source.close()
     _drop_unlisted(partial, manifest)
     (partial / MANIFEST).write_bytes(manifest_bytes)
-    _swap_in(partial, final)
+    swap_dir(partial, final)
     return final
 
 
@@ -256,10 +256,6 @@ def _drop_unlisted(partial: Path, manifest: dict) -> None:
             path.unlink()
         elif path.is_dir() and not any(path.iterdir()):
             path.rmdir()
-
-
-def _swap_in(partial: Path, final: Path) -> None:
-    swap_dir(partial, final)
 
 
 def default_mirror() -> str:

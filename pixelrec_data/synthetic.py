@@ -23,7 +23,6 @@ from schemas.errors import InputError
 from schemas.io import atomic_dir, write_table
 from schemas.keys import mid_hash
 from .progress import bar
-from .synthetic_catalog import CHANNELS, TAGS, VISUAL_FEATURES  # noqa: F401  (re-exported)
 from .synthetic_events import Events, SessionShape, generate_events, session_shape, user_mids
 from .synthetic_videos import VideoPlan, VideoStats, plan_videos, videos_table
 

@@ -10,30 +10,17 @@ import torch
 import yaml
 from torch import nn
 
-from pixelrec_data.baselines import data as D
 from pixelrec_data.baselines.models import model_class
 from pixelrec_data.baselines.pixelnet_models import ItemLookup
 from pixelrec_data.baselines.samples import make_samples
+from pixelnet_helpers import data, grads, pixels  # noqa: F401  (data, pixels: fixtures)
 
 BASE = Path(__file__).resolve().parent.parent / "pixelrec_data" / "baselines"
-N_ITEMS = 20
 TINY = {"encoder": "tiny-vit", "embedding_size": 16, "n_heads": 2, "n_layers": 1, "hidden_size": 1,
         "step": 1, "block_num": 1, "k_interests": 2, "eval_encode_batch": 7, "tune_layers": 1,
         "hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
 NAMES = ["pixelnet_gru4rec", "pixelnet_nextitnet", "pixelnet_srgnn", "pixelnet_lightsans",
          "pixelnet_fm", "pixelnet_dssm"]
-
-
-@pytest.fixture(scope="module")
-def data():
-    rng = np.random.default_rng(0)
-    return D.from_sequences([list(rng.permutation(np.arange(1, N_ITEMS + 1))[:int(rng.integers(5, 14))])
-                             for _ in range(10)], N_ITEMS)
-
-
-@pytest.fixture(scope="module")
-def pixels():
-    return np.random.default_rng(1).integers(0, 256, (N_ITEMS + 1, 32, 32, 3), dtype=np.uint8)
 
 
 def build(name, data, pixels, **overrides):
@@ -48,14 +35,6 @@ def batch_of(model, data, n=4):
     samples = make_samples(model.train_format, data, **model.sample_options())
     batch = samples.batch(np.arange(min(n, len(samples))), np.random.default_rng(0))
     return {k: torch.as_tensor(np.asarray(v, dtype=np.int64)) for k, v in batch.items()}
-
-
-def grads(model, batch):
-    model.train()
-    model.zero_grad()
-    loss = model.loss(batch).sum()
-    loss.backward()
-    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
 @pytest.mark.parametrize("name", NAMES)

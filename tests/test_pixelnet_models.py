@@ -11,9 +11,9 @@ from pixelrec_data.baselines import data as D
 from pixelrec_data.baselines import evaluate as E
 from pixelrec_data.baselines.pixelnet_models import PixelNetBERT4Rec, PixelNetMF, PixelNetSASRec
 from pixelrec_data.baselines.samples import make_samples
+from pixelnet_helpers import N_ITEMS, data, grads, pixels  # noqa: F401  (data, pixels: fixtures)
 
 BASE = Path(__file__).resolve().parent.parent / "pixelrec_data" / "baselines"
-N_ITEMS = 20
 TINY = {"encoder": "tiny-vit", "embedding_size": 16, "n_heads": 2, "n_layers": 1, "eval_encode_batch": 7,
         "tune_layers": 1, "hidden_dropout_prob": 0.0, "attn_dropout_prob": 0.0}
 
@@ -25,18 +25,6 @@ def config(name, **overrides):
     return cfg
 
 
-@pytest.fixture(scope="module")
-def data():
-    rng = np.random.default_rng(0)
-    return D.from_sequences([list(rng.permutation(np.arange(1, N_ITEMS + 1))[:int(rng.integers(5, 14))])
-                             for _ in range(10)], N_ITEMS)
-
-
-@pytest.fixture(scope="module")
-def pixels():
-    return np.random.default_rng(1).integers(0, 256, (N_ITEMS + 1, 32, 32, 3), dtype=np.uint8)
-
-
 def build(cls, name, data, pixels, **overrides):
     torch.manual_seed(0)
     return cls(config(name, pixel_array=pixels, **overrides), data)
@@ -46,14 +34,6 @@ def batch_of(cls, data, n=4):
     samples = make_samples(cls.train_format, data)
     batch = samples.batch(np.arange(min(n, len(samples))), np.random.default_rng(0))
     return {k: torch.as_tensor(np.asarray(v, dtype=np.int64)) for k, v in batch.items()}
-
-
-def grads(model, batch):
-    model.train()
-    model.zero_grad()
-    loss = model.loss(batch).sum()
-    loss.backward()
-    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
 @pytest.mark.parametrize("cls,name", [(PixelNetSASRec, "pixelnet_sasrec"), (PixelNetMF, "pixelnet_mf"),

@@ -231,8 +231,7 @@ class ItemImageEncoder(nn.Module):
 
     def close(self):
         """Drop the cache (a memory-mapped cache file is removed)."""
-        if self._cache is not None and self.trunk_cache == "mmap" and self.cache_path:
-            self._cache = None
-            if os.path.exists(self.cache_path):
-                os.remove(self.cache_path)
+        had_file = self._cache is not None and self.trunk_cache == "mmap" and self.cache_path
         self._cache = None
+        if had_file and os.path.exists(self.cache_path):
+            os.remove(self.cache_path)

@@ -23,7 +23,9 @@ or from an in-memory uint8 array `pixel_array` [item_num, S, S, 3] (tests).
 from __future__ import annotations
 
 import contextlib
+import shutil
 import tempfile
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -101,12 +103,17 @@ def build_item_encoder(config: dict, data, ones_row: bool = False) -> ItemImageE
     cache = str(config.get("trunk_cache", "none"))
     if cache != "none" and enc_cfg.tune_layers == "all":
         cache = "none"  # nothing is frozen: there is no trunk to cache
-    path = config.get("trunk_cache_path")
+    path, scratch = config.get("trunk_cache_path"), None
     if cache == "mmap" and not path:
-        path = Path(tempfile.mkdtemp(prefix="pixelnet-trunk-")) / "trunk.npy"
-    return ItemImageEncoder(encoder, pixel_source(config, data, ones_row), dedup=bool(config.get("dedup", True)),
-                            trunk_cache=cache, cache_dtype=DTYPES[str(config.get("trunk_cache_dtype", "float32"))],
-                            cache_path=path, eval_batch=int(config.get("eval_encode_batch", 256)))
+        scratch = tempfile.mkdtemp(prefix="pixelnet-trunk-")
+        path = Path(scratch) / "trunk.npy"
+    item_encoder = ItemImageEncoder(encoder, pixel_source(config, data, ones_row),
+                                    dedup=bool(config.get("dedup", True)), trunk_cache=cache,
+                                    cache_dtype=DTYPES[str(config.get("trunk_cache_dtype", "float32"))],
+                                    cache_path=path, eval_batch=int(config.get("eval_encode_batch", 256)))
+    if scratch is not None:  # our own scratch folder goes when the encoder does (or at exit)
+        weakref.finalize(item_encoder, shutil.rmtree, scratch, ignore_errors=True)
+    return item_encoder
 
 
 def pixel_source(config: dict, data, ones_row: bool = False) -> PixelSource:

@@ -107,9 +107,10 @@ def write_report(folder: Path, results: dict, release: Path) -> Path:
     done = [r for r in results["leaderboard"] if r["status"] == "ok"]
     charts = ""
     if done:
-        charts = _img(figure7(done), "figure 7") + _img(figure8(done), "figure 8")
-        for name, png in (("figure7.png", figure7(done)), ("figure8.png", figure8(done))):
-            with atomic_path(folder / name) as tmp:
+        figures = {"figure 7": figure7(done), "figure 8": figure8(done)}  # render once: page and files
+        charts = "".join(_img(png, alt) for alt, png in figures.items())
+        for alt, png in figures.items():
+            with atomic_path(folder / f"{alt.replace(' ', '')}.png") as tmp:
                 Path(tmp).write_bytes(png)
     verdict = "all checks passed" if results["passed"] else "some checks FAILED"
     page = f"""<!doctype html><html><head><meta charset="utf-8">

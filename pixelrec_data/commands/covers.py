@@ -73,7 +73,7 @@ def _refresh_manifest(release_dir: Path, covers_ok: int) -> bool:
     """
     if not (release_dir / "manifest.json").is_file():
         return False
-    from pipelines.manifest import read_manifest, write_manifest
+    from pipelines.manifest import read_manifest, refresh_manifest
 
     manifest = read_manifest(release_dir)
     # Re-describe only what this command wrote: every other file must still be what it vouched for.
@@ -83,6 +83,5 @@ def _refresh_manifest(release_dir: Path, covers_ok: int) -> bool:
         if not ours and not file_matches(release_dir / entry["path"], entry["bytes"], entry["sha256"]):
             raise InputError(f"{release_dir / entry['path']}: changed since manifest.json was "
                              "written; covers were fetched, but the manifest was left as it was")
-    counts = {**manifest["counts"], "covers": covers_ok}
-    write_manifest(release_dir, manifest["name"], manifest["build"], counts)
+    refresh_manifest(release_dir, {"covers": covers_ok})
     return True

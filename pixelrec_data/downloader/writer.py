@@ -8,13 +8,13 @@ Layout (DESIGN: data/<release>/covers/<item_id>.jpg and covers.parquet):
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from pixelrec_data.downloader.transfer import file_matches
 from schemas.io import atomic_path, atomic_write_text, write_table
 from schemas.tables import COVERS
 
@@ -46,13 +46,7 @@ class CoverWriter:
 
     def stored_cover_matches(self, item_id: str, size: int | None, sha256: str | None) -> bool:
         """True when the stored file has exactly the recorded size and sha256."""
-        path = self.cover_path(item_id)
-        try:
-            if size is None or path.stat().st_size != size:
-                return False
-            return hashlib.sha256(path.read_bytes()).hexdigest() == sha256
-        except OSError:
-            return False
+        return size is not None and file_matches(self.cover_path(item_id), size, sha256)
 
     # --- shard records -------------------------------------------------------------------------
     def shard_paths(self, shard_name: str) -> tuple[Path, Path]:

@@ -8,6 +8,8 @@ remaining zone rids in sorted-name order, then ids from OVERFLOW_BASE on.
 """
 from __future__ import annotations
 
+from pixelrec_data.synthetic_catalog import CHANNEL_RID as CATALOG_RIDS
+
 MAIN_ZONES = [  # (rid, code, name)
     (1, "douga", "动画"), (13, "anime", "番剧"), (167, "guochuang", "国创"), (3, "music", "音乐"),
     (129, "dance", "舞蹈"), (4, "game", "游戏"), (36, "knowledge", "知识"), (188, "tech", "科技"),
@@ -19,10 +21,6 @@ MAIN_ZONES = [  # (rid, code, name)
 MAIN_RIDS = [rid for rid, _, _ in MAIN_ZONES]
 OVERFLOW_BASE = 1000
 MAIN_RID = 0
-try:
-    from pixelrec_data.synthetic_catalog import CHANNEL_RID as CATALOG_RIDS
-except ImportError:  # pragma: no cover - the catalog ships with the package
-    CATALOG_RIDS = {}
 
 
 def channel_rids(channels) -> dict[str, int]:

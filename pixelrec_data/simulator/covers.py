@@ -16,15 +16,11 @@ from collections import OrderedDict
 import numpy as np
 from PIL import Image, ImageDraw
 
+# the world's vocabulary (simulator -> synthetic is an allowed import)
+from pixelrec_data.synthetic_catalog import LAYOUTS, SHAPE_KINDS, VISUAL_FEATURES
+
 BASE_SIZE = (640, 400)  # 16:10, like the platform's covers
 MAX_SIDE = 4096
-try:  # the world's vocabulary (simulator -> synthetic is an allowed import)
-    from pixelrec_data.synthetic_catalog import LAYOUTS, SHAPE_KINDS, VISUAL_FEATURES
-except ImportError:  # pragma: no cover - the catalog ships with the package
-    VISUAL_FEATURES = ("hue", "saturation", "brightness", "shape_kind", "shape_size", "texture_freq",
-                       "layout", "accent_hue")
-    SHAPE_KINDS = ("circle", "square", "triangle", "ring", "star")
-    LAYOUTS = ("centre", "off_centre_with_band", "grid")
 DEFAULT_ORDER = tuple(VISUAL_FEATURES)
 SUFFIX = re.compile(r"^([0-9a-f]{40})\.(jpg|jpeg|png|webp)(?:@([0-9a-z_]*)(?:\.(jpg|jpeg|png|webp|avif))?)?$")
 FORMATS = {"jpg": ("JPEG", "image/jpeg"), "jpeg": ("JPEG", "image/jpeg"),

@@ -70,6 +70,8 @@ class FaultPlan:
     def __init__(self, spec: FaultSpec, seed: int):
         self.spec = spec
         self.seed = seed
+        # the transient kinds in play: with none, the server skips attempt counting altogether
+        self.transient_kinds = tuple(k for k in TRANSIENT_KINDS if spec.rates.get(k, 0.0) > 0)
         self._attempts: dict[tuple[str, str], int] = {}
         self._lock = threading.Lock()
 
@@ -82,9 +84,8 @@ class FaultPlan:
 
     def transient(self, path: str, query: str, attempt: int) -> str | None:
         """The transient fault for this attempt, or None. At most one kind per attempt."""
-        for kind in TRANSIENT_KINDS:
-            rate = self.spec.rates.get(kind, 0.0)
-            if rate > 0 and unit_draw(self.seed, kind, path, query, attempt) < rate:
+        for kind in self.transient_kinds:
+            if unit_draw(self.seed, kind, path, query, attempt) < self.spec.rates[kind]:
                 return kind
         return None
 

@@ -3,13 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import sys
 import threading
 
 from aiohttp import web
 
-from .faults import FaultSpec
 from .ratelimit import RateLimiter
 from .server import Simulator
 
@@ -22,20 +20,11 @@ def build_world(seed: int, users: int, videos: int, **knobs):
     return synthetic.generate_world(seed=seed, users=users, videos=videos, **knobs)
 
 
-def visual_feature_names():
-    try:
-        from pixelrec_data import synthetic
-    except ImportError:
-        return None
-    return list(getattr(synthetic, "VISUAL_FEATURES", []) or []) or None
-
-
 def make_simulator(seed: int, users: int = 0, videos: int = 0, faults=None, rate=None, world=None,
                    limiter_options: dict | None = None, **knobs) -> Simulator:
     world = world if world is not None else build_world(seed, users, videos, **knobs)
     limiter = RateLimiter(rate=rate, **(limiter_options or {})) if rate else None
-    spec = faults if isinstance(faults, FaultSpec) else FaultSpec.parse(faults)
-    return Simulator(world, seed, faults=spec, limiter=limiter, visual_names=visual_feature_names())
+    return Simulator(world, seed, faults=faults, limiter=limiter)  # parses a faults string itself
 
 
 async def _start_site(simulator: Simulator, port: int) -> tuple[web.AppRunner, int]:
@@ -103,9 +92,3 @@ def serve(simulator: Simulator, port: int, announce=print) -> None:
         print(f"stopped ({counts})", file=sys.stderr, flush=True)
 
     asyncio.run(main())
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]

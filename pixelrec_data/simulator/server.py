@@ -26,7 +26,7 @@ from collections import Counter
 from aiohttp import web
 
 from . import comments, payloads
-from .covers import FORMATS, CoverCache, corrupt, feature_dict, parse_cover_name
+from .covers import FORMATS, MAX_SIDE, CoverCache, corrupt, feature_dict, parse_cover_name
 from .faults import FaultPlan, FaultSpec, canonical_query
 from .ratelimit import BLOCKED, CHALLENGED
 from .world import SimWorld
@@ -112,9 +112,11 @@ class Simulator:
         refusal = self._rate_limited(request) if is_api else None
         if refusal is not None:
             return refusal
-        query = canonical_query(request.query)
-        attempt = self.faults.next_attempt(path, query)
-        fault = self.faults.transient(path, query, attempt)
+        fault = None
+        if self.faults.transient_kinds:  # no transient faults: no per-URL attempt count to keep
+            query = canonical_query(request.query)
+            attempt = self.faults.next_attempt(path, query)
+            fault = self.faults.transient(path, query, attempt)
         if fault in ("challenge", "voucher") and not is_api:
             fault = None  # the image server has no risk control
         if fault:
@@ -243,7 +245,7 @@ class Simulator:
         if parsed is None or parsed[3] not in FORMATS or parsed[1] != "jpg":
             return web.Response(status=404, text="not found")
         cover_hash, _, params, fmt = parsed
-        if any(params.get(k, 1) > 4096 or params.get(k, 1) < 1 for k in ("w", "h")):
+        if any(params.get(k, 1) > MAX_SIDE or params.get(k, 1) < 1 for k in ("w", "h")):
             return web.Response(status=400, text="bad size")
         fault = self.faults.cover(cover_hash)
         if fault:

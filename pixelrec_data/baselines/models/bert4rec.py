@@ -9,11 +9,10 @@ output against items 0..item_num-1 (the MASK row is not a candidate).
 from __future__ import annotations
 
 import torch
-from torch import nn
 
 from ..data import C
 from .base import Recommender, bpr_eps_inside, init_normal
-from .layers import TransformerEncoder, additive_mask
+from .layers import add_input_stack, additive_mask, encoder_from_config
 
 
 class BERT4Rec(Recommender):
@@ -21,16 +20,9 @@ class BERT4Rec(Recommender):
 
     def __init__(self, config, data):
         super().__init__(config, data)
-        d = int(config["embedding_size"])
         self.mask_token = self.item_num
-        self.item_embedding = nn.Embedding(self.item_num + 1, d, padding_idx=0)
-        self.position_embedding = nn.Embedding(C, d)
-        self.input_norm = nn.LayerNorm(d, eps=float(config["layer_norm_eps"]))
-        self.input_dropout = nn.Dropout(float(config["hidden_dropout_prob"]))
-        self.encoder = TransformerEncoder(
-            int(config["n_layers"]), d, int(config["n_heads"]), int(config["inner_size"]) * d,
-            float(config["hidden_dropout_prob"]), float(config["attn_dropout_prob"]),
-            float(config["layer_norm_eps"]))
+        d = add_input_stack(self, config, self.item_num + 1, C)
+        self.encoder = encoder_from_config(config, d)
         self.apply(lambda m: init_normal(m, float(config["initializer_range"])))
 
     def sample_options(self):

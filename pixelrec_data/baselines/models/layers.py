@@ -66,3 +66,20 @@ def additive_mask(real: torch.Tensor, causal: bool) -> torch.Tensor:
     return torch.where(allowed, zero, torch.full((), MASKED, device=real.device))
 
 
+def add_input_stack(model: nn.Module, config, item_rows: int, positions: int) -> int:
+    """Registers the shared input modules on `model` (item_embedding with PAD row 0,
+    position_embedding, input_norm, input_dropout), in this order: init_normal draws in
+    registration order, so the order is part of the seeded result. Returns embedding_size."""
+    d = int(config["embedding_size"])
+    model.item_embedding = nn.Embedding(item_rows, d, padding_idx=0)
+    model.position_embedding = nn.Embedding(positions, d)
+    model.input_norm = nn.LayerNorm(d, eps=float(config["layer_norm_eps"]))
+    model.input_dropout = nn.Dropout(float(config["hidden_dropout_prob"]))
+    return d
+
+
+def encoder_from_config(config, d: int) -> TransformerEncoder:
+    return TransformerEncoder(
+        int(config["n_layers"]), d, int(config["n_heads"]), int(config["inner_size"]) * d,
+        float(config["hidden_dropout_prob"]), float(config["attn_dropout_prob"]),
+        float(config["layer_norm_eps"]))

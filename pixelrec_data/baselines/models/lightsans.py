@@ -20,6 +20,7 @@ from torch import nn
 
 from ..data import M
 from .base import Recommender, bpr_eps_inside, init_normal
+from .layers import add_input_stack
 
 
 class InterestPooling(nn.Module):
@@ -73,11 +74,7 @@ class LightSANs(Recommender):
 
     def __init__(self, config, data):
         super().__init__(config, data)
-        d = int(config["embedding_size"])
-        self.item_embedding = nn.Embedding(self.item_num, d, padding_idx=0)
-        self.position_embedding = nn.Embedding(M, d)
-        self.input_norm = nn.LayerNorm(d, eps=float(config["layer_norm_eps"]))
-        self.input_dropout = nn.Dropout(float(config["hidden_dropout_prob"]))
+        d = add_input_stack(self, config, self.item_num, M)
         self.layers = nn.ModuleList(LightLayer(
             d, int(config["n_heads"]), int(config["k_interests"]), int(config["inner_size"]) * d,
             float(config["hidden_dropout_prob"]), float(config["attn_dropout_prob"]),

@@ -25,7 +25,7 @@ import torch
 
 from pixelrec_data.baselines.encoders import EncoderConfig, ImageEncoder
 from schemas.errors import InputError
-from schemas.io import atomic_path
+from schemas.io import atomic_path, atomic_write_text
 
 LAYERS = ("pooled", "spatial")
 
@@ -146,8 +146,7 @@ def extract(release, encoder_name: str = "RN50", layer: str = "pooled", weights=
         meta = {"name": name, "encoder": encoder.describe(), "layer": layer, "shape": [len(item_ids) + 1, *blank_feat.shape],
                 "dtype": dtype, "size": size, "seed": seed, "items": len(item_ids), "blank_covers": n_blank,
                 "pixels_from": reader.source, "row0": "PAD (zeros)", "order": "item number"}
-        with atomic_path(release / "features" / f"{name}.json") as meta_tmp:
-            Path(meta_tmp).write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+        atomic_write_text(release / "features" / f"{name}.json", json.dumps(meta, indent=2, default=str))
     return out
 
 
