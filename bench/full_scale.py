@@ -17,7 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from build_release import PIXELREC, generate, timed  # noqa: E402
 
-USERS, VIDEOS, INTERACTIONS = 29_845_039, 408_374, 195_755_320
+from schemas.official_subsets import OFFICIAL_SUBSETS  # noqa: E402
+
+_FULL = OFFICIAL_SUBSETS["pixelrec"]
+USERS, VIDEOS, INTERACTIONS = _FULL.users, _FULL.items, _FULL.interactions
 
 
 def main() -> None:

@@ -29,9 +29,10 @@ os.environ.setdefault("PIXELREC_QUIET", "1")
 
 from pixelrec_data.images import ImageCache, prepare_images  # noqa: E402
 from schemas.io import write_table  # noqa: E402
+from schemas.official_subsets import OFFICIAL_SUBSETS  # noqa: E402
 from schemas.tables import COUNT_COLUMNS  # noqa: E402
 
-PIXEL200K_ITEMS = 96_282
+PIXEL200K_ITEMS = OFFICIAL_SUBSETS["pixel200k"].items
 
 
 def synthetic_cover(rng: np.random.Generator, width: int, height: int) -> Image.Image:

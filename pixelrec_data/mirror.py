@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import re
+import tomllib
 from pathlib import Path
 
 import jsonschema
@@ -29,6 +30,7 @@ from pixelrec_data.downloader.transfer import (Source, TransferError, fetch_veri
 from schemas.errors import InputError
 from schemas.io import atomic_dir, atomic_write_text, swap_dir
 from schemas.manifest import MANIFEST_SCHEMA
+from schemas.official_subsets import check_manifest_counts, subset_to_check
 
 INDEX = "index.json"
 MANIFEST = "manifest.json"
@@ -167,16 +169,24 @@ def parse_index(data: bytes, where: str) -> dict:
 
 # --- download ---------------------------------------------------------------------------------
 def download(subset: str, mirror: str, out_dir: str | Path, concurrency: int = 4,
-             progress=None, retries: int = 3, backoff: float = 1.0) -> Path:
-    """Fetch release `subset` from `mirror` into out_dir/<subset>; returns that folder."""
+             progress=None, retries: int = 3, backoff: float = 1.0, counts: str = "auto",
+             check_release=None) -> Path:
+    """Fetch release `subset` from `mirror` into out_dir/<subset>; returns that folder.
+
+    counts: which releases must carry the published counts of their official name (COUNT_MODES);
+    the manifest's counts are checked before any file is fetched. check_release(folder, label), when
+    given, checks the whole fetched release before it is renamed into place (raise to refuse it).
+    """
     check_release_name(subset, "--subset")
     if concurrency < 1:
         raise InputError("--concurrency must be at least 1")
     source = open_source(mirror, retries=retries, backoff=backoff)
-    return asyncio.run(_download(source, subset, Path(out_dir), concurrency, progress))
+    return asyncio.run(_download(source, subset, Path(out_dir), concurrency, progress, counts,
+                                 check_release))
 
 
-async def _download(source: Source, subset: str, out_dir: Path, concurrency: int, progress) -> Path:
+async def _download(source: Source, subset: str, out_dir: Path, concurrency: int, progress,
+                    counts: str, check_release) -> Path:
     try:
         index = parse_index(await source.read_bytes(INDEX), f"{source.label}/{INDEX}")
         entry = index["releases"].get(subset)
@@ -190,6 +200,9 @@ async def _download(source: Source, subset: str, out_dir: Path, concurrency: int
         manifest = parse_manifest(manifest_bytes, manifest_rel)
         if manifest["name"] != subset:
             raise InputError(f"{manifest_rel}: names release '{manifest['name']}', not '{subset}'")
+        official, _ = subset_to_check(manifest, counts)
+        if official is not None:  # a mirror serving wrong data is refused before a byte is fetched
+            check_manifest_counts(manifest, official, f"{source.label}/{entry['path']}", counts)
         final = out_dir / subset
         partial = out_dir / f".{subset}.partial"
         partial.mkdir(parents=True, exist_ok=True)
@@ -198,6 +211,8 @@ async def _download(source: Source, subset: str, out_dir: Path, concurrency: int
         await source.close()
     _drop_unlisted(partial, manifest)
     (partial / MANIFEST).write_bytes(manifest_bytes)
+    if check_release is not None:
+        check_release(partial, f"{source.label}/{entry['path']}")
     swap_dir(partial, final)
     return final
 
@@ -218,7 +233,7 @@ async def _fetch_all(source, remote_dir, manifest, partial, final, concurrency, 
             if await asyncio.to_thread(_reuse_verified, dest, final / entry["path"], size, sha):
                 on_bytes(size)
                 continue
-            await fetch_verified(source, f"{remote_dir}/{entry['path']}", dest, size, sha, on_bytes)
+            await _fetch_file(source, f"{remote_dir}/{entry['path']}", dest, size, sha, on_bytes)
 
     def on_bytes(n):
         if bar:
@@ -233,6 +248,19 @@ async def _fetch_all(source, remote_dir, manifest, partial, final, concurrency, 
         await asyncio.gather(*workers, return_exceptions=True)
         if bar:
             bar.close()
+
+
+async def _fetch_file(source: Source, rel: str, dest: Path, size: int, sha256: str, on_bytes) -> None:
+    """fetch_verified, once more from the first byte when a resumed file fails its check: the
+    prefix an earlier run left may be of another version of the file (the mirror was updated)."""
+    part = dest.with_name(dest.name + ".part")
+    resumed = part.is_file() and part.stat().st_size > 0
+    try:
+        await fetch_verified(source, rel, dest, size, sha256, on_bytes)
+    except TransferError:
+        if not resumed or part.exists():  # a network failure keeps the part: nothing to redo
+            raise
+        await fetch_verified(source, rel, dest, size, sha256, on_bytes)
 
 
 def _reuse_verified(dest: Path, existing: Path, size: int, sha256: str) -> bool:
@@ -258,8 +286,36 @@ def _drop_unlisted(partial: Path, manifest: dict) -> None:
             path.rmdir()
 
 
+# --- the default mirror -------------------------------------------------------------------------
+def config_path() -> Path:
+    """$PIXELREC_CONFIG, else $XDG_CONFIG_HOME/pixelrec/config.toml, else ~/.config/pixelrec/config.toml."""
+    if os.environ.get("PIXELREC_CONFIG"):
+        return Path(os.environ["PIXELREC_CONFIG"]).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "pixelrec" / "config.toml"
+
+
 def default_mirror() -> str:
-    return os.environ.get("PIXELREC_MIRROR", "")
+    """The mirror when --mirror is not given: $PIXELREC_MIRROR, else `mirror = "..."` in the
+    config file; a one-line error naming the three ways when neither is set."""
+    from_env = os.environ.get("PIXELREC_MIRROR", "").strip()
+    if from_env:
+        return from_env
+    path = config_path()
+    if path.is_file():
+        try:
+            config = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{path}: not valid TOML ({exc})") from None
+        mirror = config.get("mirror")
+        if mirror is not None and (not isinstance(mirror, str) or not mirror.strip()):
+            raise InputError(f"{path}: 'mirror' must be a non-empty string (a URL or a folder)")
+        if mirror:
+            return mirror.strip()
+    elif os.environ.get("PIXELREC_CONFIG"):
+        raise InputError(f"{path}: no such file (named by $PIXELREC_CONFIG)")
+    raise InputError(f"no mirror given: pass --mirror URL, set PIXELREC_MIRROR, or write "
+                     f"mirror = \"URL\" in {path}")
 
 
-__all__ = ["publish", "download", "parse_manifest", "check_relpath", "default_mirror"]
+__all__ = ["publish", "download", "parse_manifest", "check_relpath", "config_path", "default_mirror"]

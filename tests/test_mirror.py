@@ -51,7 +51,7 @@ def make_release(data: Path, name: str, n_items: int = 30, extra: dict[str, byte
 
 def write_manifest(release: Path, name: str, files: list[dict]) -> None:
     manifest = {"name": name, "schema_version": "1.0", "created_by": "pixelrec 0.1.0 (tests)",
-                "build": {"seed": 1}, "counts": {"items": 30}, "files": files}
+                "build": {"seed": 1, "source": "raw"}, "counts": {"items": 30}, "files": files}
     (release / "manifest.json").write_text(json.dumps(manifest, indent=2))
 
 
@@ -157,6 +157,21 @@ def test_tampered_file_fails_in_one_line_and_leaves_no_release(mirror, tmp_path)
     assert proc.stderr.strip().count("\n") == 0 and "splits/train.parquet" in proc.stderr
     assert "sha256" in proc.stderr and "Traceback" not in proc.stderr
     assert not (dest / "pixel200k").exists()
+    # the bad copy is not kept (not even as a .part to resume from); the good files are
+    assert not list(dest.rglob("train.parquet*"))
+    assert (dest / ".pixel200k.partial/items.parquet").is_file()
+
+
+def test_a_stale_resumed_prefix_is_refetched_whole(mirror, tmp_path):
+    data, _, server, requests = mirror
+    dest = tmp_path / "dl"
+    (dest / ".pixel200k.partial").mkdir(parents=True)
+    # a prefix of another version of the file (as if the mirror was updated since the first run)
+    (dest / ".pixel200k.partial/items.parquet.part").write_bytes(os.urandom(1000))
+    proc = pixelrec("download", "--subset", "pixel200k", "--out", dest, "--mirror", server.url)
+    assert proc.returncode == 0, proc.stderr
+    assert [r for p, r in requests if p == "/pixel200k/items.parquet"] == ["bytes=1000-", None]
+    assert sha(dest / "pixel200k/items.parquet") == sha(data / "pixel200k/items.parquet")
 
 
 def test_tampered_manifest_and_unknown_subset_fail(mirror, tmp_path):
@@ -257,7 +272,7 @@ def test_fetched_covers_join_the_manifest_and_travel_through_the_mirror(tmp_path
         items = pa.Table.from_pylist([{"item_id": f"i{n}", "cover_url": f"{server.url}/img/{n}.jpg"}
                                       for n in range(3)], schema=ITEMS)
         write_table(items, release / "items.parquet", "items")
-        write_manifest(release, "pixel200k", {"seed": 1}, {"items": 3})
+        write_manifest(release, "pixel200k", {"seed": 1, "source": "raw"}, {"items": 3})
         proc = pixelrec("fetch-covers", "--release", release)
     assert proc.returncode == 0, proc.stderr
     assert "covers listed" in proc.stdout

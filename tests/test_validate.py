@@ -72,6 +72,37 @@ def test_cold_group_check_compares_coldest_groups():
     assert evaluate_checks(rows, [check])[0]["status"] == "failed"
 
 
+def test_cold_group_margin_allows_sampling_noise_but_not_a_broken_model():
+    def row(name, recall, users=100):
+        groups = [{"group": i, "recall@10": recall, "users": users} for i in range(3)]
+        return Row(name, name, name, {}, test={"ndcg@10": 0.1},
+                   groups={"figure7_recall_by_target_popularity": groups})
+    check = {"kind": "cold_groups", "better": "pix", "worse": "id", "groups": 3, "z": 1.645}
+    # 300 cold users: 0.0267 against 0.0300 is one hit in 300 apart, well inside the noise
+    near = evaluate_checks([row("pix", 0.0267), row("id", 0.03)], [check])[0]
+    assert near["status"] == "passed" and "300 users" in near["detail"]
+    # without the margin the same numbers fail, and a model that never hits fails with it
+    strict = {**check, "z": 0.0}
+    assert evaluate_checks([row("pix", 0.0267), row("id", 0.03)], [strict])[0]["status"] == "failed"
+    assert evaluate_checks([row("pix", 0.0), row("id", 0.03)], [check])[0]["status"] == "failed"
+
+
+def test_every_suite_names_registered_models_and_loadable_configs():
+    from pixelrec_data.baselines.config import resolve_config
+    from pixelrec_data.baselines.models import MODELS
+    from pixelrec_data.baselines.validate import load_suite
+
+    for name in ("quick", "standard", "paper"):
+        suite = load_suite(name)
+        for entry in suite["entries"]:
+            assert entry["model"] in MODELS, (name, entry)
+            resolve_config(entry["model"], entry.get("set"))
+        named = {entry["name"] for entry in suite["entries"]}
+        for check in suite["checks"]:
+            for side in (check["better"], check["worse"]):
+                assert side in named or side in {e.get("role") for e in suite["entries"]}, side
+
+
 def test_unknown_suite_is_one_line_error(release, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pixelrec_data.cli", "validate-baselines",
                            "--release", str(release), "--suite", "nope"], cwd=ROOT,

@@ -12,7 +12,10 @@ import numpy as np
 import pyarrow as pa
 
 from schemas.io import write_table
+from schemas.official_subsets import OFFICIAL_SUBSETS
 from schemas.tables import ITEMS
+
+_PIXEL200K = OFFICIAL_SUBSETS["pixel200k"]
 
 
 def _items_table(n_items: int) -> pa.Table:
@@ -74,7 +77,8 @@ def chain_sequences(n_users: int, n_items: int, length: tuple[int, int] = (6, 16
     return sequences
 
 
-def pixel200k_like(n_users: int = 200_000, n_items: int = 96_282, mean_length: float = 19.8,
+def pixel200k_like(n_users: int = _PIXEL200K.users, n_items: int = _PIXEL200K.items,
+                   mean_length: float = round(_PIXEL200K.interactions / _PIXEL200K.users, 1),
                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Flat (user, item) rows shaped like Pixel200K: >= 5 rows per user, Zipf-like item popularity.
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,9 +165,19 @@ def _best(rows: list[Row], metric: str) -> Row:
     return max(rows, key=lambda r: r.test.get(metric, float("-inf")))
 
 
-def _cold_recall(row: Row, groups: int) -> float:
+def _cold_recall(row: Row, groups: int) -> tuple[float, int]:
+    """Recall@10 pooled over the users of the `groups` coldest groups, and their number."""
     cold = row.groups["figure7_recall_by_target_popularity"][:groups]
-    return sum(g["recall@10"] for g in cold) / max(len(cold), 1)
+    users = sum(g.get("users", 1) for g in cold)
+    hits = sum(g["recall@10"] * g.get("users", 1) for g in cold)
+    return hits / max(users, 1), users
+
+
+def _sampling_margin(z: float, b: tuple[float, int], w: tuple[float, int]) -> float:
+    """z standard errors of the difference of two recalls. With one held-out item per user,
+    Recall@10 is a mean of 0/1 hits, so each side's variance is p(1 - p) / n."""
+    variance = sum(p * (1 - p) / max(n, 1) for p, n in (b, w))
+    return z * math.sqrt(variance)
 
 
 def evaluate_checks(rows: list[Row], checks: list[dict]) -> list[dict]:
@@ -189,10 +200,14 @@ def evaluate_checks(rows: list[Row], checks: list[dict]) -> list[dict]:
         elif check["kind"] == "cold_groups":
             groups = int(check.get("groups", 3))
             b, w = better[0], worse[0]
-            bv, wv = _cold_recall(b, groups), _cold_recall(w, groups)
-            ok = bv >= wv - tolerance
-            result["detail"] = (f"{b.name} recall@10 on the {groups} coldest groups {bv:.4f} "
-                                f"{'>=' if ok else '<'} {w.name} {wv:.4f}")
+            (bv, bn), (wv, wn) = _cold_recall(b, groups), _cold_recall(w, groups)
+            # z > 0: "not worse beyond sampling error" (a few hundred cold users cannot tell a
+            # tie from a small gap); z = 0 asks for at least a tie.
+            margin = tolerance + _sampling_margin(float(check.get("z", 0.0)), (bv, bn), (wv, wn))
+            ok = bv >= wv - margin
+            slack = f" - {margin:.4f}" if margin else ""
+            result["detail"] = (f"{b.name} recall@10 on the {groups} coldest groups ({bn} users) "
+                                f"{bv:.4f} {'>=' if ok else '<'} {w.name} {wv:.4f}{slack}")
         else:
             raise InputError(f"unknown check kind '{check['kind']}'")
         result["status"] = "passed" if ok else "failed"

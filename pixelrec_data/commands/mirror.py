@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from pixelrec_data.commands.release import COUNTS_HELP
+
 
 @click.command("publish")
 @click.option("--data", "data_dir", default="data", show_default=True, type=click.Path(path_type=Path),
@@ -29,24 +31,35 @@ def publish(data_dir, out_dir, releases, copy):
 @click.command("download")
 @click.option("--subset", required=True, help="Release to download, e.g. pixel200k.")
 @click.option("--mirror", default=None,
-              help="Mirror: http(s):// URL, file:// URL or folder. Default: $PIXELREC_MIRROR.")
-@click.option("--out", "out_dir", default="data", show_default=True, type=click.Path(path_type=Path),
-              help="Data folder; the release lands in <out>/<subset>.")
+              help="Mirror: http(s):// URL, file:// URL or folder. Default: $PIXELREC_MIRROR, else "
+                   "mirror = \"URL\" in $PIXELREC_CONFIG or ~/.config/pixelrec/config.toml.")
+@click.option("--out", "--root", "out_dir", default="data", show_default=True,
+              type=click.Path(path_type=Path), help="Data folder; the release lands in <out>/<subset>.")
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(min=1),
               help="Files downloaded at once.")
 @click.option("--retries", default=3, show_default=True, type=click.IntRange(min=0),
               help="Extra tries per file after a network error (each resumes with HTTP Range).")
-def download(subset, mirror, out_dir, concurrency, retries):
+@click.option("--counts", default="auto", show_default=True,
+              type=click.Choice(["auto", "strict", "off"]), help=COUNTS_HELP)
+def download(subset, mirror, out_dir, concurrency, retries, counts):
     """Download a release from a mirror, verifying every file's size and sha256.
 
     Resumable: rerun the same command after an interruption. The release folder appears only once
-    every file is verified.
+    every file is verified and, as in `pixelrec verify`, a release claiming to be official data has
+    the paper's counts (checked in its manifest before fetching, then in its files).
     """
+    from pipelines.published import check_published_counts
     from pixelrec_data.mirror import default_mirror, download as download_release
-    from pixelrec_data.progress import bar
+    from pixelrec_data.progress import bar, quiet
+
+    lines = []
+
+    def check_counts(folder, label):  # before the release is renamed into place
+        log = None if quiet() else click.echo
+        lines.append(check_published_counts(folder, counts, where=label, log=log))
 
     folder = download_release(subset, mirror or default_mirror(), out_dir, concurrency=concurrency,
-                              progress=bar, retries=retries)
+                              progress=bar, retries=retries, counts=counts, check_release=check_counts)
     from pixelrec_data.commands.release import card_is_ours_or_absent
     from pixelrec_data.card import write_cards, write_release_card
     if not (folder / "README.md").exists():  # cards are written locally, after the manifest
@@ -54,3 +67,5 @@ def download(subset, mirror, out_dir, concurrency, retries):
     if card_is_ours_or_absent(folder.parent / "README.md"):
         write_cards(folder.parent, releases_too=False)
     click.echo(f"downloaded {subset} to {folder} (every file verified against manifest.json)")
+    for line in filter(None, lines):
+        click.echo(line)

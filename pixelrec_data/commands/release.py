@@ -146,14 +146,31 @@ def export(release, fmt, out):
     click.echo("\n".join(str(f) for f in files))
 
 
+COUNTS_HELP = ("Published counts (users, items, interactions of pixel200k, pixel1m, pixel8m, "
+               "pixelrec): auto requires them unless manifest build.source is 'raw' (built from "
+               "raw/ by this toolkit); strict requires them always; off skips them.")
+
+
 @click.command("verify")
 @click.option("--release", required=True, type=click.Path(), help="a release folder")
-def verify(release):
-    """Check every file of a release against its manifest (bytes, sha256, rows, schema)."""
+@click.option("--counts", default="auto", show_default=True,
+              type=click.Choice(["auto", "strict", "off"]), help=COUNTS_HELP)
+def verify(release, counts):
+    """Check every file of a release against its manifest (bytes, sha256, rows, schema).
+
+    A release named after an official subset that claims to be the official data (manifest
+    build.source 'official', or no source) must also have the paper's counts: users and items
+    (distinct ids in its interactions) and interactions, else exit 2. Releases this toolkit built
+    from raw/ (build.source 'raw', e.g. `make demo`) get a note instead: their sizes are parameters.
+    """
     from pipelines.manifest import verify_release
+    from pipelines.published import check_published_counts
 
     summary = verify_release(release)
+    line = check_published_counts(release, counts, log=_echo)
     click.echo(f"{release}: ok ({summary['files']} files match the manifest)")
+    if line:
+        click.echo(line)
     if summary["unlisted"]:
         click.echo(f"note: {len(summary['unlisted'])} files not in the manifest: "
                    f"{', '.join(summary['unlisted'][:5])}")
