@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from . import data as D
+from .compile import pad_rows
 
 TOPK = (5, 10)
 
@@ -52,30 +53,82 @@ def autocast(device: torch.device, amp: bool):
     return contextlib.nullcontext()
 
 
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+@contextlib.contextmanager
+def scoring_precision(device: torch.device, precision: str):
+    """Matmul precision of full-sort scoring on CUDA (CPU is always fp32).
+
+    fp32 (default) ranks exactly as the official fp32 code. tf32 (10-bit mantissa inputs) and bf16
+    (8-bit) are faster on tensor cores but round scores, which creates and breaks ties among the
+    ~10^5 candidates: rank = 1 + #{score > target} is optimistic on ties, so they can move metrics.
+    Use them only after comparing against fp32 on the release at hand."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"eval precision {precision!r}: expected one of {PRECISIONS}")
+    if device.type != "cuda" or precision == "fp32":
+        yield
+    elif precision == "bf16":
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            yield
+    else:
+        before = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = before
+
+
+def _sorted_coordinates(data: D.Interactions, users: np.ndarray, split: str):
+    """history_coordinates of all `users`, sorted by row, and each row's first index (CSR)."""
+    rows, items = D.history_coordinates(data, users, split)
+    order = np.argsort(rows, kind="stable")
+    rows, items = rows[order], items[order]
+    offsets = np.searchsorted(rows, np.arange(len(users) + 1))
+    return rows, items, offsets
+
+
 @torch.no_grad()
 def score_users(model, data: D.Interactions, split: str, device: torch.device, batch_size: int = 1024,
-                rank: int = 0, world: int = 1, amp: bool = False) -> tuple[np.ndarray, np.ndarray]:
+                rank: int = 0, world: int = 1, amp: bool = False, precision: str | None = None,
+                scorer=None, pad_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Per-user (rank, top-1 item) arrays of length U + 1 (index 0 unused) for this process's users.
 
     Users not scored by this process hold rank 0 and top-1 0, so summing the arrays of all
-    processes gives the whole result.
+    processes gives the whole result. `scorer(batch)` replaces model.full_scores (a compiled
+    version); `pad_last` pads the last batch to `batch_size` rows (fixed shapes). `precision`
+    (fp32 | tf32 | bf16, see scoring_precision) defaults to bf16 when `amp`, else fp32.
+
+    Every input (histories, targets, the history mask's coordinates) moves to the device once and
+    results stay there until the end: no host synchronisation per batch.
     """
     model.eval()
+    scorer = scorer or model.full_scores
+    precision = precision or ("bf16" if amp else "fp32")
+    users = np.arange(1 + rank, data.n_users + 1, world)
+    targets = torch.as_tensor(D.eval_targets(data, split)[users].astype(np.int64), device=device)
+    user_ids = torch.as_tensor(users, device=device)
+    histories = torch.as_tensor(D.eval_histories(data, users, split), device=device)
+    rows, items, offsets = _sorted_coordinates(data, users, split)
+    rows, items = torch.as_tensor(rows, device=device), torch.as_tensor(items, device=device)
+    rank_out = torch.zeros(len(users), dtype=torch.float64, device=device)
+    top1_out = torch.zeros(len(users), dtype=torch.int64, device=device)
+    for start in range(0, len(users), batch_size):
+        stop = min(start + batch_size, len(users))
+        batch = {"user": user_ids[start:stop], "history": histories[start:stop]}
+        if pad_last:
+            batch, _ = pad_rows(batch, batch_size)
+        with scoring_precision(device, precision):
+            scores = scorer(batch)[:stop - start]
+        lo, hi = offsets[start], offsets[stop]
+        r, t = rank_targets(scores, targets[start:stop], rows[lo:hi] - start, items[lo:hi])
+        rank_out[start:stop] = r
+        top1_out[start:stop] = t
     ranks = np.zeros(data.n_users + 1)
     top1 = np.zeros(data.n_users + 1, dtype=np.int64)
-    users = np.arange(1 + rank, data.n_users + 1, world)
-    targets = D.eval_targets(data, split)
-    for start in range(0, len(users), batch_size):
-        batch_users = users[start:start + batch_size]
-        batch = {"user": torch.as_tensor(batch_users, device=device),
-                 "history": torch.as_tensor(D.eval_histories(data, batch_users, split), device=device)}
-        with autocast(device, amp):
-            scores = model.full_scores(batch)
-        rows, items = D.history_coordinates(data, batch_users, split)
-        r, t = rank_targets(scores, torch.as_tensor(targets[batch_users].astype(np.int64), device=device),
-                            torch.as_tensor(rows, device=device), torch.as_tensor(items, device=device))
-        ranks[batch_users] = r.cpu().numpy()
-        top1[batch_users] = t.cpu().numpy()
+    ranks[users] = rank_out.cpu().numpy()
+    top1[users] = top1_out.cpu().numpy()
     return ranks, top1
 
 

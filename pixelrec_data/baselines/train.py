@@ -28,6 +28,7 @@ from schemas.errors import InputError
 from schemas.io import atomic_path, atomic_write_text
 
 from ..progress import bar
+from . import compile as C
 from . import ddp
 from . import evaluate as E
 from .config import resolve_config
@@ -42,8 +43,14 @@ class NonFiniteLoss(InputError):
     """Training diverged: one line naming the step, exit status 2."""
 
 
+# speed settings: at these values they are left out of the run id (ids of runs made before the
+# keys existed stay valid); any other value changes numerics, so it is part of the id
+SPEED_DEFAULTS = {"compile": "none", "compile_backend": "inductor", "eval_precision": "fp32"}
+
+
 def run_id(release: Path, config: dict) -> str:
-    key = {k: v for k, v in config.items() if k not in ("epochs", "num_workers")}  # no effect on results
+    key = {k: v for k, v in config.items() if k not in ("epochs", "num_workers")  # no effect on results
+           and not (k in SPEED_DEFAULTS and v == SPEED_DEFAULTS[k])}
     digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
     return f"{release.resolve().name}-{config['model']}-{digest}"
 
@@ -118,9 +125,29 @@ class Run:
                                            fused=self.dist.device.type == "cuda" or None) \
             if self.trainable else None
         self.amp = bool(self.config.get("amp", True)) and self.dist.device.type == "cuda"
+        self.eval_precision = str(self.config.get("eval_precision", "fp32"))
+        if self.eval_precision not in E.PRECISIONS:
+            raise InputError(f"--set eval_precision={self.eval_precision}: expected one of "
+                             f"{', '.join(E.PRECISIONS)}")
+        self._compile_hot_paths(cls)
         self.log = log if self.dist.main else (lambda *_: None)
         self.state = {"epoch": 0, "best": -math.inf, "best_epoch": None, "bad_epochs": 0,
                       "history": [], "step": 0}
+
+    def _compile_hot_paths(self, cls):
+        """self.train_forward (per-sample training losses) and self.scorer (full-sort scores): the
+        model's own methods, or their torch.compile versions under `compile` (compile.py)."""
+        self.compile = C.compile_mode(self.config) != "none" and self.trainable
+        self.train_forward, self.scorer = self.net, None
+        self.pad_train = self.compile and cls.train_format not in C.UNPADDED_FORMATS
+        if self.compile:
+            self.train_forward = C.compiled(self.net, self.config)
+            full_scores = C.compiled(self.model.full_scores, self.config)
+
+            def scorer(batch):
+                C.step_begin(self.config)
+                return full_scores(batch)
+            self.scorer = scorer
 
     # -- checkpoints ----------------------------------------------------------------------------
     def save_last(self):
@@ -162,9 +189,7 @@ class Run:
         started = time.perf_counter()
         with bar(total=n_batches, desc=f"epoch {epoch + 1}", unit="batch") as progress:
             for local, rows in self.batches(epoch):
-                with E.autocast(self.dist.device, self.amp):
-                    per_sample = self.net(local)
-                loss = per_sample.float().sum() * (self.dist.world / rows)
+                loss = self._loss(local) * (self.dist.world / rows)
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
@@ -184,6 +209,22 @@ class Run:
             mean = mean / self.dist.world
         return float(mean.item())
 
+    def _loss(self, local: dict) -> torch.Tensor:
+        """Sum of this rank's per-sample losses. Under compile a short batch is padded to the full
+        batch size (fixed shapes for CUDA graphs) and the padding rows weigh 0."""
+        if not self.compile:
+            with E.autocast(self.dist.device, self.amp):
+                per_sample = self.net(local)
+            return per_sample.float().sum()
+        size = int(self.config["train_batch_size"])
+        local, real = C.pad_rows(local, size) if self.pad_train else (local, size)
+        C.step_begin(self.config)
+        with E.autocast(self.dist.device, self.amp):
+            per_sample = self.train_forward(local)
+        if real == size:  # a full batch (or an unpadded format): no weights, fewer launches
+            return per_sample.float().sum()
+        return (per_sample.float() * C.row_weights(real, size, per_sample.device)).sum()
+
     def _check_finite(self, losses, epoch):
         recent = torch.stack(losses[-NAN_CHECK_EVERY:]).float()
         if self.dist.world > 1:  # a NaN on any rank stops every rank
@@ -198,7 +239,8 @@ class Run:
     def evaluate(self, split: str):
         ranks, top1 = E.score_users(self.model, self.data, split, self.dist.device,
                                     int(self.config["eval_batch_size"]), self.dist.rank,
-                                    self.dist.world, self.amp)
+                                    self.dist.world, precision=self.eval_precision,
+                                    scorer=self.scorer, pad_last=self.compile)
         ranks, top1 = self.dist.sum_array(ranks), self.dist.sum_array(top1)
         return E.metrics_from_ranks(ranks[1:], tuple(self.config["topk"])), ranks, top1
 
