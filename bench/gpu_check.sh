@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
-# The trainer's GPU speed check (issue 5), one script, about 4-6 minutes on an H100:
+# The trainer's GPU speed check (issue 5), one script, about 6-8 minutes on an H100:
 #   1. SASRec, batch 64, one whole epoch with compile=reduce-overhead (CUDA graphs), then a full
 #      evaluation of all 200K users x 96,283 items at fp32 (and tf32/bf16 for comparison)
 #   2. SASRec, batch 64, eager (1000 timed steps, projected to the epoch), full fp32 evaluation
 #   3. MF, batch 512, d 4096 (the paper's), eager (300 timed steps, projected), full evaluation
+#   4. PixelNet (issue 6): SASRec + ViT-B-32, last 2 blocks tuned, bf16, plain vs optimised path
+#      (bench/pixelnet_epoch.py: items encoded per second, projected epoch)
 # on the Pixel200K-shaped synthetic release (bench/train_epoch.py; ~3.56M training rows).
-# Installs nothing; needs a CUDA build of torch in $PY (default .venv/bin/python).
+# Installs nothing from the network; needs a CUDA build of torch in $PY (default .venv/bin/python
+# when it exists, else python3: the lent GPU machines' python3 holds torch, numpy, pyarrow, yaml,
+# tqdm). open_clip (step 4) travels as wheels: run `bash bench/gpu_wheels.sh` here first (it fills
+# .whl/, git-ignored) and carry .whl; this script installs them into /tmp/site.
 #
 #   bash bench/gpu_check.sh          # on the GPU machine; results also under $OUT/gpu_check
 #   bash bench/gpu_check.sh --tiny   # the same steps on CPU at toy size (checks this script, <1 min)
@@ -14,18 +19,26 @@
 # default), and a failing step does not stop the next (no set -e). Step logs: <step>.log.
 set -u
 cd "$(dirname "$0")/.."
-PY=${PY:-.venv/bin/python}
+if [ -z "${PY:-}" ]; then
+  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python3; fi
+fi
+if [ -d .whl ] && ls .whl/*.whl > /dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
 RESULTS=${OUT:-/tmp}/gpu_check
 mkdir -p "$RESULTS"
 START=$(date +%s)
 
 if [ "${1:-}" = "--tiny" ]; then
-  BUDGET_S=${BUDGET_S:-100}
+  BUDGET_S=${BUDGET_S:-140}
+  PIXELNET="--tiny --device cpu"
   COMMON="--device cpu --users 3000 --items 1500 --sasrec-dim 32 --mf-dim 32 --threads 1 --release-dir $RESULTS/data"
   COMPILE="--compile reduce-overhead --compile-backend aot_eager"
   SASREC_EAGER_STEPS=20; MF_STEPS=20; WORKERS=0; LIMIT_SCALE=4
 else
-  BUDGET_S=${BUDGET_S:-360}
+  BUDGET_S=${BUDGET_S:-500}
+  PIXELNET="--device cuda"
   COMMON="--device cuda --release-dir $RESULTS/data"
   COMPILE="--compile reduce-overhead"
   SASREC_EAGER_STEPS=1000; MF_STEPS=300; WORKERS=4; LIMIT_SCALE=1
@@ -66,6 +79,9 @@ step sasrec_eager 90 "$PY" bench/train_epoch.py $COMMON --bf16 --models sasrec \
   --steps $SASREC_EAGER_STEPS --warmup 20 --eval-batches 0 --num-workers $WORKERS
 step mf_eager 100 "$PY" bench/train_epoch.py $COMMON --bf16 --models mf \
   --steps $MF_STEPS --warmup 10 --eval-batches 0 --num-workers $WORKERS
+
+step pixelnet 150 "$PY" bench/pixelnet_epoch.py $PIXELNET
+tail -n 25 "$RESULTS/pixelnet.log"
 
 echo "== summary (total $(( $(date +%s) - START ))s)"
 "$PY" - "$RESULTS" <<'EOF'
