@@ -8,7 +8,10 @@ listings, then view, tags, every comment page, danmaku and related for every mic
 endpoints and the same count, printed) with 16 requests in flight. The simulator, the plain client
 (this process) and the crawler (a subprocess) each run in their own process; the two sides alternate
 run by run against one warmed-up simulator, whose CPU share is printed (near 100% would mean the
-simulator, not the client, is the limit). Medians over --runs runs.
+simulator, not the client, is the limit). A third side, the Scrapy floor, is a bare spider
+(bench/scrapy_floor.py: no parsing, no items, no robots.txt) fetching the plain client's URL list
+with the crawler's loopback settings: what Scrapy itself costs per request here, an upper bound of
+any Scrapy crawler. Medians over --runs runs.
 """
 from __future__ import annotations
 
@@ -55,6 +58,9 @@ def start_simulator(seed: int, users: int, videos: int):
     raise RuntimeError("simulator did not start")
 
 
+urls: list[str] = []  # the plain client's last walk, for the Scrapy floor
+
+
 async def plain_client(base: str) -> tuple[int, float, dict]:
     """Make the crawler's requests (same endpoints, same count) with CONCURRENCY in flight.
 
@@ -66,6 +72,7 @@ async def plain_client(base: str) -> tuple[int, float, dict]:
     from crawler.spiders.bilibili import CHANNEL_RIDS, LISTING_PS, REPLY_PS
 
     count = 0
+    urls.clear()
     per_path: dict = {}
     limit = asyncio.Semaphore(CONCURRENCY)
     seen: set = set()
@@ -76,6 +83,7 @@ async def plain_client(base: str) -> tuple[int, float, dict]:
             async with session.get(base + path, params=params) as response:
                 body = await response.read()
                 count += 1
+                urls.append(str(response.url))
                 per_path[path] = per_path.get(path, 0) + 1
         return json.loads(body) if path != "/x/v1/dm/list.so" else body
 
@@ -142,6 +150,15 @@ def crawler_run(base: str, work: Path, run: int) -> dict:
             "events": stats["events"], "elapsed_s": elapsed}
 
 
+def floor_run(work: Path) -> float:
+    """requests/s of a bare Scrapy spider fetching the plain client's URL list (bench/scrapy_floor.py)."""
+    url_file = work / "urls.txt"
+    url_file.write_text("\n".join(urls))
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "scrapy_floor.py"), str(url_file),
+                          str(CONCURRENCY)], env=ENV, check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["requests_s"]
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc), 0.0 elsewhere."""
     try:
@@ -166,7 +183,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     proc, base = start_simulator(args.seed, args.users, args.videos)
-    ceiling, runs, sim_cpu = [], [], {"ceiling": [], "crawler": []}
+    ceiling, runs, floor, sim_cpu = [], [], [], {"ceiling": [], "crawler": []}
     try:
         asyncio.run(plain_client(base))  # warm-up, not measured: the simulator's first pass is slower
         with tempfile.TemporaryDirectory() as tmp:
@@ -179,13 +196,14 @@ def main() -> None:
                 run, share = measured(proc.pid, lambda: crawler_run(base, Path(tmp), i))
                 runs.append(run)
                 sim_cpu["crawler"].append(share)
+                floor.append(floor_run(Path(tmp)))
     finally:
         proc.terminate()
         proc.wait(10)
-    report(args, ceiling, count, per_path, runs, sim_cpu)
+    report(args, ceiling, count, per_path, runs, sim_cpu, floor)
 
 
-def report(args, ceiling, count, per_path, runs, sim_cpu) -> None:
+def report(args, ceiling, count, per_path, runs, sim_cpu, floor) -> None:
     crawl_rps = statistics.median(r["requests_s"] for r in runs)
     crawl_eps = statistics.median(r["events_s"] for r in runs)
     ceiling_rps = statistics.median(ceiling)
@@ -203,7 +221,11 @@ def report(args, ceiling, count, per_path, runs, sim_cpu) -> None:
     total_rps = statistics.median(r["requests_s_total"] for r in runs)
     print(f"crawler incl. start-up and close:            {total_rps:8.1f} requests/s "
           f"(simulator CPU over the whole command {statistics.median(sim_cpu['crawler']):.0%})")
-    print(f"crawler / ceiling: {crawl_rps / ceiling_rps:.2f}")
+    floor_rps = statistics.median(floor)
+    print(f"Scrapy floor (bare spider, same {count} URLs): {floor_rps:8.1f} requests/s "
+          f"(runs: {', '.join(f'{f:.1f}' for f in floor)}; {floor_rps / ceiling_rps:.2f} of the ceiling)")
+    print(f"crawler / ceiling: {crawl_rps / ceiling_rps:.2f};  crawler / Scrapy floor: "
+          f"{crawl_rps / floor_rps:.2f}")
 
 
 if __name__ == "__main__":
