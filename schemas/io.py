@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .errors import InputError, SchemaError
-from .tables import REQUIRED_NON_NULL, TABLES
+from .tables import ADDED_COLUMNS, REQUIRED_NON_NULL, TABLES
 
 _STRINGS = (pa.string(), pa.large_string())
 try:  # string_view exists in newer pyarrow only
@@ -48,12 +48,16 @@ def _compatible(actual: pa.DataType, wanted: pa.DataType) -> bool:
 def conform(table: pa.Table, name: str, source: str | os.PathLike = "<table>") -> pa.Table:
     """Return `table` with exactly the columns of schema `name`, in order, cast to its types.
 
-    Extra columns are dropped; a missing column, an incompatible type or a null in a required
-    column raises SchemaError naming `source` and the column.
+    Extra columns are dropped; a missing column (other than a later-added one, read as nulls),
+    an incompatible type or a null in a required column raises SchemaError naming `source` and
+    the column.
     """
     schema = TABLES[name]
     columns = []
     for field in schema:
+        if field.name not in table.column_names and field.name in ADDED_COLUMNS.get(name, ()):
+            columns.append(pa.nulls(table.num_rows, field.type))
+            continue
         if field.name not in table.column_names:
             raise SchemaError(f"{source}: missing column '{field.name}' (a {name} table needs "
                               f"{', '.join(schema.names)})")
@@ -80,6 +84,8 @@ def check_schema(path: str | os.PathLike, name: str) -> pa.Schema:
         raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
     for field in TABLES[name]:
         idx = file_schema.get_field_index(field.name)
+        if idx < 0 and field.name in ADDED_COLUMNS.get(name, ()):
+            continue
         if idx < 0:
             raise SchemaError(f"{path}: missing column '{field.name}'")
         if not _compatible(file_schema.field(idx).type, field.type):
@@ -92,7 +98,8 @@ def read_table(path: str | os.PathLike, name: str) -> pa.Table:
     """Read a Parquet file and conform it to schema `name`."""
     check_schema(path, name)
     try:
-        table = pq.read_table(path, columns=TABLES[name].names)
+        present = set(pq.read_schema(path).names)
+        table = pq.read_table(path, columns=[n for n in TABLES[name].names if n in present])
     except Exception as exc:
         raise InputError(f"{path}: cannot read ({_first_line(exc)})") from None
     return conform(table, name, path)

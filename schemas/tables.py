@@ -70,6 +70,7 @@ COVERS = pa.schema([
     ("height", pa.int32()),
     ("bytes", pa.int64()),
     ("phash", pa.string()),
+    ("attempts", pa.int32()),  # requests made for the item by the run that produced the row
 ])
 
 TABLES = {
@@ -79,6 +80,11 @@ TABLES = {
     "interactions": INTERACTIONS,
     "split": SPLIT,
     "covers": COVERS,
+}
+
+# Columns added after files were first written: a file without one reads as all nulls.
+ADDED_COLUMNS = {
+    "covers": ["attempts"],
 }
 
 # Columns that must never hold nulls (the rest may, e.g. items imported from older official files).

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
@@ -72,7 +73,7 @@ def test_validator_keeps_jpeg_reencodes_png_and_flags_bad_bytes():
     assert kept.sha256 == hashlib.sha256(jpeg).hexdigest() and (kept.width, kept.height) == (48, 32)
     converted = process_cover(png)
     assert converted.status == "ok" and Image.open(io.BytesIO(converted.data)).format == "JPEG"
-    assert process_cover(b"<html>blocked</html>").status == "corrupt"
+    assert process_cover(b"<html>blocked</html>").status == "not_image"
     assert process_cover(jpeg[: len(jpeg) // 2]).status == "truncated"
 
 
@@ -158,8 +159,11 @@ def test_fetch_covers_statuses_retries_and_near_duplicates(tmp_path, served):
     rows = covers_by_id(release)
     assert {k: r["status"] for k, r in rows.items()} == {
         "i0": "ok", "i1": "ok", "i2": "ok", "i3": "ok", "i4": "ok", "i5": "http_404", "i6": "ok",
-        "i7": "timeout", "i8": "truncated", "i9": "ok", "i10": "corrupt", "i11": "bad_url",
+        "i7": "timeout", "i8": "truncated", "i9": "ok", "i10": "not_image", "i11": "bad_url",
         "i12": "ok"}
+    assert {k: r["attempts"] for k, r in rows.items()} == {
+        "i0": 1, "i1": 1, "i2": 1, "i3": 1, "i4": 1, "i5": 1, "i6": 3, "i7": 3, "i8": 3, "i9": 2,
+        "i10": 1, "i11": 0, "i12": 2}
     assert list(rows) == [f"i{n}" for n in range(13)]  # item order
     assert hits["/busy/2.jpg"] == 2  # 429 honoured, then fetched
     assert hits["/img/1.jpg"] == 1  # the '@' resize suffix was stripped
@@ -199,10 +203,14 @@ def test_rerun_skips_done_work_and_refetches_only_what_needs_it(tmp_path, served
     new = {path: n - before.get(path, 0) for path, n in hits.items() if n != before.get(path, 0)}
     # i0, i2 re-fetched; the timeout (i7) and truncated (i8) retried; in the killed shard (i5..i9)
     # stored covers are re-read from disk and only the 404 (its row was lost) is asked again;
-    # the corrupt i10 stays final.
+    # the not_image i10 stays final.
     assert set(new) == {"/img/0.jpg", "/img/png.png", "/slow/7.jpg", "/truncated/8.jpg",
                         "/missing/5.jpg"}
-    assert (release / "covers.parquet").read_bytes() == first_table  # same result, deterministic
+    # same result (deterministic), but the re-validated covers of the killed shard (i6, i9) lost
+    # the attempt counts of the run that fetched them
+    table = read_table(release / "covers.parquet", "covers")
+    assert table.drop(["attempts"]).equals(pq.read_table(io.BytesIO(first_table)).drop(["attempts"]))
+    assert [table["attempts"][n].as_py() for n in (6, 9)] == [None, None]
     assert hashlib.sha256((release / "covers/i2.jpg").read_bytes()).hexdigest() == \
         covers_by_id(release)["i2"]["sha256"]
     before = dict(hits)  # a third run: only the transient failures are tried again
@@ -226,13 +234,19 @@ def test_parts_split_the_shards_and_a_final_run_joins_them(tmp_path, served):
     release.mkdir()
     write_items(release, {f"i{n}": f"{server.url}/img/{n}.jpg" for n in range(7)})
     options = dict(rate=0, retries=0, timeout=5.0, shard_size=2)
-    first = fetch_release_covers(release, FetchOptions(**options, part=(0, 2)))
-    second = fetch_release_covers(release, FetchOptions(**options, part=(1, 2)))
-    assert first["items"] == 4 and second["items"] == 3  # shards 0, 2 and shards 1, 3 (i6)
+    first = fetch_release_covers(release, FetchOptions(**options, shard=(0, 2)))
+    proc = pixelrec("fetch-covers", "--release", release, "--shard-size", 2, "--shard", "1/2",
+                    "--rate", 0, "--retries", 0)
+    assert proc.returncode == 0, proc.stderr
+    second = json.loads(max((release / "covers/_stats").glob("shard-*.json")).read_text())
+    assert first["items"] == 4 and first["shards"] == 2  # shards 0, 2 and shards 1, 3 (i6)
+    assert second["shard"] == 3 and second["items"] == 1 and "shard done" in proc.stdout
     assert not (release / "covers.parquet").exists()
     before = sum(hits.values())
     final = fetch_release_covers(release, FetchOptions(**options))
     assert final["fetched_this_run"] == 0 and sum(hits.values()) == before
     assert [r["status"] for r in covers_by_id(release).values()] == ["ok"] * 7
-    proc = pixelrec("fetch-covers", "--release", release, "--part", "2/2")
-    assert proc.returncode == 2 and "--part" in proc.stderr
+    proc = pixelrec("fetch-covers", "--release", release, "--shard", "2/2")
+    assert proc.returncode == 2 and "--shard" in proc.stderr
+    proc = pixelrec("fetch-covers", "--release", release, "--part", "1/2")  # the old name works
+    assert proc.returncode == 0 and "--part" not in pixelrec("fetch-covers", "--help").stdout

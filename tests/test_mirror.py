@@ -282,3 +282,25 @@ def test_fetched_covers_join_the_manifest_and_travel_through_the_mirror(tmp_path
     publish(data, tmp_path / "mirror")
     folder = download("pixel200k", str(tmp_path / "mirror"), tmp_path / "dl")
     assert (folder / "covers/i1.jpg").read_bytes() == images["1.jpg"]
+
+
+def test_download_with_covers_fetches_them_and_lists_them(tmp_path):
+    from pipelines.manifest import verify_release, write_manifest
+    from test_downloader_server import cover_app, make_image
+
+    images = {f"{n}.jpg": make_image(n) for n in range(3)}
+    data = tmp_path / "data"
+    release = make_release(data, "pixel200k", 3)
+    with LocalServer(cover_app(images)) as server:
+        items = pa.Table.from_pylist([{"item_id": f"i{n}", "cover_url": f"{server.url}/img/{n}.jpg"}
+                                      for n in range(3)], schema=ITEMS)
+        write_table(items, release / "items.parquet", "items")
+        write_manifest(release, "pixel200k", {"seed": 1, "source": "raw"}, {"items": 3})
+        publish(data, tmp_path / "mirror")
+        proc = pixelrec("download", "--subset", "pixel200k", "--mirror", tmp_path / "mirror",
+                        "--root", tmp_path / "dl", "--with-covers")
+    assert proc.returncode == 0, proc.stderr
+    folder = tmp_path / "dl" / "pixel200k"
+    assert (folder / "covers" / "i2.jpg").read_bytes() == images["2.jpg"]
+    assert "3/3 ok" in proc.stdout and "covers listed" in proc.stdout
+    assert verify_release(folder)["unlisted"] == []

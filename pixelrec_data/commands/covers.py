@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from pixelrec_data.downloader.limits import JPEG_QUALITY, MAX_COVER_BYTES, RESIZE_MODES
 from schemas.errors import InputError
 
 
@@ -13,56 +14,88 @@ from schemas.errors import InputError
               help="Release folder holding items.parquet (e.g. data/pixel200k).")
 @click.option("--concurrency", default=16, show_default=True, type=click.IntRange(min=1),
               help="Requests in flight at once.")
+@click.option("--per-host", default=None, type=click.IntRange(min=1),
+              help="Connections in flight to one host. Default: the --concurrency value.")
 @click.option("--rate", default=None, type=click.FloatRange(min=0),
               help="Requests per second per host (0 = no limit). Default: 5/s for remote hosts, "
                    "no limit for 127.0.0.1/localhost.")
 @click.option("--retries", default=3, show_default=True, type=click.IntRange(min=0),
-              help="Extra tries after a 5xx, 429, timeout, truncated body or connection error.")
+              help="Extra tries after a 5xx, 429, timeout, truncated body or connection error "
+                   "(never after a 404, 403, 410, a redirect loop or a too large body).")
 @click.option("--timeout", default=20.0, show_default=True, type=click.FloatRange(min=0.001),
-              help="Seconds for one request, body included.")
+              help="Seconds for one request, body included (connecting: at most 10 of them).")
 @click.option("--backoff", default=1.0, show_default=True, type=click.FloatRange(min=0),
               help="First retry delay in seconds; doubles on each retry.")
+@click.option("--resize", "resize_size", default=None, type=click.IntRange(min=1), metavar="S",
+              help="Store each cover resized and re-encoded as JPEG (default: the original bytes).")
+@click.option("--resize-mode", default="keep_ratio", show_default=True,
+              type=click.Choice(RESIZE_MODES),
+              help="With --resize: keep_ratio = smaller side S, aspect kept; center_crop = the same, "
+                   "then the centre SxS; squash = SxS, aspect ignored. Small covers are enlarged.")
+@click.option("--jpeg-quality", default=JPEG_QUALITY, show_default=True,
+              type=click.IntRange(1, 100), help="JPEG quality of re-encoded covers.")
+@click.option("--max-bytes", default=MAX_COVER_BYTES, show_default=True,
+              type=click.IntRange(min=1), help="A body over this many bytes is cut off: too_large.")
 @click.option("--shard-size", default=10_000, show_default=True, type=click.IntRange(min=1),
               help="Items per shard (shards are consecutive items; the unit of resume and stats).")
 @click.option("--limit", default=None, type=click.IntRange(min=0),
               help="Only the first N items (for trials).")
 @click.option("--dup-threshold", default=4, show_default=True, type=click.IntRange(0, 32),
               help="Report covers whose perceptual hashes differ in at most this many bits.")
-@click.option("--part", default=None, metavar="K/N",
-              help="Fetch only shards K, K+N, K+2N, ... (machine K of N, sharing the release "
-                   "folder); then run once without --part to write covers.parquet.")
-def fetch_covers(release_dir, concurrency, rate, retries, timeout, backoff, shard_size, limit,
-                 dup_threshold, part):
+@click.option("--shard", default=None, metavar="I/N",
+              help="Fetch only shards I, I+N, I+2N, ... (machine I of N, sharing the release "
+                   "folder); then run once without --shard to write covers.parquet.")
+@click.option("--part", default=None, hidden=True, help="Old name of --shard.")
+def fetch_covers(release_dir, concurrency, per_host, rate, retries, timeout, backoff, resize_size,
+                 resize_mode, jpeg_quality, max_bytes, shard_size, limit, dup_threshold, shard,
+                 part):
     """Download every cover of a release: covers/<item_id>.jpg, covers.parquet, covers/_stats/.
 
-    Rerunning skips covers already stored and verified, and retries only transient failures.
+    Every cover is decoded to check it. covers.parquet status: ok, http_<code>, timeout,
+    connection, truncated, not_image, corrupt, bomb (over 40M pixels), too_large, bad_url,
+    too_many_redirects. Rerunning skips covers already stored and verified, and retries only
+    transient failures.
     """
-    from pixelrec_data.downloader import FetchOptions, fetch_release_covers
+    from pixelrec_data.downloader import FetchOptions
+    from pixelrec_data.downloader.images import ResizeSpec
+
+    if shard is not None and part is not None:
+        raise InputError("--part is the old name of --shard: give one of them")
+    resize = ResizeSpec(resize_size, resize_mode, jpeg_quality) if resize_size else None
+    options = FetchOptions(concurrency=concurrency, per_host=per_host, rate=rate, retries=retries,
+                           timeout=timeout, backoff=backoff, shard_size=shard_size, limit=limit,
+                           dup_threshold=dup_threshold, resize=resize, max_bytes=max_bytes,
+                           shard=_parse_shard(shard if part is None else part,
+                                              "--shard" if part is None else "--part"))
+    run_fetch(Path(release_dir), options)
+
+
+def run_fetch(release_dir: Path, options) -> dict:
+    """fetch_release_covers + the summary lines + the manifest update (also `download --with-covers`)."""
+    from pixelrec_data.downloader import fetch_release_covers
     from pixelrec_data.downloader.stats import summary_line
     from pixelrec_data.progress import bar
 
-    options = FetchOptions(concurrency=concurrency, rate=rate, retries=retries, timeout=timeout,
-                           backoff=backoff, shard_size=shard_size, limit=limit,
-                           dup_threshold=dup_threshold, part=_parse_part(part))
     summary = fetch_release_covers(release_dir, options, progress=bar)
     click.echo(summary_line(summary))
-    if options.part is not None:
-        click.echo("part done; when every part is done, run fetch-covers once without --part "
-                   "to write covers.parquet")
-        return
-    click.echo(f"wrote {Path(release_dir) / 'covers.parquet'} and "
-               f"{Path(release_dir) / 'covers' / '_stats' / 'summary.json'}")
-    if _refresh_manifest(Path(release_dir), summary["ok"]):
-        click.echo(f"updated {Path(release_dir) / 'manifest.json'} (covers listed)")
+    if options.shard is not None:
+        click.echo("shard done; when every machine is done, run fetch-covers once without "
+                   "--shard to write covers.parquet")
+        return summary
+    click.echo(f"wrote {release_dir / 'covers.parquet'} and "
+               f"{release_dir / 'covers' / '_stats' / 'summary.json'}")
+    if _refresh_manifest(release_dir, summary["ok"]):
+        click.echo(f"updated {release_dir / 'manifest.json'} (covers listed)")
+    return summary
 
 
-def _parse_part(text: str | None) -> tuple[int, int] | None:
+def _parse_shard(text: str | None, flag: str) -> tuple[int, int] | None:
     if text is None:
         return None
-    k, sep, n = text.partition("/")
-    if not (sep and k.isdigit() and n.isdigit() and int(k) < int(n)):
-        raise InputError(f"--part: expected K/N with 0 <= K < N, got {text!r}")
-    return int(k), int(n)
+    i, sep, n = text.partition("/")
+    if not (sep and i.isdigit() and n.isdigit() and int(i) < int(n)):
+        raise InputError(f"{flag}: expected I/N with 0 <= I < N, got {text!r}")
+    return int(i), int(n)
 
 
 def _refresh_manifest(release_dir: Path, covers_ok: int) -> bool:

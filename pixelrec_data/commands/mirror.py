@@ -41,7 +41,10 @@ def publish(data_dir, out_dir, releases, copy):
               help="Extra tries per file after a network error (each resumes with HTTP Range).")
 @click.option("--counts", default="auto", show_default=True,
               type=click.Choice(["auto", "strict", "off"]), help=COUNTS_HELP)
-def download(subset, mirror, out_dir, concurrency, retries, counts):
+@click.option("--with-covers", is_flag=True,
+              help="Then fetch the release's cover images from their URLs (fetch-covers with its "
+                   "defaults; rerun `pixelrec fetch-covers --release DIR` for other settings).")
+def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers):
     """Download a release from a mirror, verifying every file's size and sha256.
 
     Resumable: rerun the same command after an interruption. The release folder appears only once
@@ -69,3 +72,8 @@ def download(subset, mirror, out_dir, concurrency, retries, counts):
     click.echo(f"downloaded {subset} to {folder} (every file verified against manifest.json)")
     for line in filter(None, lines):
         click.echo(line)
+    if with_covers:
+        from pixelrec_data.commands.covers import run_fetch
+        from pixelrec_data.downloader import FetchOptions
+
+        run_fetch(folder, FetchOptions())

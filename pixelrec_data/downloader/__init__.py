@@ -1,10 +1,16 @@
 """The cover downloader (`pixelrec fetch-covers`), in small parts with one job each:
 
 reader (items.parquet -> cover tasks and shards), fetch (aiohttp, rate, retries), images
-(validate, re-encode, hash), writer (atomic files and tables), stats (per shard, summary),
-neardup (perceptual-hash groups), run (composes them); transfer (resumable file downloads,
-used by the release mirror).
+(validate, resize, re-encode, hash), writer (atomic files and tables), stats (per shard, summary),
+neardup (perceptual-hash groups), limits (constants), run (composes them); transfer (resumable
+file downloads, used by the release mirror).
 """
-from .run import FetchOptions, fetch_release_covers
-
 __all__ = ["FetchOptions", "fetch_release_covers"]
+
+
+def __getattr__(name):
+    # Lazy, so that importing a light part (limits, for the command's help) loads no aiohttp/Pillow.
+    if name in __all__:
+        from . import run
+        return getattr(run, name)
+    raise AttributeError(name)

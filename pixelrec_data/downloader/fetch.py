@@ -1,27 +1,34 @@
 """Downloader: fetch one URL's bytes with aiohttp, under a per-host rate, with retries and backoff.
 
 Knows nothing about images or files: it returns bytes or an error kind. Error kinds are the
-`status` values of covers.parquet: http_<code>, timeout, truncated, connection, too_large.
+`status` values of covers.parquet: http_<code>, timeout, truncated, connection, too_large,
+too_many_redirects, bad_url. Retried: timeout, connection, truncated, 5xx, 429 (and 408, and the
+platform's 412 ban); final: every other 4xx (404, 403, 410 ...), too_large, redirect loops, bad_url.
 """
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from time import time as wall_clock
 from urllib.parse import urlsplit
 
 import aiohttp
 
 from schemas.hosts import is_loopback
 
-# Transient failures worth another try; everything else (404, 403, ...) is final.
-RETRY_HTTP = {408, 412, 425, 429, 500, 502, 503, 504}
+from .limits import MAX_COVER_BYTES, MAX_REDIRECTS
+
+# Transient answers worth another try, besides every 5xx; any other (404, 403, 410 ...) is final.
+RETRY_HTTP = {408, 412, 429}
 # "Slow down" answers: the whole host is paused, not just this request (412 = the platform's ban).
 COOL_DOWN_HTTP = {412, 429, 503}
 MAX_COOL_DOWN_S = 600.0
 RETRY_KINDS = {"timeout", "truncated", "connection"}
 DEFAULT_REMOTE_RATE = 5.0  # requests/s per host: the platform bans at about 6/s per IP
-MAX_COVER_BYTES = 32 * 1024 * 1024
+CONNECT_TIMEOUT_S = 10.0  # at most this of the --timeout budget waits for the TCP/TLS connection
 USER_AGENT = "pixelrec-fetch-covers/0.1 (+https://github.com/westlake-repl/PixelRec)"
 
 
@@ -41,7 +48,8 @@ def http_code(status: str) -> int | None:
 
 
 def is_retryable(status: str) -> bool:
-    return status in RETRY_KINDS or http_code(status) in RETRY_HTTP
+    code = http_code(status)
+    return status in RETRY_KINDS or code in RETRY_HTTP or (code is not None and code >= 500)
 
 
 
@@ -83,20 +91,31 @@ class Fetcher:
 
     def __init__(self, session: aiohttp.ClientSession, limiter: HostRateLimiter, *,
                  retries: int = 3, timeout: float = 20.0, backoff: float = 1.0,
-                 max_bytes: int = MAX_COVER_BYTES):
+                 max_bytes: int = MAX_COVER_BYTES, max_redirects: int = MAX_REDIRECTS,
+                 per_host: int | None = None):
         self.session = session
         self.limiter = limiter
         self.retries = retries
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.timeout = aiohttp.ClientTimeout(total=timeout,
+                                             sock_connect=min(timeout, CONNECT_TIMEOUT_S))
+        self.max_redirects = max_redirects
         self.backoff = backoff
         self.max_bytes = max_bytes
+        # Requests in flight per host, bounded here rather than only by the connection pool, so
+        # that waiting for a turn does not eat into a request's timeout.
+        self.per_host = per_host
+        self._host_slots: dict[str, asyncio.Semaphore] = {}
 
     async def fetch(self, url: str) -> FetchResult:
-        host = urlsplit(url).hostname or ""
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return FetchResult("bad_url", f"not an http(s) URL: {url!r:.80}")  # never requested
+        host = parts.hostname
         result = FetchResult("connection")
         for attempt in range(1, self.retries + 2):
-            await self.limiter.wait(host)
-            result = await self._attempt(url)
+            async with self._slot(host):
+                await self.limiter.wait(host)
+                result = await self._attempt(url)
             result.attempts = attempt
             if result.status == "ok" or not is_retryable(result.status) or attempt > self.retries:
                 break
@@ -108,16 +127,27 @@ class Fetcher:
             await asyncio.sleep(delay * (0.5 + random.random()))
         return result
 
+    def _slot(self, host: str):
+        if self.per_host is None:
+            return contextlib.nullcontext()
+        if host not in self._host_slots:
+            self._host_slots[host] = asyncio.Semaphore(self.per_host)
+        return self._host_slots[host]
+
     async def _attempt(self, url: str) -> FetchResult:
         try:
-            async with self.session.get(url, timeout=self.timeout) as resp:
+            # aiohttp counts redirect answers, including the one it then refuses to follow
+            async with self.session.get(url, timeout=self.timeout,
+                                        max_redirects=self.max_redirects + 1) as resp:
                 if resp.status != 200:
                     await resp.release()
                     return FetchResult(f"http_{resp.status}",
                                        f"HTTP {resp.status} {resp.reason or ''}".strip(),
                                        retry_after=_seconds(resp.headers.get("Retry-After")))
                 if resp.content_length is not None and resp.content_length > self.max_bytes:
-                    return FetchResult("too_large", f"Content-Length {resp.content_length} bytes")
+                    resp.close()  # drop the connection rather than drain the body
+                    return FetchResult("too_large", f"Content-Length {resp.content_length} bytes, "
+                                                    f"over {self.max_bytes}")
                 body = await self._read_capped(resp)
                 expected = resp.content_length
                 if (expected is not None and "Content-Encoding" not in resp.headers
@@ -127,6 +157,12 @@ class Fetcher:
                 return FetchResult("ok", body=body, length_checked=checked)
         except _TooLarge as exc:
             return FetchResult("too_large", str(exc))
+        except aiohttp.TooManyRedirects as exc:
+            last = exc.request_info.real_url
+            return FetchResult("too_many_redirects",
+                               f"more than {self.max_redirects} redirects (last {last})"[:300])
+        except aiohttp.RedirectClientError as exc:  # e.g. a redirect to file:// or to no URL
+            return FetchResult("bad_url", f"redirect to a non-http(s) URL: {_one_line(exc)}"[:300])
         except asyncio.TimeoutError:
             return FetchResult("timeout", f"no complete response within {self.timeout.total:g}s")
         except aiohttp.ClientPayloadError as exc:
@@ -139,15 +175,23 @@ class Fetcher:
         async for chunk in resp.content.iter_chunked(64 * 1024):
             size += len(chunk)
             if size > self.max_bytes:
-                raise _TooLarge(f"body over {self.max_bytes} bytes")
+                resp.close()  # stop reading: the rest of the body is never downloaded
+                raise _TooLarge(f"body over {self.max_bytes} bytes (no Content-Length)")
             chunks.append(chunk)
         return b"".join(chunks)
 
 
 def _seconds(value: str | None) -> float | None:
+    """Retry-After as seconds from now: delta-seconds or an HTTP date; None when absent or bad."""
+    if value is None:
+        return None
     try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:  # an HTTP date: fall back to the backoff delay
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - wall_clock())
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
 
 
@@ -160,7 +204,9 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def make_session(concurrency: int) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency,
+def make_session(concurrency: int, per_host: int | None = None) -> aiohttp.ClientSession:
+    """One pooled session: at most `concurrency` connections in all, `per_host` to one host."""
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=min(per_host or concurrency,
+                                                                           concurrency),
                                      ttl_dns_cache=300)
     return aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT})

@@ -4,12 +4,16 @@ Resume: a shard whose records and stats files exist is re-checked, not re-fetche
 kept when its stored file still has the recorded size and sha256, a final error (404, corrupt...)
 is kept as it is, and only the rest (transient errors, missing or changed files) is fetched again.
 In a shard cut short by a kill, covers already written (atomically, so whole) are re-read and
-re-validated from disk instead of downloaded.
+re-validated from disk instead of downloaded, when they are originals: a resized cover cannot be
+checked against its source, so in resize mode (or after a run that switched format was cut short)
+such covers are fetched again. A shard's records name the stored format (original bytes or a
+resize label); records of another format are not reused.
 """
 from __future__ import annotations
 
 import asyncio
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,18 +21,21 @@ from pathlib import Path
 from schemas.errors import InputError
 
 from . import fetch as fetch_mod
-from .images import process_cover
+from .images import ResizeSpec, process_cover
 from .neardup import near_duplicate_groups
 from .reader import CoverTask, Shard, read_cover_tasks, shard_tasks
 from .stats import ShardStats, summarize
-from .writer import CoverWriter
+from .writer import MIXED, CoverWriter
 
 SUMMARY_FILE = "summary.json"
+ORIGINAL = "original"  # the stored-format label of covers kept as served
+RUN_ONLY = ("fetched_this_run", "elapsed_s", "images_per_s")  # figures of one run, not of the data
 
 
 @dataclass
 class FetchOptions:
     concurrency: int = 16
+    per_host: int | None = None  # connections in flight to one host; None = concurrency
     rate: float | None = None  # requests/s per host; None = polite default (see HostRateLimiter)
     retries: int = 3
     timeout: float = 20.0
@@ -36,7 +43,14 @@ class FetchOptions:
     shard_size: int = 10_000
     limit: int | None = None
     dup_threshold: int = 4
-    part: tuple[int, int] | None = None  # (k, n): only shards with number % n == k (one machine of n)
+    shard: tuple[int, int] | None = None  # (i, n): only shards number % n == i (machine i of n)
+    resize: ResizeSpec | None = None  # None: keep the original bytes
+    max_bytes: int = fetch_mod.MAX_COVER_BYTES
+    max_redirects: int = fetch_mod.MAX_REDIRECTS
+
+    @property
+    def cover_format(self) -> str:
+        return self.resize.label if self.resize is not None else ORIGINAL
 
 
 def fetch_release_covers(release_dir: str | Path, options: FetchOptions, progress=None) -> dict:
@@ -52,54 +66,74 @@ def fetch_release_covers(release_dir: str | Path, options: FetchOptions, progres
     tasks = read_cover_tasks(release_dir, options.limit)
     shards = shard_tasks(tasks, options.shard_size) if tasks else []
     writer = CoverWriter(release_dir)
-    if options.part is not None:
+    writer.remove_stale_temporaries()
+    # Covers left on disk by a killed run are re-validated only when they are originals of this
+    # format; while a format switch is unfinished the marker says "mixed", so none is trusted.
+    disk_reuse = options.resize is None and writer.stored_format() == options.cover_format
+    if writer.stored_format() != options.cover_format:
+        writer.set_stored_format(MIXED)
+    if options.shard is not None:
         # One machine of several: its shards only. A plain run over the merged folders afterwards
         # finds every shard done, verifies the files and writes covers.parquet without fetching.
-        k, n = options.part
-        mine = [shard for shard in shards if shard.number % n == k]
-        with (progress or _NoBar)(total=sum(len(s.tasks) for s in mine), desc=f"covers part {k}/{n}",
-                                  unit="cover") as bar:
-            shard_stats, rows = asyncio.run(_run_shards(mine, writer, options, bar))
-        return summarize(shard_stats, rows, {"threshold": options.dup_threshold, "groups": None})
+        i, n = options.shard
+        mine = [shard for shard in shards if shard.number % n == i]
+        started = time.perf_counter()
+        with (progress or _NoBar)(total=sum(len(s.tasks) for s in mine),
+                                  desc=f"covers shard {i}/{n}", unit="cover") as bar:
+            shard_stats, rows = asyncio.run(_run_shards(mine, writer, options, bar, disk_reuse))
+        writer.set_stored_format(options.cover_format)
+        return summarize(shard_stats, rows, {"threshold": options.dup_threshold, "groups": None},
+                         time.perf_counter() - started)
+    started = time.perf_counter()
     with (progress or _NoBar)(total=len(tasks), desc="covers", unit="cover") as bar:
-        shard_stats, rows = asyncio.run(_run_shards(shards, writer, options, bar))
+        shard_stats, rows = asyncio.run(_run_shards(shards, writer, options, bar, disk_reuse))
+    writer.set_stored_format(options.cover_format)
+    elapsed = time.perf_counter() - started
     ok = [row for row in rows if row["status"] == "ok"]
     groups = near_duplicate_groups([r["item_id"] for r in ok], [r["phash"] for r in ok],
                                    options.dup_threshold)
     writer.write_covers_table(rows)
     writer.drop_shards_from(len(shards))  # left by an earlier run with a smaller --shard-size
-    summary = summarize(shard_stats, rows, {"threshold": options.dup_threshold, "groups": groups})
+    summary = summarize(shard_stats, rows, {"threshold": options.dup_threshold, "groups": groups},
+                        elapsed)
     # The file holds no per-run figure, so a rerun that changes nothing rewrites it identically.
-    writer.write_json(SUMMARY_FILE, {k: v for k, v in summary.items() if k != "fetched_this_run"})
+    writer.write_json(SUMMARY_FILE, {k: v for k, v in summary.items() if k not in RUN_ONLY})
     return summary
 
 
 def _check_options(o: FetchOptions) -> None:
     checks = [(o.concurrency >= 1, "--concurrency must be at least 1"),
+              (o.per_host is None or o.per_host >= 1, "--per-host must be at least 1"),
+              (o.max_bytes >= 1 and o.max_redirects >= 0, "bad byte or redirect limit"),
               (o.rate is None or o.rate >= 0, "--rate must be >= 0 (0 = no limit)"),
               (o.retries >= 0, "--retries must be >= 0"),
               (o.timeout > 0, "--timeout must be > 0"),
               (o.shard_size >= 1, "--shard-size must be at least 1"),
               (o.limit is None or o.limit >= 0, "--limit must be >= 0"),
               (0 <= o.dup_threshold <= 32, "--dup-threshold must be in 0..32"),
-              (o.part is None or 0 <= o.part[0] < o.part[1], "--part K/N needs 0 <= K < N")]
+              (o.shard is None or 0 <= o.shard[0] < o.shard[1], "--shard I/N needs 0 <= I < N")]
     for ok, message in checks:
         if not ok:
             raise InputError(message)
 
 
-async def _run_shards(shards: list[Shard], writer: CoverWriter, options: FetchOptions, progress):
+async def _run_shards(shards: list[Shard], writer: CoverWriter, options: FetchOptions, progress,
+                      disk_reuse: bool):
     limiter = fetch_mod.HostRateLimiter(options.rate)
     all_stats, all_rows = [], []
     # Decoding, hashing and file writes block: a few threads keep the event loop free (more only
-    # fight over the GIL; real downloads are bound by the per-host rate, not by this CPU work).
+    # fight over the GIL). Pillow releases the GIL while it decodes, resizes and encodes, so with
+    # --resize these threads use every core.
     with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1))) as pool:
-        async with fetch_mod.make_session(options.concurrency) as session:
+        async with fetch_mod.make_session(options.concurrency, options.per_host) as session:
             fetcher = fetch_mod.Fetcher(session, limiter, retries=options.retries,
-                                        timeout=options.timeout, backoff=options.backoff)
+                                        timeout=options.timeout, backoff=options.backoff,
+                                        max_bytes=options.max_bytes,
+                                        max_redirects=options.max_redirects,
+                                        per_host=options.per_host)
             for shard in shards:
-                stats, rows = await ShardRun(shard, writer, fetcher, pool, progress).run(
-                    options.concurrency)
+                run = ShardRun(shard, writer, fetcher, pool, progress, options, disk_reuse)
+                stats, rows = await run.run(options.concurrency)
                 all_stats.append(stats)
                 all_rows.extend(rows)
     return all_stats, all_rows
@@ -108,14 +142,20 @@ async def _run_shards(shards: list[Shard], writer: CoverWriter, options: FetchOp
 class ShardRun:
     """Processes one shard with `concurrency` workers pulling from a queue (img2dataset-style)."""
 
-    def __init__(self, shard: Shard, writer: CoverWriter, fetcher, pool, progress):
+    def __init__(self, shard: Shard, writer: CoverWriter, fetcher, pool, progress,
+                 options: FetchOptions, disk_reuse: bool):
         self.shard, self.writer, self.fetcher, self.pool, self.progress = (
             shard, writer, fetcher, pool, progress)
-        self.stats = ShardStats(shard.number, len(shard.tasks), shard.digest)
+        self.resize = options.resize
+        self.stats = ShardStats(shard.number, len(shard.tasks), shard.digest, options.cover_format)
         self.rows: list[dict | None] = [None] * len(shard.tasks)
         old_stats, old_rows = writer.read_shard(shard.name)
-        self.finished_before = old_stats is not None and old_stats.get("items_digest") == shard.digest
+        self.finished_before = (old_stats is not None
+                                and old_stats.get("items_digest") == shard.digest
+                                and old_stats.get("cover_format", ORIGINAL) == options.cover_format)
         self.previous = {row["item_id"]: row for row in old_rows} if self.finished_before else {}
+        # files of a shard recorded in another format are that format's, never originals
+        self.disk_reuse = disk_reuse and (old_stats is None or self.finished_before)
 
     async def run(self, concurrency: int) -> tuple[dict, list[dict]]:
         """(this run's stats of the shard, its covers rows in item order)"""
@@ -155,12 +195,12 @@ class ShardRun:
 
     def _may_reuse(self, task: CoverTask) -> bool:
         return (task.url is None or task.item_id in self.previous
-                or self.writer.cover_path(task.item_id).exists())
+                or (self.disk_reuse and self.writer.cover_path(task.item_id).exists()))
 
     def _reuse(self, task: CoverTask) -> dict | None:
         """The row of a cover that needs no download, or None."""
         if task.url is None:
-            return _row(task.item_id, "bad_url", task.problem)
+            return _row(task.item_id, "bad_url", task.problem, attempts=0)  # never requested
         old = self.previous.get(task.item_id)
         if old is not None:
             if old["status"] == "ok":
@@ -169,11 +209,13 @@ class ShardRun:
             elif not fetch_mod.is_retryable(old["status"]):
                 return old  # a final error (404, corrupt ...) stays final
             return None
+        if not self.disk_reuse:
+            return None
         data = self.writer.read_cover(task.item_id)  # left by a run killed inside this shard
         if data is not None:
             cover = process_cover(data)
             if cover.status == "ok" and cover.data == data:
-                return _ok_row(task.item_id, cover)
+                return _ok_row(task.item_id, cover, attempts=None)  # the killed run's count is lost
         return None
 
     async def _fetch(self, task: CoverTask, loop) -> dict:
@@ -183,10 +225,11 @@ class ShardRun:
             attempts += result.attempts
             downloaded += len(result.body or b"")
             if result.status != "ok":
-                row = _row(task.item_id, result.status, result.error)
+                row = _row(task.item_id, result.status, result.error, attempts)
                 break
             row = await loop.run_in_executor(self.pool, self._store, task.item_id, result.body,
                                              result.length_checked)
+            row["attempts"] = attempts
             if row["status"] != "truncated":
                 break
         if row["status"] != "ok":  # a cover file exists only for an 'ok' row
@@ -195,7 +238,7 @@ class ShardRun:
         return row
 
     def _store(self, item_id: str, body: bytes, complete: bool) -> dict:
-        cover = process_cover(body, complete)
+        cover = process_cover(body, complete, self.resize)
         if cover.status != "ok":
             return _row(item_id, cover.status, cover.error)
         self.writer.write_cover(item_id, cover.data)
@@ -216,12 +259,12 @@ class _NoBar:
         pass
 
 
-def _row(item_id: str, status: str, error: str = "") -> dict:
+def _row(item_id: str, status: str, error: str = "", attempts: int | None = None) -> dict:
     return {"item_id": item_id, "status": status, "error": error or None, "sha256": None,
-            "width": None, "height": None, "bytes": None, "phash": None}
+            "width": None, "height": None, "bytes": None, "phash": None, "attempts": attempts}
 
 
-def _ok_row(item_id: str, cover) -> dict:
+def _ok_row(item_id: str, cover, attempts: int | None = None) -> dict:
     return {"item_id": item_id, "status": "ok", "error": None, "sha256": cover.sha256,
             "width": cover.width, "height": cover.height, "bytes": len(cover.data),
-            "phash": cover.phash}
+            "phash": cover.phash, "attempts": attempts}

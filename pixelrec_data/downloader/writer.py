@@ -4,21 +4,25 @@ Layout (DESIGN: data/<release>/covers/<item_id>.jpg and covers.parquet):
     covers/<item_id>.jpg              one per cover with status 'ok'
     covers/_stats/shard-NNNNN.parquet the shard's covers rows (covers schema)
     covers/_stats/shard-NNNNN.json    the shard's stats; written last, so it marks the shard done
+    covers/_stats/format.json         how the stored files were made (original bytes or a resize)
     covers.parquet                    all rows, in items.parquet order
 """
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from pixelrec_data.downloader.transfer import file_matches
-from schemas.io import atomic_path, atomic_write_text, write_table
+from schemas.errors import InputError
+from schemas.io import atomic_path, atomic_write_text, read_table, write_table
 from schemas.tables import COVERS
 
 STATS_DIR = "_stats"
+FORMAT_FILE = "format.json"
+MIXED = "mixed"  # a run switching format was cut short: files of both kinds may be stored
 
 
 class CoverWriter:
@@ -34,6 +38,19 @@ class CoverWriter:
     def write_cover(self, item_id: str, data: bytes) -> None:
         with atomic_path(self.cover_path(item_id)) as tmp:
             tmp.write_bytes(data)
+
+    def remove_stale_temporaries(self, older_than_s: float = 600.0) -> int:
+        """Delete temporary cover files left by a killed run (never named *.jpg, so never taken for
+        a cover). Only old ones: another machine sharing the folder may be writing the fresh ones."""
+        removed, limit = 0, time.time() - older_than_s
+        for path in self.covers_dir.glob(".i*.jpg.tmp-*"):
+            try:
+                if path.stat().st_mtime < limit:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:  # renamed or removed meanwhile
+                pass
+        return removed
 
     def remove_cover(self, item_id: str) -> None:
         self.cover_path(item_id).unlink(missing_ok=True)
@@ -57,8 +74,8 @@ class CoverWriter:
         records, stats_path = self.shard_paths(shard_name)
         try:
             stats = json.loads(stats_path.read_text(encoding="utf-8"))
-            rows = pq.read_table(records).to_pylist()
-        except (OSError, ValueError, pa.ArrowException):
+            rows = read_table(records, "covers").to_pylist()  # an older file: attempts null
+        except (OSError, ValueError, pa.ArrowException, InputError):
             return None, []
         return stats, rows
 
@@ -73,6 +90,17 @@ class CoverWriter:
             number = path.name[len("shard-"):].split(".", 1)[0]
             if number.isdigit() and int(number) >= count:
                 path.unlink(missing_ok=True)
+
+    # --- the format of the stored files ---------------------------------------------------------
+    def stored_format(self) -> str:
+        """The format label of the stored covers; folders from before the marker hold originals."""
+        try:
+            return json.loads((self.stats_dir / FORMAT_FILE).read_text(encoding="utf-8"))["format"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return "original"
+
+    def set_stored_format(self, label: str) -> None:
+        self.write_json(FORMAT_FILE, {"format": label})
 
     def write_json(self, name: str, payload: dict) -> Path:
         return atomic_write_text(self.stats_dir / name,
