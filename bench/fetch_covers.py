@@ -1,47 +1,77 @@
-"""Benchmark: fetch-covers throughput (covers/s) against a local aiohttp server.
+"""Benchmark: fetch-covers against img2dataset and a plain client, on one local cover server.
 
-The server (a subprocess, so it does not share the client's GIL) serves N small JPEGs. Two clients
-fetch all of them at concurrency 16:
-  plain    - a bare aiohttp loop (GET + read, semaphore 16): the network-only ceiling;
-  pixelrec - fetch_release_covers(): GET, decode/verify, phash, sha256, atomic file write per
-             cover, shard stats and covers.parquet.
-Each runs 3 times (alternating, fresh output folder each time); medians are reported.
+A server process serves N distinct JPEG covers (480x270, rendered scenes with photo-like noise,
+about 40 KB each; rendered once into a cache folder). Then, in the same run and alternating:
+  plain       - a bare aiohttp loop (GET + read, --concurrency in flight): the server's ceiling;
+  resize      - `pixelrec fetch-covers --resize S --resize-mode M`, a subprocess, whole-run wall;
+  img2dataset - `img2dataset --output_format files --image_size S --resize_mode M
+                --processes_count 2 --thread_count <concurrency>` from its own venv (created with pip
+                on first use), whole-run wall;
+  default     - `pixelrec fetch-covers` (original bytes kept, each image decoded once, phash);
+each --runs times. Peak RSS sums every process of the command's tree (sampled from /proc every
+20 ms). Medians are reported. With --profile yes, one more default run under py-spy prints where
+the time goes. Outputs go to --workdir, by default the tmpfs /dev/shm: on this machine's ext4, a
+run that creates files right after the previous run deleted as many spends 15% of its CPU in the
+kernel's inode allocator (perf: recently_deleted), which measures the file system, not the tools.
 
-    .venv/bin/python bench/fetch_covers.py [--covers 2000] [--concurrency 16] [--runs 3] [--workdir D]
+    .venv/bin/python bench/fetch_covers.py [--covers 5000] [--size 224] [--mode keep_ratio]
+        [--runs 3] [--concurrency 16] [--img2dataset-venv bench/.venv-img2dataset] [--profile yes]
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import io
+import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+PIXELREC = [sys.executable, "-c", "from pixelrec_data.cli import main; main()"]
+ENV = dict(os.environ, PIXELREC_QUIET="1", PYTHONPATH=str(ROOT), NO_ALBUMENTATIONS_UPDATE="1")
+IMG2DATASET_VERSION = "1.47.0"
 
 
-def make_jpeg(n: int) -> bytes:
+# --- covers and the server --------------------------------------------------------------------
+def render_covers(folder: Path, count: int) -> Path:
+    """N distinct 480x270 JPEGs under folder/ (kept between runs: rendering takes a while)."""
     import numpy as np
     from PIL import Image
 
-    rng = np.random.default_rng(n)
-    small = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
-    out = io.BytesIO()
-    Image.fromarray(small, "RGB").resize((160, 100), Image.BICUBIC).save(out, "JPEG", quality=85)
-    return out.getvalue()
+    from pixelrec_data.simulator.covers import render
+    from pixelrec_data.synthetic_catalog import VISUAL_FEATURES
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for n in range(count):
+        path = folder / f"{n}.jpg"
+        if path.exists():
+            continue
+        rng = np.random.default_rng(n)
+        features = {name: float(v) for name, v in zip(VISUAL_FEATURES, rng.random(len(VISUAL_FEATURES)))}
+        scene = np.asarray(render(features, size=(480, 270)), dtype=np.int16)
+        noisy = np.clip(scene + rng.normal(0, 12, scene.shape), 0, 255).astype(np.uint8)
+        out = io.BytesIO()
+        Image.fromarray(noisy, "RGB").save(out, "JPEG", quality=90)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(out.getvalue())
+        tmp.rename(path)
+    return folder
 
 
-def serve(port: int, count: int) -> None:
+def serve(port: int, folder: Path, count: int) -> None:
     from aiohttp import web
 
-    images = {f"{n}.jpg": make_jpeg(n) for n in range(count)}
+    images = {f"{n}.jpg": (folder / f"{n}.jpg").read_bytes() for n in range(count)}
 
     async def img(request):
         return web.Response(body=images[request.match_info["name"]], content_type="image/jpeg")
@@ -58,7 +88,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port: int, seconds: float = 30.0) -> None:
+def wait_for_port(port: int, seconds: float = 60.0) -> None:
     deadline = time.monotonic() + seconds
     while True:
         try:
@@ -70,12 +100,62 @@ def wait_for_port(port: int, seconds: float = 30.0) -> None:
             time.sleep(0.1)
 
 
+# --- measuring --------------------------------------------------------------------------------
+class PeakRSS:
+    """Samples the summed RSS of a process and all its descendants until stopped."""
+
+    def __init__(self, pid: int):
+        self.pid, self.peak, self._stop = pid, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self._stop.is_set():
+            children = collections.defaultdict(list)
+            for entry in os.listdir("/proc"):
+                if entry.isdigit():
+                    try:
+                        ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+                    except (OSError, IndexError, ValueError):
+                        continue
+                    children[ppid].append(int(entry))
+            total, todo = 0, [self.pid]
+            while todo:
+                pid = todo.pop()
+                try:
+                    total += int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * page
+                except (OSError, IndexError, ValueError):
+                    pass
+                todo.extend(children.get(pid, ()))
+            self.peak = max(self.peak, total)
+            self._stop.wait(0.02)
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS bytes of the process tree, stdout+stderr) of one command."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=ENV, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    rss = PeakRSS(proc.pid)
+    out, _ = proc.communicate()
+    wall = time.perf_counter() - start
+    peak = rss.stop()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd[:3])}... exited {proc.returncode}:\n{out[-2000:]}")
+    return wall, peak, out
+
+
 async def plain_client(urls: list[str], concurrency: int) -> int:
     import aiohttp
 
     sem = asyncio.Semaphore(concurrency)
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
         async def one(url):
             async with sem, session.get(url) as resp:
                 return len(await resp.read()) if resp.status == 200 else 0
@@ -86,64 +166,157 @@ async def plain_client(urls: list[str], concurrency: int) -> int:
 def run_plain(urls, concurrency) -> float:
     start = time.perf_counter()
     ok = asyncio.run(plain_client(urls, concurrency))
-    elapsed = time.perf_counter() - start
     assert ok == len(urls), f"plain client got {ok} of {len(urls)}"
-    return len(urls) / elapsed
+    return len(urls) / (time.perf_counter() - start)
 
 
-def run_pixelrec(urls, concurrency, workdir: Path) -> float:
+def make_release(urls: list[str], folder: Path) -> Path:
     import pyarrow as pa
 
-    from pixelrec_data.downloader import FetchOptions, fetch_release_covers
     from schemas.io import write_table
     from schemas.tables import ITEMS
 
-    release = Path(tempfile.mkdtemp(dir=workdir))
+    folder.mkdir(parents=True)
     rows = [{"item_id": f"i{n}", "cover_url": url} for n, url in enumerate(urls)]
-    write_table(pa.Table.from_pylist(rows, schema=ITEMS), release / "items.parquet", "items")
-    options = FetchOptions(concurrency=concurrency, rate=0, retries=1, timeout=30, shard_size=1000)
-    start = time.perf_counter()
-    summary = fetch_release_covers(release, options)
-    elapsed = time.perf_counter() - start
-    assert summary["ok"] == len(urls), summary["status_counts"]
-    return len(urls) / elapsed
+    write_table(pa.Table.from_pylist(rows, schema=ITEMS), folder / "items.parquet", "items")
+    return folder
 
 
+def run_pixelrec(urls, args, work: Path, resize: bool, profile: Path | None = None) -> dict:
+    release = make_release(urls, Path(tempfile.mkdtemp(dir=work)) / "release")
+    cmd = PIXELREC + ["fetch-covers", "--release", str(release), "--rate", "0", "--retries", "1",
+                      "--concurrency", str(args.concurrency), "--timeout", "30"]
+    if resize:
+        cmd += ["--resize", str(args.size), "--resize-mode", args.mode]
+    if profile is not None:
+        cmd = [str(Path(sys.executable).parent / "py-spy"), "record", "--idle", "-r", "200", "--format",
+               "raw", "-o", str(profile), "--"] + cmd
+    wall, peak, out = timed(cmd)
+    summary = json.loads((release / "covers" / "_stats" / "summary.json").read_text())
+    assert summary["ok"] == len(urls), summary
+    shutil.rmtree(release.parent)
+    return {"rate": len(urls) / wall, "rss": peak, "wall": wall}
+
+
+def img2dataset_venv(path: Path) -> Path:
+    exe = path / "bin" / "img2dataset"
+    if not exe.exists():
+        print(f"creating {path} (pip install img2dataset=={IMG2DATASET_VERSION}) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+        subprocess.run([str(path / "bin" / "pip"), "install", "-q",
+                        f"img2dataset=={IMG2DATASET_VERSION}"], check=True)
+    return exe
+
+
+def run_img2dataset(exe: Path, urls, args, work: Path) -> dict:
+    folder = Path(tempfile.mkdtemp(dir=work))
+    (folder / "urls.txt").write_text("\n".join(urls) + "\n")
+    cmd = [str(exe), "--url_list", str(folder / "urls.txt"), "--input_format", "txt",
+           "--output_folder", str(folder / "out"), "--output_format", "files",
+           "--image_size", str(args.size), "--resize_mode", args.mode, "--processes_count", "2",
+           "--thread_count", str(args.concurrency), "--encode_quality", "95", "--timeout", "30",
+           "--retries", "1", "--enable_wandb", "False"]
+    wall, peak, out = timed(cmd, cwd=folder)
+    ok = sum(json.loads(p.read_text())["successes"] for p in (folder / "out").glob("*_stats.json"))
+    assert ok == len(urls), f"img2dataset stored {ok} of {len(urls)}:\n{out[-1500:]}"
+    shutil.rmtree(folder)
+    return {"rate": len(urls) / wall, "rss": peak, "wall": wall}
+
+
+# --- profile ----------------------------------------------------------------------------------
+PROFILE_KINDS = [  # the first kind whose pattern any frame of a sample matches
+    ("idle: waiting for work, I/O or the GIL", ("Condition.wait", "EpollSelector.select",
+                                                 "Queue.get", "SimpleQueue.get")),
+    ("phash (imagehash)", ("imagehash",)),
+    ("JPEG encode (Pillow)", ("_encode (",)),
+    ("decode + resize (Pillow)", ("process_cover",)),
+    ("file writes", ("store_cover", "atomic", "writer.py")),
+    ("covers.parquet + stats", ("write_covers_table", "write_shard", "neardup", "summarize")),
+    ("HTTP client (aiohttp)", ("aiohttp", "fetch.py")),
+    ("event loop, thread hand-offs", ("asyncio", "concurrent/futures", "threading")),
+    ("start-up (imports)", ("importlib", "<module>")),
+]
+
+
+def summarize_profile(path: Path) -> list[tuple[str, float]]:
+    counts, total = collections.Counter(), 0
+    for line in path.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        frames, n = stack.split(";"), int(n)
+        total += n
+        kind = next((k for k, pats in PROFILE_KINDS if any(p in f for f in frames for p in pats)),
+                    "other")
+        counts[kind] += n
+    return [(k, v / max(total, 1)) for k, v in counts.most_common()]
+
+
+# --- main -------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--covers", type=int, default=2000)
+    parser.add_argument("--covers", type=int, default=5000)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--mode", default="keep_ratio", choices=["keep_ratio", "center_crop"])
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workdir", default=None,
-                        help="where the covers are written (default: the system temp folder)")
+    parser.add_argument("--img2dataset-venv", type=Path, default=ROOT / "bench" / ".venv-img2dataset")
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pixelrec-bench-covers")
+    parser.add_argument("--profile", choices=["yes", "no"], default="yes")
+    parser.add_argument("--workdir", type=Path, default=Path("/dev/shm") if os.access("/dev/shm", os.W_OK)
+                        else None, help="where the tools write (default: /dev/shm when writable)")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    folder = args.cache / f"480x270-{args.covers}"
     if args.serve:
-        return serve(args.serve, args.covers)
-    os.environ["PIXELREC_QUIET"] = "1"
+        return serve(args.serve, folder, args.covers)
+    render_covers(folder, args.covers)
+    exe = img2dataset_venv(args.img2dataset_venv)
     port = free_port()
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--covers",
-                               str(args.covers)], stdout=subprocess.PIPE, text=True)
+                               str(args.covers), "--cache", str(args.cache)],
+                              stdout=subprocess.PIPE, text=True)
+    results = collections.defaultdict(list)
     try:
         assert server.stdout.readline().strip() == "ready"
         wait_for_port(port)
         urls = [f"http://127.0.0.1:{port}/img/{n}.jpg" for n in range(args.covers)]
-        run_plain(urls[:50], args.concurrency)  # warm-up
-        plain, ours = [], []
+        run_plain(urls[:200], args.concurrency)  # warm-up
         with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
-            for _ in range(args.runs):
-                plain.append(run_plain(urls, args.concurrency))
-                ours.append(run_pixelrec(urls, args.concurrency, Path(tmp)))
+            work = Path(tmp)
+            for run in range(args.runs):  # alternate, so a change of load hits every side alike
+                results["plain"].append({"rate": run_plain(urls, args.concurrency), "rss": 0})
+                results["resize"].append(run_pixelrec(urls, args, work, resize=True))
+                results["img2dataset"].append(run_img2dataset(exe, urls, args, work))
+                results["default"].append(run_pixelrec(urls, args, work, resize=False))
+                print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]['rate']:.0f}/s"
+                                                     for k, v in results.items()), flush=True)
+            profile = work / "profile.txt" if args.profile == "yes" else None
+            if profile is not None:
+                run_pixelrec(urls, args, work, resize=False, profile=profile)
+                shares = summarize_profile(profile)
     finally:
         server.terminate()
         server.wait(timeout=10)
-    print(f"{args.covers} covers, concurrency {args.concurrency}, {args.runs} runs, "
-          f"{os.cpu_count()} CPUs, covers written under {args.workdir or tempfile.gettempdir()}")
-    print(f"plain aiohttp loop : median {statistics.median(plain):8.1f} covers/s  "
-          f"(runs: {', '.join(f'{x:.1f}' for x in plain)})")
-    print(f"pixelrec fetch     : median {statistics.median(ours):8.1f} covers/s  "
-          f"(runs: {', '.join(f'{x:.1f}' for x in ours)})")
-    print(f"pixelrec / plain   : {statistics.median(ours) / statistics.median(plain):.2f}")
+    report(args, results, shares if args.profile == "yes" else None)
+
+
+def report(args, results, shares) -> None:
+    med = {k: statistics.median(r["rate"] for r in v) for k, v in results.items()}
+    rss = {k: statistics.median(r["rss"] for r in v) / 2**20 for k, v in results.items()}
+    print(f"{args.covers} covers 480x270 JPEG, concurrency {args.concurrency}, resize {args.size} "
+          f"{args.mode}, {args.runs} runs, {os.cpu_count()} CPUs, outputs in "
+          f"{args.workdir or tempfile.gettempdir()}; images/s = covers / whole-run wall")
+    labels = {"plain": "plain aiohttp client (ceiling)", "resize": "pixelrec fetch-covers --resize",
+              "img2dataset": "img2dataset (2 processes)", "default": "pixelrec fetch-covers (default)"}
+    for key, label in labels.items():
+        runs = ", ".join(f"{r['rate']:.0f}" for r in results[key])
+        mem = f"  peak RSS {rss[key]:6.0f} MiB" if key != "plain" else ""
+        print(f"  {label:34s} median {med[key]:7.0f} images/s  (runs: {runs}){mem}")
+    print(f"  resize: pixelrec / img2dataset = {med['resize'] / med['img2dataset']:.2f}x")
+    print(f"  default mode: {med['default'] / med['plain']:.0%} of the server's ceiling")
+    if shares:
+        print("  default mode, where the time goes (py-spy samples of every thread, idle ones too):")
+        for kind, share in shares:
+            print(f"    {share:6.1%}  {kind}")
 
 
 if __name__ == "__main__":

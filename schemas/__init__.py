@@ -1,8 +1,17 @@
-"""Arrow schemas and the manifest JSON Schema: the contracts between the toolkit's stages."""
-from .errors import InputError, SchemaError
-from .manifest import MANIFEST_SCHEMA
-from .tables import (COVERS, INTERACTIONS, ITEMS, RAW_INTERACTIONS, RAW_VIDEOS, SCHEMA_VERSION,
-                     SPLIT, SPLIT_NAMES, TABLES)
+"""Arrow schemas and the manifest JSON Schema: the contracts between the toolkit's stages.
 
-__all__ = ["InputError", "SchemaError", "MANIFEST_SCHEMA", "TABLES", "SCHEMA_VERSION", "SPLIT_NAMES",
-           "RAW_VIDEOS", "RAW_INTERACTIONS", "ITEMS", "INTERACTIONS", "SPLIT", "COVERS"]
+Attributes load lazily, so that importing a light submodule (errors, atomic, hosts) does not load
+pyarrow.
+"""
+_WHERE = {"InputError": "errors", "SchemaError": "errors", "MANIFEST_SCHEMA": "manifest",
+          **{name: "tables" for name in ("COVERS", "INTERACTIONS", "ITEMS", "RAW_INTERACTIONS",
+                                         "RAW_VIDEOS", "SCHEMA_VERSION", "SPLIT", "SPLIT_NAMES",
+                                         "TABLES")}}
+__all__ = list(_WHERE)
+
+
+def __getattr__(name):
+    if name in _WHERE:
+        import importlib
+        return getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    raise AttributeError(name)

@@ -6,15 +6,13 @@ temporary name in the same folder and are renamed into place.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .atomic import atomic_dir, atomic_path, atomic_write_text, swap_dir  # noqa: F401 (re-exported)
 from .errors import InputError, SchemaError
 from .tables import ADDED_COLUMNS, REQUIRED_NON_NULL, TABLES
 
@@ -98,8 +96,11 @@ def read_table(path: str | os.PathLike, name: str) -> pa.Table:
     """Read a Parquet file and conform it to schema `name`."""
     check_schema(path, name)
     try:
-        present = set(pq.read_schema(path).names)
-        table = pq.read_table(path, columns=[n for n in TABLES[name].names if n in present])
+        # ParquetFile, not pq.read_table: that goes through pyarrow.dataset, which imports pandas
+        # (some 50 MB of memory) for nothing when a single file is read
+        file = pq.ParquetFile(path)
+        present = set(file.schema_arrow.names)
+        table = file.read(columns=[n for n in TABLES[name].names if n in present])
     except Exception as exc:
         raise InputError(f"{path}: cannot read ({_first_line(exc)})") from None
     return conform(table, name, path)
@@ -112,59 +113,6 @@ def write_table(table: pa.Table, path: str | os.PathLike, name: str, **parquet_k
     kwargs.update(parquet_kwargs)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, **kwargs)
-    return Path(path)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            if tmp.is_dir():
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                tmp.unlink()
-
-
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike):
-    """Yield a temporary folder beside `path`; it replaces `path` only if the block succeeds.
-
-    A killed build leaves only a dot-named temporary folder, never a folder that looks whole.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
-        yield tmp
-        swap_dir(tmp, path)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def swap_dir(new: Path, final: Path) -> None:
-    """Put folder `new` in the place of `final` (replacing an old one) with renames only."""
-    new, final = Path(new), Path(final)
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(final, old)
-        os.replace(new, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, final)
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(text, encoding="utf-8")
     return Path(path)
 
 

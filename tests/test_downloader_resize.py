@@ -5,6 +5,7 @@ the stored format."""
 from __future__ import annotations
 
 import hashlib
+import os
 import io
 import time
 
@@ -172,3 +173,15 @@ def test_resize_options_are_checked():
         ResizeSpec(64, "stretch")
     proc = pixelrec("fetch-covers", "--release", ".", "--resize", 64, "--resize-mode", "fill")
     assert proc.returncode == 2 and "fill" in proc.stderr
+
+
+def test_phash_hex_is_imagehash_phash_as_text():
+    from pixelrec_data.downloader.images import phash_hex
+
+    rng = np.random.default_rng(3)
+    for n in range(40):
+        pixels = rng.integers(0, 256, size=(17 + 7 * n, 23 + 5 * n, 3), dtype=np.uint8)
+        image = Image.fromarray(pixels, "RGB")
+        assert phash_hex(image) == str(imagehash.phash(image))
+    assert phash_hex(decoded(make_image(5, size=(480, 270)))) == str(
+        imagehash.phash(decoded(make_image(5, size=(480, 270)))))

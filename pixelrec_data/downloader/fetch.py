@@ -148,8 +148,10 @@ class Fetcher:
                     resp.close()  # drop the connection rather than drain the body
                     return FetchResult("too_large", f"Content-Length {resp.content_length} bytes, "
                                                     f"over {self.max_bytes}")
-                body = await self._read_capped(resp)
                 expected = resp.content_length
+                # a declared length within the cap is read in one call; an undeclared one in
+                # chunks, counted against the cap as they come
+                body = await (resp.read() if expected is not None else self._read_capped(resp))
                 if (expected is not None and "Content-Encoding" not in resp.headers
                         and len(body) != expected):
                     return FetchResult("truncated", f"got {len(body)} of {expected} bytes")

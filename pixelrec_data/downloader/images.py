@@ -15,19 +15,24 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import threading
 from dataclasses import dataclass
 
 import imagehash
+import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .limits import JPEG_QUALITY, MAX_PIXELS, RESIZE_MODES
 
-# Pillow's filters are antialiased (the kernel widens with the reduction): shrinking with BILINEAR
-# averages like OpenCV's INTER_AREA (img2dataset's choice) at 2/3 of BICUBIC's cost (covers are
-# usually shrunk by less than 2x, where no draft or reduce() helps); enlarging uses BICUBIC.
+# Shrinking with BOX is area averaging, OpenCV's INTER_AREA (img2dataset's choice), and the
+# cheapest antialiased filter (covers are usually shrunk by less than 2x, where no draft or
+# reduce() helps: 0.84 ms against BILINEAR's 1.02 for 480x270 -> 398x224); enlarging uses BICUBIC.
 # reducing_gap lets large reductions start with a cheap box reduce().
-SHRINK, ENLARGE = Image.Resampling.BILINEAR, Image.Resampling.BICUBIC
+SHRINK, ENLARGE = Image.Resampling.BOX, Image.Resampling.BICUBIC
 REDUCING_GAP = 3.0
+JPEG_SOI = b"\xff\xd8\xff"  # how every JPEG file starts
+_JPEG_ONLY = ("JPEG",)
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
                   Image.DecompressionBombError)
 
@@ -78,7 +83,8 @@ def process_cover(body: bytes, complete: bool = False, resize: ResizeSpec | None
     that still ends early is broken at the source ('corrupt'), not cut in transit ('truncated').
     """
     try:
-        image = Image.open(io.BytesIO(body))  # reads the header only
+        # reads the header only; a JPEG signature skips asking every other format plugin first
+        image = Image.open(io.BytesIO(body), formats=_JPEG_ONLY if body[:3] == JPEG_SOI else None)
     except UnidentifiedImageError:
         return Cover("not_image", f"not an image ({len(body)} bytes, starts {body[:16]!r})")
     except Image.DecompressionBombError as exc:  # PIL's own limit, when lower than ours
@@ -116,7 +122,12 @@ def process_cover(body: bytes, complete: bool = False, resize: ResizeSpec | None
 
 def _describe(data: bytes, stored: Image.Image) -> Cover:
     return Cover("ok", data=data, sha256=hashlib.sha256(data).hexdigest(),
-                 width=stored.width, height=stored.height, phash=str(imagehash.phash(stored)))
+                 width=stored.width, height=stored.height, phash=phash_hex(stored))
+
+
+def phash_hex(image: Image.Image) -> str:
+    """str(imagehash.phash(image)), with the bits packed by numpy instead of a Python loop."""
+    return np.packbits(imagehash.phash(image).hash.ravel()).tobytes().hex()
 
 
 def resize_image(image: Image.Image, spec: ResizeSpec, original: tuple[int, int]) -> Image.Image:
@@ -163,10 +174,33 @@ def _rgb(image: Image.Image) -> Image.Image:
 
 
 def _encode(image: Image.Image, quality: int, optimize: bool = False) -> bytes:
-    # optimize (an extra Huffman pass) only for the rare non-JPEG original: resize mode is timed
-    out = io.BytesIO()
-    image.save(out, format="JPEG", quality=quality, optimize=optimize)
-    return out.getvalue()
+    # optimize (an extra Huffman pass) only for the rare non-JPEG original: resize mode is timed.
+    # Pillow's JPEG encoder holds the GIL while it encodes into memory (BytesIO) but not while it
+    # writes to a file descriptor, so threads encode into their own in-memory file (memfd, Linux):
+    # the same bytes, and 2 threads encode 1.8x as fast as one instead of 0.96x.
+    scratch = _scratch_file()
+    if scratch is None:
+        out = io.BytesIO()
+        image.save(out, format="JPEG", quality=quality, optimize=optimize)
+        return out.getvalue()
+    scratch.seek(0)
+    scratch.truncate()
+    image.save(scratch, format="JPEG", quality=quality, optimize=optimize)
+    fd = scratch.fileno()
+    return os.pread(fd, os.lseek(fd, 0, os.SEEK_CUR), 0)
+
+
+_SCRATCH = threading.local()
+
+
+def _scratch_file():
+    """This thread's in-memory file (created on first use), or None where memfd is missing."""
+    if not hasattr(os, "memfd_create"):
+        return None
+    scratch = getattr(_SCRATCH, "file", None)
+    if scratch is None:
+        scratch = _SCRATCH.file = open(os.memfd_create("pixelrec-cover", os.MFD_CLOEXEC), "w+b")
+    return scratch
 
 
 def _one_line(exc: BaseException) -> str:

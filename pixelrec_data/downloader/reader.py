@@ -78,7 +78,7 @@ def read_cover_tasks(release_dir: str | Path, limit: int | None = None) -> list[
     path = Path(release_dir) / "items.parquet"
     check_schema(path, "items")
     try:
-        table = pq.read_table(path, columns=["item_id", "cover_url"])
+        table = pq.ParquetFile(path).read(columns=["item_id", "cover_url"])  # no pandas import
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise InputError(f"{path}: cannot read ({str(exc).splitlines()[0]})") from None
     if limit is not None:

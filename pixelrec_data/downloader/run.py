@@ -25,6 +25,7 @@ from .images import ResizeSpec, process_cover
 from .neardup import near_duplicate_groups
 from .reader import CoverTask, Shard, read_cover_tasks, shard_tasks
 from .stats import ShardStats, summarize
+from .work import error_row, fetch_and_store, keep_image_memory, ok_row, store_cover
 from .writer import MIXED, CoverWriter
 
 SUMMARY_FILE = "summary.json"
@@ -121,6 +122,7 @@ async def _run_shards(shards: list[Shard], writer: CoverWriter, options: FetchOp
                       disk_reuse: bool):
     limiter = fetch_mod.HostRateLimiter(options.rate)
     all_stats, all_rows = [], []
+    keep_image_memory()
     # Decoding, hashing and file writes block: a few threads keep the event loop free (more only
     # fight over the GIL). Pillow releases the GIL while it decodes, resizes and encodes, so with
     # --resize these threads use every core.
@@ -200,7 +202,7 @@ class ShardRun:
     def _reuse(self, task: CoverTask) -> dict | None:
         """The row of a cover that needs no download, or None."""
         if task.url is None:
-            return _row(task.item_id, "bad_url", task.problem, attempts=0)  # never requested
+            return error_row(task.item_id, "bad_url", task.problem, attempts=0)  # never requested
         old = self.previous.get(task.item_id)
         if old is not None:
             if old["status"] == "ok":
@@ -215,34 +217,19 @@ class ShardRun:
         if data is not None:
             cover = process_cover(data)
             if cover.status == "ok" and cover.data == data:
-                return _ok_row(task.item_id, cover, attempts=None)  # the killed run's count is lost
+                return ok_row(task.item_id, cover, attempts=None)  # the killed run's count is lost
         return None
 
     async def _fetch(self, task: CoverTask, loop) -> dict:
-        attempts = downloaded = 0
-        for _ in range(2):  # one more round when a body of unknown length decodes as cut short
-            result = await self.fetcher.fetch(task.url)
-            attempts += result.attempts
-            downloaded += len(result.body or b"")
-            if result.status != "ok":
-                row = _row(task.item_id, result.status, result.error, attempts)
-                break
-            row = await loop.run_in_executor(self.pool, self._store, task.item_id, result.body,
-                                             result.length_checked)
-            row["attempts"] = attempts
-            if row["status"] != "truncated":
-                break
-        if row["status"] != "ok":  # a cover file exists only for an 'ok' row
+        async def store(item_id, body, complete):
+            return await loop.run_in_executor(self.pool, store_cover, str(self.writer.covers_dir),
+                                              item_id, body, complete, self.resize)
+        row, attempts, downloaded = await fetch_and_store(self.fetcher, task.url, task.item_id, store)
+        if row["status"] != "ok" and self.writer.cover_path(task.item_id).exists():
+            # a cover file exists only for an 'ok' row (a stale one from an earlier run goes)
             await loop.run_in_executor(self.pool, self.writer.remove_cover, task.item_id)
         self.stats.add(row, fetched=True, attempts=attempts, downloaded=downloaded)
         return row
-
-    def _store(self, item_id: str, body: bytes, complete: bool) -> dict:
-        cover = process_cover(body, complete, self.resize)
-        if cover.status != "ok":
-            return _row(item_id, cover.status, cover.error)
-        self.writer.write_cover(item_id, cover.data)
-        return _ok_row(item_id, cover)
 
 
 class _NoBar:
@@ -257,14 +244,3 @@ class _NoBar:
 
     def update(self, n=1):
         pass
-
-
-def _row(item_id: str, status: str, error: str = "", attempts: int | None = None) -> dict:
-    return {"item_id": item_id, "status": status, "error": error or None, "sha256": None,
-            "width": None, "height": None, "bytes": None, "phash": None, "attempts": attempts}
-
-
-def _ok_row(item_id: str, cover, attempts: int | None = None) -> dict:
-    return {"item_id": item_id, "status": "ok", "error": None, "sha256": cover.sha256,
-            "width": cover.width, "height": cover.height, "bytes": len(cover.data),
-            "phash": cover.phash, "attempts": attempts}

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from pixelrec_data.downloader.transfer import file_matches
 from schemas.errors import InputError
-from schemas.io import atomic_path, atomic_write_text, read_table, write_table
+from schemas.io import atomic_write_text, read_table, write_table
 from schemas.tables import COVERS
 
 STATS_DIR = "_stats"
@@ -34,10 +34,6 @@ class CoverWriter:
 
     def cover_path(self, item_id: str) -> Path:
         return self.covers_dir / f"{item_id}.jpg"
-
-    def write_cover(self, item_id: str, data: bytes) -> None:
-        with atomic_path(self.cover_path(item_id)) as tmp:
-            tmp.write_bytes(data)
 
     def remove_stale_temporaries(self, older_than_s: float = 600.0) -> int:
         """Delete temporary cover files left by a killed run (never named *.jpg, so never taken for
