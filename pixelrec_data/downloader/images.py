@@ -105,11 +105,9 @@ def process_cover(body: bytes, complete: bool = False, resize: ResizeSpec | None
         except _DECODE_ERRORS as exc:
             return _broken(exc, complete, "corrupt")
         if resize is not None:
-            # phash of the resized picture before encoding: a q95 encoding moves it by a few bits at
-            # most, and hashing the decoded file would cost a second decode (a quarter of the time)
             small = resize_image(_rgb(image), resize, (width, height))
             data = _encode(small, resize.quality)
-            return _describe(data, small)
+            return _describe(data, small, _hash_view(small))
         if image.format == "JPEG":
             return _describe(body, image)
         data = _encode(_rgb(image), JPEG_QUALITY, True)
@@ -120,9 +118,18 @@ def process_cover(body: bytes, complete: bool = False, resize: ResizeSpec | None
         return _describe(data, stored)
 
 
-def _describe(data: bytes, stored: Image.Image) -> Cover:
+def _describe(data: bytes, stored: Image.Image, hashed: Image.Image | None = None) -> Cover:
     return Cover("ok", data=data, sha256=hashlib.sha256(data).hexdigest(),
-                 width=stored.width, height=stored.height, phash=phash_hex(stored))
+                 width=stored.width, height=stored.height, phash=phash_hex(hashed or stored))
+
+
+def _hash_view(small: Image.Image) -> Image.Image:
+    """What a resized cover's phash is taken from: the picture before encoding (decoding the stored
+    file again would cost a quarter of the time), halved by 2x2 averaging when its shorter side
+    is >= 128 px. phash low-passes to 32x32 anyway; the halving cuts its cost from 0.65 to 0.2 ms
+    on a 398x224 cover, and agrees with imagehash.phash of the stored file about as often as the
+    unhalved picture does (tests/test_downloader_resize.py; bench covers within 4 bits: 85% vs 88%)."""
+    return small.reduce(2) if min(small.size) >= 128 else small
 
 
 def phash_hex(image: Image.Image) -> str:
