@@ -9,7 +9,7 @@ endpoints and the same count, printed) with 16 requests in flight. The simulator
 (this process) and the crawler (a subprocess) each run in their own process; the two sides alternate
 run by run against one warmed-up simulator, whose CPU share is printed (near 100% would mean the
 simulator, not the client, is the limit). A third side, the Scrapy floor, is a bare spider
-(bench/scrapy_floor.py: no parsing, no items, no robots.txt) fetching the plain client's URL list
+(bench/_scrapy_floor.py: no parsing, no items, no robots.txt) fetching the plain client's URL list
 with the crawler's loopback settings: what Scrapy itself costs per request here, an upper bound of
 any Scrapy crawler. Medians over --runs runs.
 """
@@ -151,10 +151,10 @@ def crawler_run(base: str, work: Path, run: int) -> dict:
 
 
 def floor_run(work: Path) -> float:
-    """requests/s of a bare Scrapy spider fetching the plain client's URL list (bench/scrapy_floor.py)."""
+    """requests/s of a bare Scrapy spider fetching the plain client's URL list (bench/_scrapy_floor.py)."""
     url_file = work / "urls.txt"
     url_file.write_text("\n".join(urls))
-    out = subprocess.run([sys.executable, str(ROOT / "bench" / "scrapy_floor.py"), str(url_file),
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "_scrapy_floor.py"), str(url_file),
                           str(CONCURRENCY)], env=ENV, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["requests_s"]
 

@@ -1,6 +1,6 @@
 """The Scrapy floor of bench/crawl_throughput.py: a bare spider fetching a fixed URL list.
 
-    .venv/bin/python bench/scrapy_floor.py URLS_FILE CONCURRENCY
+    .venv/bin/python bench/_scrapy_floor.py URLS_FILE CONCURRENCY
 
 No parsing, no items, no pipeline, no robots.txt, and the same loopback settings as the crawler
 (crawler/settings.py LOOPBACK_OVERRIDES minus our own middleware): what Scrapy itself costs per
