@@ -6,7 +6,6 @@ manifests.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from importlib import metadata
 from pathlib import Path
@@ -16,7 +15,7 @@ import pyarrow.parquet as pq
 
 from schemas.errors import InputError
 from schemas.io import atomic_write_text, check_schema
-from schemas.manifest import MANIFEST_SCHEMA
+from schemas.manifest import MANIFEST_SCHEMA, sha256_file
 from schemas.tables import SCHEMA_VERSION, SPLIT_NAMES
 
 MANIFEST = "manifest.json"
@@ -29,14 +28,6 @@ def tool_version() -> str:
         return f"pixelrec {metadata.version('pixelrec')}"
     except metadata.PackageNotFoundError:  # running from a source tree that is not installed
         return "pixelrec unknown"
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # Derived locally and never shipped in a release: the dataset card (written after the manifest,

@@ -1,4 +1,16 @@
-"""JSON Schema of data/<release>/manifest.json."""
+"""JSON Schema of data/<release>/manifest.json, and the checksum it records for every file."""
+import hashlib
+import os
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes (read in 1 MiB blocks): manifests, mirrors, weights files."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
 
 MANIFEST_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -10,7 +10,6 @@ Accepted files (nothing is ever fetched):
 """
 from __future__ import annotations
 
-import hashlib
 import warnings
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import torch
 
 from schemas.errors import InputError
 from schemas.io import atomic_path
+from schemas.manifest import sha256_file
 
 
 def read_state_dict(path) -> dict:
@@ -103,7 +103,7 @@ def load_into(visual: torch.nn.Module, dtl: torch.nn.Module, path, convert=None)
         if set(want) == set(dtl_state) and all(want[k].shape == dtl_state[k].shape for k in want):
             dtl.load_state_dict(dtl_state)
             loaded_dtl = True
-    return {"weights": str(path), "weights_sha256": file_sha256(path), "init": "file",
+    return {"weights": str(path), "weights_sha256": sha256_file(path), "init": "file",
             "dtl_from_file": loaded_dtl, "ignored_keys": len(vis_state) - len(wanted)}
 
 
@@ -116,9 +116,3 @@ def save_encoder_weights(visual: torch.nn.Module, dtl: torch.nn.Module, path) ->
     return Path(path)
 
 
-def file_sha256(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -7,7 +7,6 @@ renamed to <dest>: a file under its final name is always whole and verified.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import shutil
 from pathlib import Path
@@ -16,6 +15,7 @@ from urllib.parse import quote, unquote, urlsplit
 import aiohttp
 
 from schemas.errors import InputError
+from schemas.manifest import sha256_file
 
 CHUNK = 1 << 20
 RETRY_HTTP = {408, 429, 500, 502, 503, 504}
@@ -25,17 +25,9 @@ class TransferError(InputError):
     """A file that could not be fetched or does not match what the manifest says."""
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def file_matches(path: Path, size: int, sha256: str) -> bool:
     try:
-        return path.is_file() and path.stat().st_size == size and file_sha256(path) == sha256
+        return path.is_file() and path.stat().st_size == size and sha256_file(path) == sha256
     except OSError:
         return False
 
@@ -179,7 +171,7 @@ async def fetch_verified(source: Source, rel: str, dest: Path, size: int, sha256
     if done < size or size == 0:
         await source.copy_into(rel, part, on_bytes)
     got_size = part.stat().st_size if part.exists() else 0
-    got_sha = await asyncio.to_thread(file_sha256, part) if part.exists() else ""
+    got_sha = await asyncio.to_thread(sha256_file, part) if part.exists() else ""
     if got_size != size or got_sha != sha256:
         part.unlink(missing_ok=True)
         on_bytes(-got_size)
