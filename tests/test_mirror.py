@@ -261,18 +261,26 @@ def test_download_survives_503s_and_a_server_without_range(tmp_path):
     assert not partial.exists()
 
 
+def release_with_cover_urls(data: Path, base_url: str, images: dict) -> Path:
+    """data/pixel200k (built from raw/) whose items point at base_url/img/<n>.jpg."""
+    from pipelines.manifest import write_manifest
+
+    release = make_release(data, "pixel200k", len(images))
+    items = pa.Table.from_pylist([{"item_id": f"i{n}", "cover_url": f"{base_url}/img/{n}.jpg"}
+                                  for n in range(len(images))], schema=ITEMS)
+    write_table(items, release / "items.parquet", "items")
+    write_manifest(release, "pixel200k", {"seed": 1, "source": "raw"}, {"items": len(images)})
+    return release
+
+
 def test_fetched_covers_join_the_manifest_and_travel_through_the_mirror(tmp_path):
-    from pipelines.manifest import verify_release, write_manifest
+    from pipelines.manifest import verify_release
     from test_downloader_server import cover_app, make_image
 
     images = {f"{n}.jpg": make_image(n) for n in range(3)}
     data = tmp_path / "data"
-    release = make_release(data, "pixel200k", 3)
     with LocalServer(cover_app(images)) as server:
-        items = pa.Table.from_pylist([{"item_id": f"i{n}", "cover_url": f"{server.url}/img/{n}.jpg"}
-                                      for n in range(3)], schema=ITEMS)
-        write_table(items, release / "items.parquet", "items")
-        write_manifest(release, "pixel200k", {"seed": 1, "source": "raw"}, {"items": 3})
+        release = release_with_cover_urls(data, server.url, images)
         proc = pixelrec("fetch-covers", "--release", release)
     assert proc.returncode == 0, proc.stderr
     assert "covers listed" in proc.stdout
@@ -285,17 +293,13 @@ def test_fetched_covers_join_the_manifest_and_travel_through_the_mirror(tmp_path
 
 
 def test_download_with_covers_fetches_them_and_lists_them(tmp_path):
-    from pipelines.manifest import verify_release, write_manifest
+    from pipelines.manifest import verify_release
     from test_downloader_server import cover_app, make_image
 
     images = {f"{n}.jpg": make_image(n) for n in range(3)}
     data = tmp_path / "data"
-    release = make_release(data, "pixel200k", 3)
     with LocalServer(cover_app(images)) as server:
-        items = pa.Table.from_pylist([{"item_id": f"i{n}", "cover_url": f"{server.url}/img/{n}.jpg"}
-                                      for n in range(3)], schema=ITEMS)
-        write_table(items, release / "items.parquet", "items")
-        write_manifest(release, "pixel200k", {"seed": 1, "source": "raw"}, {"items": 3})
+        release_with_cover_urls(data, server.url, images)
         publish(data, tmp_path / "mirror")
         proc = pixelrec("download", "--subset", "pixel200k", "--mirror", tmp_path / "mirror",
                         "--root", tmp_path / "dl", "--with-covers")
