@@ -2,6 +2,11 @@
 establishes (Random < Pop < MF; sequential above non-sequential; PixelNet at least IDNet on the
 coldest popularity groups). Suites are data (suites/<name>.yaml, or a path to such a file).
 
+Check kinds: `greater` (the best run of one role beats the best of another on a test metric, less
+an optional `tolerance`) and `cold_groups` (Recall@10 pooled over the users of the `groups` coldest
+Figure 7 groups; `z` lets the better side trail by z standard errors of the difference, since a few
+hundred cold users cannot tell a tie from a small gap; `tolerance` adds a fixed slack).
+
 Image models get their inputs first (prepare_inputs): a PixelNet entry (config key `encoder`)
 the release's image cache at its image_size / image_mode (as `pixelrec prepare-images`); a ViNet
 entry (config key `features`, named `<encoder>_<layer>`) that feature file, extracted with that
