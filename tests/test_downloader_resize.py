@@ -5,7 +5,6 @@ the stored format."""
 from __future__ import annotations
 
 import hashlib
-import os
 import io
 import time
 

@@ -1,7 +1,6 @@
 """report.html renders in a real browser: headless Chromium takes a screenshot of it."""
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 from PIL import Image

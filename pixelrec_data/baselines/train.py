@@ -296,7 +296,7 @@ class Run:
             groups = E.popularity_groups(self.data, ranks, top1)
             atomic_write_text(self.folder / "metrics.json", json.dumps(metrics, indent=1))
             atomic_write_text(self.folder / "groups.json", json.dumps(groups, indent=1))
-            self.log(f"final test: " + ", ".join(f"{k} {v:.7f}" for k, v in test.items()))
+            self.log("final test: " + ", ".join(f"{k} {v:.7f}" for k, v in test.items()))
         self.dist.barrier()
         return self.folder
 
