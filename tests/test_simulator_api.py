@@ -12,7 +12,7 @@ from pixelrec_data.simulator import start_simulator
 from pixelrec_data.simulator.channels import MAIN_RID
 from pixelrec_data.synthetic import generate_world
 from pixelrec_data.synthetic_catalog import CHANNEL_RID
-from test_simulator_world import get_json, http_get, tiny_world
+from test_simulator_world import get_json, http_get, tiny_simulator, tiny_world
 
 SEED = 11
 
@@ -27,10 +27,8 @@ def served():
 
 @pytest.fixture(scope="module")
 def tiny():
-    world = tiny_world()
-    url, stop = start_simulator(seed=3, world=world)
-    yield url, world
-    stop()
+    with tiny_simulator() as served:
+        yield served
 
 
 def _events(world, source):

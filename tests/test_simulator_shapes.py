@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from pixelrec_data.simulator import start_simulator
-from test_simulator_world import get_json, http_get, tiny_world
+from test_simulator_world import get_json, http_get, tiny_simulator, tiny_world
 
 SHAPES = Path(__file__).parent / "fixture_shapes"
 # Keys the platform itself sends only sometimes (the simulator leaves them out).
@@ -57,10 +57,8 @@ def shape_errors(expected, actual, path="") -> list[str]:
 
 @pytest.fixture(scope="module")
 def server():
-    world = tiny_world()
-    url, stop = start_simulator(seed=3, world=world)
-    yield url, world
-    stop()
+    with tiny_simulator() as served:
+        yield served
 
 
 def _ids(world, k):

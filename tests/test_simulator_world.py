@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,6 +76,20 @@ def tiny_world(seed: int = 3, users: int = 60, videos: int = 12, big_video_comme
 
 
 @pytest.fixture(scope="module")
+
+@contextmanager
+def tiny_simulator():
+    """A real simulator process serving tiny_world(): yields (base URL, world), stops it after."""
+    from pixelrec_data.simulator import start_simulator
+
+    world = tiny_world()
+    url, stop = start_simulator(seed=3, world=world)
+    try:
+        yield url, world
+    finally:
+        stop()
+
+
 def indexed():
     world = tiny_world()
     return world, SimWorld(world, seed=3)
