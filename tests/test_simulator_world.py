@@ -75,8 +75,6 @@ def tiny_world(seed: int = 3, users: int = 60, videos: int = 12, big_video_comme
                      cid=200_000 + aid * 3, comments_closed=closed, removed=removed)
 
 
-@pytest.fixture(scope="module")
-
 @contextmanager
 def tiny_simulator():
     """A real simulator process serving tiny_world(): yields (base URL, world), stops it after."""
@@ -90,6 +88,7 @@ def tiny_simulator():
         stop()
 
 
+@pytest.fixture(scope="module")
 def indexed():
     world = tiny_world()
     return world, SimWorld(world, seed=3)
