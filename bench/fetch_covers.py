@@ -37,6 +37,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from schemas.hosts import free_port  # noqa: E402
 PIXELREC = [sys.executable, "-c", "from pixelrec_data.cli import main; main()"]
 ENV = dict(os.environ, PIXELREC_QUIET="1", PYTHONPATH=str(ROOT), NO_ALBUMENTATIONS_UPDATE="1")
 IMG2DATASET_VERSION = "1.47.0"
@@ -81,11 +82,6 @@ def serve(port: int, folder: Path, count: int) -> None:
     print("ready", flush=True)
     web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for_port(port: int, seconds: float = 60.0) -> None:

@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schemas.errors import InputError
+from schemas.hosts import free_port
 from schemas.io import atomic_write_text
 
 SCALES = {
@@ -65,11 +65,6 @@ def pixelrec(*args) -> None:
         raise InputError(f"`pixelrec {args[0]}` failed (exit {code}); fix the cause above and "
                          "rerun the demo: finished steps are kept")
 
-
-def free_port() -> int:
-    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def simulator_port(plan: DemoPlan) -> int:

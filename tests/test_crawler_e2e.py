@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from schemas.hosts import free_port
 from schemas.keys import user_key_for_mid, user_key_for_midhash
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,11 +30,6 @@ WORLD = ["--seed", "5", "--users", "300", "--videos", "150"]
 SMALL_WORLD = ["--seed", "6", "--users", "120", "--videos", "40"]
 ENV = dict(os.environ, PIXELREC_QUIET="1", PYTHONPATH=str(ROOT))
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_http(url: str, timeout: float = 30.0) -> None:
