@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from schemas.errors import InputError
 from schemas.io import atomic_write_text, check_schema
-from schemas.manifest import MANIFEST_SCHEMA, sha256_file
+from schemas.manifest import MANIFEST_SCHEMA, file_matches, sha256_file
 from schemas.tables import SCHEMA_VERSION, SPLIT_NAMES
 
 MANIFEST = "manifest.json"
@@ -43,7 +43,7 @@ def is_local_only(rel: str) -> bool:
 def release_files(release: Path) -> list[Path]:
     """Every shipped file of the folder: not the manifest, dot-named (temporary) or local-only ones."""
     out = []
-    for path in sorted(release.rglob("*")):
+    for path in release.rglob("*"):
         rel = path.relative_to(release)
         if (any(part.startswith(".") for part in rel.parts) or rel.as_posix() == MANIFEST
                 or is_local_only(rel.as_posix())):
@@ -59,27 +59,50 @@ def file_entry(release: Path, path: Path) -> dict:
     return {"path": rel, "bytes": path.stat().st_size, "sha256": sha256_file(path), "rows": rows}
 
 
-def write_manifest(release: str | Path, name: str, build: dict, counts: dict) -> dict:
-    """Describe every file of `release` and write manifest.json (call it last)."""
+def write_manifest(release: str | Path, name: str, build: dict, counts: dict,
+                   known: dict[str, dict] | None = None) -> dict:
+    """Describe every file of `release` and write manifest.json (call it last).
+
+    known: entries by path already checked against their files (taken as they are, not hashed again).
+    """
     release = Path(release)
+    known = known or {}
     manifest = {
         "name": name,
         "schema_version": SCHEMA_VERSION,
         "created_by": tool_version(),
         "build": build,
         "counts": {k: int(v) for k, v in sorted(counts.items())},
-        "files": [file_entry(release, p) for p in release_files(release)],
+        "files": [known.get(p.relative_to(release).as_posix()) or file_entry(release, p)
+                  for p in release_files(release)],
     }
     jsonschema.validate(manifest, MANIFEST_SCHEMA)
     atomic_write_text(release / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
 
 
-def refresh_manifest(release: str | Path, counts: dict | None = None) -> dict:
-    """Rewrite the manifest of a release whose files changed, keeping its name and build record."""
+def refresh_manifest(release: str | Path, counts: dict | None = None,
+                     rewritten: tuple[str, ...] | None = None) -> dict:
+    """Rewrite the manifest of a release whose files changed, keeping its name and build record.
+
+    rewritten: the path prefixes a command just wrote (e.g. covers); every other listed file must
+    still match its entry (one hash each; a changed one is an error and the manifest stays as it
+    was) and keeps that entry. None: every file is described afresh.
+    """
+    release = Path(release)
     manifest = read_manifest(release)
+    known = None
+    if rewritten is not None:
+        known = {}
+        for entry in manifest["files"]:
+            if entry["path"].startswith(rewritten):
+                continue
+            if not file_matches(release / entry["path"], entry["bytes"], entry["sha256"]):
+                raise InputError(f"{release / entry['path']}: changed since manifest.json was "
+                                 "written; the manifest was left as it was")
+            known[entry["path"]] = entry
     return write_manifest(release, manifest["name"], manifest["build"],
-                          {**manifest["counts"], **(counts or {})})
+                          {**manifest["counts"], **(counts or {})}, known)
 
 
 def read_manifest(release: str | Path) -> dict:

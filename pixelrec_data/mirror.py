@@ -25,11 +25,11 @@ from pathlib import Path
 
 import jsonschema
 
-from pixelrec_data.downloader.transfer import (Source, TransferError, fetch_verified, file_matches,
+from pixelrec_data.downloader.transfer import (Source, TransferError, fetch_verified,
                                                link_or_copy, open_source)
 from schemas.errors import InputError
 from schemas.io import atomic_dir, atomic_write_text, swap_dir
-from schemas.manifest import MANIFEST_SCHEMA
+from schemas.manifest import MANIFEST_SCHEMA, file_matches
 from schemas.official_subsets import check_manifest_counts, subset_to_check
 
 INDEX = "index.json"

@@ -12,6 +12,15 @@ def sha256_file(path: str | os.PathLike) -> str:
     return digest.hexdigest()
 
 
+def file_matches(path, size: int, sha256: str) -> bool:
+    """True when `path` is a file of exactly `size` bytes with this sha256 (size checked first)."""
+    try:
+        return (os.path.isfile(path) and os.stat(path).st_size == size
+                and sha256_file(path) == sha256)
+    except OSError:
+        return False
+
+
 MANIFEST_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "PixelRec release manifest",

@@ -308,3 +308,17 @@ def test_download_with_covers_fetches_them_and_lists_them(tmp_path):
     assert (folder / "covers" / "i2.jpg").read_bytes() == images["2.jpg"]
     assert "3/3 ok" in proc.stdout and "covers listed" in proc.stdout
     assert verify_release(folder)["unlisted"] == []
+
+
+def test_fetch_covers_refuses_to_vouch_for_a_file_changed_since_the_manifest(tmp_path):
+    from test_downloader_server import cover_app, make_image
+
+    images = {f"{n}.jpg": make_image(n) for n in range(2)}
+    with LocalServer(cover_app(images)) as server:
+        release = release_with_cover_urls(tmp_path / "data", server.url, images)
+        before = (release / "manifest.json").read_bytes()
+        with open(release / "splits" / "train.parquet", "ab") as handle:
+            handle.write(b"tampered")
+        proc = pixelrec("fetch-covers", "--release", release)
+    assert proc.returncode == 2 and "changed since manifest.json was written" in proc.stderr
+    assert (release / "manifest.json").read_bytes() == before

@@ -106,15 +106,8 @@ def _refresh_manifest(release_dir: Path, covers_ok: int) -> bool:
     """
     if not (release_dir / "manifest.json").is_file():
         return False
-    from pipelines.manifest import read_manifest, refresh_manifest
+    from pipelines.manifest import refresh_manifest
 
-    manifest = read_manifest(release_dir)
     # Re-describe only what this command wrote: every other file must still be what it vouched for.
-    from pixelrec_data.downloader.transfer import file_matches
-    for entry in manifest["files"]:
-        ours = entry["path"] == "covers.parquet" or entry["path"].startswith("covers/")
-        if not ours and not file_matches(release_dir / entry["path"], entry["bytes"], entry["sha256"]):
-            raise InputError(f"{release_dir / entry['path']}: changed since manifest.json was "
-                             "written; covers were fetched, but the manifest was left as it was")
-    refresh_manifest(release_dir, {"covers": covers_ok})
+    refresh_manifest(release_dir, {"covers": covers_ok}, rewritten=("covers.parquet", "covers/"))
     return True

@@ -25,13 +25,6 @@ class TransferError(InputError):
     """A file that could not be fetched or does not match what the manifest says."""
 
 
-def file_matches(path: Path, size: int, sha256: str) -> bool:
-    try:
-        return path.is_file() and path.stat().st_size == size and sha256_file(path) == sha256
-    except OSError:
-        return False
-
-
 class Source:
     """Where a mirror lives. open_source() picks the kind from the spec."""
 
@@ -171,7 +164,8 @@ async def fetch_verified(source: Source, rel: str, dest: Path, size: int, sha256
     if done < size or size == 0:
         await source.copy_into(rel, part, on_bytes)
     got_size = part.stat().st_size if part.exists() else 0
-    got_sha = await asyncio.to_thread(sha256_file, part) if part.exists() else ""
+    # the size is checked first: a file of the wrong size is not worth hashing
+    got_sha = await asyncio.to_thread(sha256_file, part) if got_size == size else ""
     if got_size != size or got_sha != sha256:
         part.unlink(missing_ok=True)
         on_bytes(-got_size)

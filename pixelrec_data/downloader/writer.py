@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from pixelrec_data.downloader.transfer import file_matches
 from schemas.errors import InputError
 from schemas.io import atomic_write_text, read_table, write_table
+from schemas.manifest import file_matches
 from schemas.tables import COVERS
 
 STATS_DIR = "_stats"
