@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from pixelrec_data.commands.release import COUNTS_HELP
+from schemas.official_subsets import COUNT_MODES
 
 
 @click.command("publish")
@@ -40,7 +41,7 @@ def publish(data_dir, out_dir, releases, copy):
 @click.option("--retries", default=3, show_default=True, type=click.IntRange(min=0),
               help="Extra tries per file after a network error (each resumes with HTTP Range).")
 @click.option("--counts", default="auto", show_default=True,
-              type=click.Choice(["auto", "strict", "off"]), help=COUNTS_HELP)
+              type=click.Choice(COUNT_MODES), help=COUNTS_HELP)
 @click.option("--with-covers", is_flag=True,
               help="Then fetch the release's cover images from their URLs (fetch-covers with its "
                    "defaults; rerun `pixelrec fetch-covers --release DIR` for other settings).")

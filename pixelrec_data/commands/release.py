@@ -12,6 +12,7 @@ import click
 
 from pixelrec_data.progress import quiet, step
 from schemas.errors import InputError
+from schemas.official_subsets import COUNT_MODES
 
 
 def _echo(message: str) -> None:
@@ -154,7 +155,7 @@ COUNTS_HELP = ("Published counts (users, items, interactions of pixel200k, pixel
 @click.command("verify")
 @click.option("--release", required=True, type=click.Path(), help="a release folder")
 @click.option("--counts", default="auto", show_default=True,
-              type=click.Choice(["auto", "strict", "off"]), help=COUNTS_HELP)
+              type=click.Choice(COUNT_MODES), help=COUNTS_HELP)
 def verify(release, counts):
     """Check every file of a release against its manifest (bytes, sha256, rows, schema).
 

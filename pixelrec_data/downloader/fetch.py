@@ -152,10 +152,9 @@ class Fetcher:
                 # a declared length within the cap is read in one call; an undeclared one in
                 # chunks, counted against the cap as they come
                 body = await (resp.read() if expected is not None else self._read_capped(resp))
-                if (expected is not None and "Content-Encoding" not in resp.headers
-                        and len(body) != expected):
-                    return FetchResult("truncated", f"got {len(body)} of {expected} bytes")
                 checked = expected is not None and "Content-Encoding" not in resp.headers
+                if checked and len(body) != expected:
+                    return FetchResult("truncated", f"got {len(body)} of {expected} bytes")
                 return FetchResult("ok", body=body, length_checked=checked)
         except _TooLarge as exc:
             return FetchResult("too_large", str(exc))

@@ -9,3 +9,4 @@ MAX_REDIRECTS = 5  # one more is 'too_many_redirects', final
 MAX_PIXELS = 40_000_000
 JPEG_QUALITY = 95
 RESIZE_MODES = ("keep_ratio", "center_crop", "squash")
+ORIGINAL = "original"  # the stored-format label of covers kept as served (else a resize label)

@@ -22,6 +22,7 @@ from schemas.errors import InputError
 
 from . import fetch as fetch_mod
 from .images import ResizeSpec, process_cover
+from .limits import ORIGINAL
 from .neardup import near_duplicate_groups
 from .reader import CoverTask, Shard, read_cover_tasks, shard_tasks
 from .stats import ShardStats, summarize
@@ -29,7 +30,6 @@ from .work import error_row, fetch_and_store, keep_image_memory, ok_row, store_c
 from .writer import MIXED, CoverWriter
 
 SUMMARY_FILE = "summary.json"
-ORIGINAL = "original"  # the stored-format label of covers kept as served
 RUN_ONLY = ("fetched_this_run", "elapsed_s", "images_per_s")  # figures of one run, not of the data
 
 
@@ -149,11 +149,12 @@ class ShardRun:
         self.shard, self.writer, self.fetcher, self.pool, self.progress = (
             shard, writer, fetcher, pool, progress)
         self.resize = options.resize
-        self.stats = ShardStats(shard.number, len(shard.tasks), shard.digest, options.cover_format)
+        digest = shard.digest  # hashes every task: once
+        self.stats = ShardStats(shard.number, len(shard.tasks), digest, options.cover_format)
         self.rows: list[dict | None] = [None] * len(shard.tasks)
         old_stats, old_rows = writer.read_shard(shard.name)
         self.finished_before = (old_stats is not None
-                                and old_stats.get("items_digest") == shard.digest
+                                and old_stats.get("items_digest") == digest
                                 and old_stats.get("cover_format", ORIGINAL) == options.cover_format)
         self.previous = {row["item_id"]: row for row in old_rows} if self.finished_before else {}
         # files of a shard recorded in another format are that format's, never originals
@@ -217,18 +218,18 @@ class ShardRun:
         if data is not None:
             cover = process_cover(data)
             if cover.status == "ok" and cover.data == data:
-                return ok_row(task.item_id, cover, attempts=None)  # the killed run's count is lost
+                return ok_row(task.item_id, cover)  # the killed run's request count is lost
         return None
 
     async def _fetch(self, task: CoverTask, loop) -> dict:
         async def store(item_id, body, complete):
             return await loop.run_in_executor(self.pool, store_cover, str(self.writer.covers_dir),
                                               item_id, body, complete, self.resize)
-        row, attempts, downloaded = await fetch_and_store(self.fetcher, task.url, task.item_id, store)
+        row, downloaded = await fetch_and_store(self.fetcher, task.url, task.item_id, store)
         if row["status"] != "ok" and self.writer.cover_path(task.item_id).exists():
             # a cover file exists only for an 'ok' row (a stale one from an earlier run goes)
             await loop.run_in_executor(self.pool, self.writer.remove_cover, task.item_id)
-        self.stats.add(row, fetched=True, attempts=attempts, downloaded=downloaded)
+        self.stats.add(row, fetched=True, attempts=row["attempts"], downloaded=downloaded)
         return row
 
 

@@ -5,13 +5,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from .limits import ORIGINAL
+
 
 @dataclass
 class ShardStats:
     shard: int
     items: int
     digest: str
-    cover_format: str = "original"  # how this shard's files are stored (see run.FetchOptions)
+    cover_format: str = ORIGINAL  # how this shard's files are stored (see run.FetchOptions)
     statuses: Counter = field(default_factory=Counter)
     fetched: int = 0  # covers requested over the network in this run
     reused: int = 0  # rows kept from an earlier run (stored file verified, or a final error)

@@ -38,22 +38,21 @@ def keep_image_memory() -> None:
 def store_cover(covers_dir: str, item_id: str, body: bytes, complete: bool,
                 resize: ResizeSpec | None) -> dict:
     """Validate `body` (resize it when asked), store it as covers_dir/<item_id>.jpg atomically,
-    and return its row; a body that fails leaves no file for the item."""
+    and return its row (an error row when the body fails; the caller removes any stale file)."""
     path = Path(covers_dir) / f"{item_id}.jpg"
     cover = process_cover(body, complete, resize)
-    if cover.status != "ok":
-        path.unlink(missing_ok=True)
+    if cover.status != "ok":  # run.py removes a stale file of the item
         return error_row(item_id, cover.status, cover.error)
     with _ONE_WRITER, atomic_path(path) as tmp:
         tmp.write_bytes(cover.data)
     return ok_row(item_id, cover)
 
 
-async def fetch_and_store(fetcher, url: str, item_id: str, store) -> tuple[dict, int, int]:
+async def fetch_and_store(fetcher, url: str, item_id: str, store) -> tuple[dict, int]:
     """Download `url` and store it with `await store(item_id, body, complete)`.
 
-    Returns (row with attempts, requests made, bytes downloaded). A body of unknown length that
-    decodes as cut short gets one more round; an item that ends in an error keeps no file.
+    Returns (row, bytes downloaded); row["attempts"] counts the requests made. A body of unknown
+    length that decodes as cut short gets one more round.
     """
     attempts = downloaded = 0
     for _ in range(2):
@@ -67,7 +66,7 @@ async def fetch_and_store(fetcher, url: str, item_id: str, store) -> tuple[dict,
         if row["status"] != "truncated":
             break
     row["attempts"] = attempts
-    return row, attempts, downloaded
+    return row, downloaded
 
 
 def error_row(item_id: str, status: str, error: str = "", attempts: int | None = None) -> dict:
@@ -75,7 +74,8 @@ def error_row(item_id: str, status: str, error: str = "", attempts: int | None =
             "width": None, "height": None, "bytes": None, "phash": None, "attempts": attempts}
 
 
-def ok_row(item_id: str, cover, attempts: int | None = None) -> dict:
+def ok_row(item_id: str, cover) -> dict:
+    """The row of a stored cover; fetch_and_store fills in the requests made ('attempts')."""
     return {"item_id": item_id, "status": "ok", "error": None, "sha256": cover.sha256,
             "width": cover.width, "height": cover.height, "bytes": len(cover.data),
-            "phash": cover.phash, "attempts": attempts}
+            "phash": cover.phash, "attempts": None}

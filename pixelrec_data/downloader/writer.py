@@ -20,6 +20,8 @@ from schemas.io import atomic_write_text, read_table, write_table
 from schemas.manifest import file_matches
 from schemas.tables import COVERS
 
+from .limits import ORIGINAL
+
 STATS_DIR = "_stats"
 FORMAT_FILE = "format.json"
 MIXED = "mixed"  # a run switching format was cut short: files of both kinds may be stored
@@ -78,7 +80,7 @@ class CoverWriter:
     def write_shard(self, shard_name: str, rows: list[dict], stats: dict) -> None:
         records, stats_path = self.shard_paths(shard_name)
         write_table(pa.Table.from_pylist(rows, schema=COVERS), records, "covers")
-        atomic_write_text(stats_path, json.dumps(stats, indent=2, sort_keys=True) + "\n")
+        self.write_json(stats_path.name, stats)
 
     def drop_shards_from(self, count: int) -> None:
         """Remove shard files numbered `count` and above (they describe no current shard)."""
@@ -93,7 +95,7 @@ class CoverWriter:
         try:
             return json.loads((self.stats_dir / FORMAT_FILE).read_text(encoding="utf-8"))["format"]
         except (OSError, ValueError, KeyError, TypeError):
-            return "original"
+            return ORIGINAL
 
     def set_stored_format(self, label: str) -> None:
         self.write_json(FORMAT_FILE, {"format": label})
