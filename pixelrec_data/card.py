@@ -60,7 +60,7 @@ def write_cards(data_root, releases_too: bool = True) -> list[Path]:
         # called on a release folder: its card, and the data root's card when that one is ours
         written = [write_release_card(root)]
         if CARD_MARKER in _read_text(root.parent / "README.md"):
-            written += write_cards(root.parent)[-1:]
+            written += write_cards(root.parent, releases_too=False)  # siblings' cards stand
         return written
     releases = [p for p in sorted(root.iterdir()) if is_release(p)] if root.is_dir() else []
     written = [write_release_card(r) for r in releases] if releases_too else []
@@ -76,9 +76,10 @@ def has_splits(release: Path) -> bool:
     return all((Path(release) / "splits" / f"{s}.parquet").exists() for s in SPLIT_NAMES)
 
 
-def write_release_card(release: Path) -> Path:
+def write_release_card(release: Path, sequences: bool = True) -> Path:
+    """release/README.md; sequences=False when the caller has just built them."""
     release = Path(release)
-    if has_splits(release):
+    if sequences and has_splits(release):
         build_sequences(release)
     configs = release_configs(release)
     header = _header(configs, release.name, in_root=False)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from schemas.errors import InputError
 from schemas.hosts import free_port
-from schemas.io import atomic_write_text
+from schemas.atomic import atomic_write_text
 
 SCALES = {
     # users, videos: sized so a 2-core machine crawls, builds and validates in minutes

@@ -161,7 +161,7 @@ def load_dataset(name: str = "pixel200k", split=None, *, root=None, config: str 
 
 def cover_paths(release: Path, item_ids) -> list[str | None]:
     """Absolute cover path per item id, None where covers.parquet says failed or the file is absent."""
-    import polars as pl
+    import pyarrow.parquet as pq
 
     release = Path(release).resolve()
     folder = release / "covers"
@@ -169,8 +169,9 @@ def cover_paths(release: Path, item_ids) -> list[str | None]:
         raise InputError(f"{folder}: no covers; {_missing_hint(release, 'covers')}")
     failed = set()
     if (release / "covers.parquet").exists():
-        covers = pl.read_parquet(release / "covers.parquet", columns=["item_id", "status"])
-        failed = set(covers.filter(pl.col("status") != "ok")["item_id"].to_list())
+        covers = pq.ParquetFile(release / "covers.parquet").read(columns=["item_id", "status"])
+        failed = {item for item, status in zip(covers.column("item_id").to_pylist(),
+                                               covers.column("status").to_pylist()) if status != "ok"}
     present = {p.stem for p in folder.glob("*.jpg")}
     paths = [folder / f"{i}.jpg" if i in present and i not in failed else None for i in item_ids]
     # a damaged file (truncated download, HTML error page) would raise on access, far from here

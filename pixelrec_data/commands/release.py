@@ -32,8 +32,9 @@ def finish_releases(folders) -> None:
         if has_splits(folder):
             build_sequences(folder)
         if (folder / "manifest.json").is_file():
-            refresh_manifest(folder)
-        write_release_card(folder)
+            # the manifest was just written: only the sequences are new (each file hashed once)
+            refresh_manifest(folder, rewritten=("sequences/",))
+        write_release_card(folder, sequences=False)
         roots.add(folder.parent)
     for root in sorted(roots):
         if card_is_ours_or_absent(root / "README.md"):
