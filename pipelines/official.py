@@ -31,13 +31,14 @@ _COVER_NAME = re.compile(r"^i[0-9]+\.jpg$")
 
 
 def _read_csv(con, path: Path, view: str, required: list[str]) -> list[str]:
-    """Create view `view` over a CSV (all text); check it is non-empty and has `required` columns."""
+    """Load a CSV (all text) into table `view`, parsed once for the several queries that follow;
+    check it is non-empty and has `required` columns."""
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file")
     with as_input_error(str(path)):
-        con.execute(f"""CREATE OR REPLACE VIEW {view} AS SELECT * FROM read_csv({sql_path(path)},
+        con.execute(f"""CREATE OR REPLACE TABLE {view} AS SELECT * FROM read_csv({sql_path(path)},
                         header=true, all_varchar=true, delim=',', quote='"', escape='"')""")
         columns = [row[0] for row in con.execute(f"DESCRIBE {view}").fetchall()]
         rows = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]

@@ -63,10 +63,10 @@ def reply_page(world: SimWorld, i: int, pn: int, ps: int, sort: int) -> dict:
     """data of /x/v2/reply: top-level comments only, newest first (sort=0) or by likes (1, 2)."""
     rows = world.comments.rows(i)
     count = rows.stop - rows.start
-    order = list(range(rows.start, rows.stop))
+    order = range(rows.start, rows.stop)  # newest first; a page is a slice, not a copy of all
     if sort in (1, 2):
         ident = world.comments.ident
-        order.sort(key=lambda r: (-(int(ident[r]) % 97), -int(ident[r])))
+        order = sorted(order, key=lambda r: (-(int(ident[r]) % 97), -int(ident[r])))
     page_rows = order[(pn - 1) * ps: pn * ps]
     aid = int(world.cols["aid"][i])
     c = world.comments
