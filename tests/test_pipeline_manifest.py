@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import jsonschema
 import pyarrow as pa
 import pytest
 
@@ -74,6 +75,6 @@ def test_verify_reports_the_first_mismatch(tmp_path):
 
 def test_manifest_never_holds_the_key(tmp_path):
     folder = make_release(tmp_path / "r")
-    with pytest.raises(Exception):
+    with pytest.raises(jsonschema.ValidationError):
         write_manifest(folder, "r", {"key": "secret"}, {})
     assert not (folder / "manifest.json").exists()

@@ -24,7 +24,7 @@ TOPK = (5, 10)
 def rank_targets(scores: torch.Tensor, targets: torch.Tensor, mask_rows: torch.Tensor,
                  mask_items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(rank [B] float64, inf for a masked target; top-1 item [B]) from raw scores [B, item_num]."""
-    scores = scores.float().clone()
+    scores = scores.to(torch.float32, copy=True)  # one copy, whatever the input dtype
     scores[:, 0] = -math.inf
     scores[mask_rows, mask_items] = -math.inf
     target = scores.gather(1, targets[:, None])

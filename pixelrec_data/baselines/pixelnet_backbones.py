@@ -5,8 +5,7 @@ for the visual encoder exactly as in 4.2"): each is the backbone's own class wit
 - GRU4Rec, NextItNet (SEQ windows): `pixelnet_sequential`, as PixelNet SASRec.
 - SRGNN, LightSANs (AUGSEQ prefixes), FM, DSSM (window positions): their `loss` is run inside
   `ItemLookup.precomputed` over every id the step reads, so the step encodes those items once
-  instead of the whole catalogue (the backbones read `item_embedding.weight`, which for the image
-  encoder is the full table). Evaluation is the backbones' own code: in eval mode every lookup
+  instead of the whole catalogue. Evaluation is the backbones' own code: in eval mode every lookup
   reads the catalogue table encoded once per evaluation.
 
 Registered in models/__init__.py as pixelnet_gru4rec, pixelnet_nextitnet, pixelnet_srgnn,
@@ -16,8 +15,6 @@ from __future__ import annotations
 
 import torch
 
-from pixelrec_data.baselines.data import M
-from pixelrec_data.baselines.models.base import bpr, bpr_eps_inside
 from pixelrec_data.baselines.models.dssm import DSSM
 from pixelrec_data.baselines.models.fm import FM
 from pixelrec_data.baselines.models.gru4rec import GRU4Rec
@@ -30,19 +27,11 @@ PixelNetGRU4Rec = pixelnet_sequential(GRU4Rec)
 PixelNetNextItNet = pixelnet_sequential(NextItNet)
 
 
-class PixelNetEncoderInstalled(PixelNetMixin):
-    """Builds the backbone, then puts the image encoder where its item table was."""
-
-    def __init__(self, config, data):
-        super().__init__(config, data)
-        self._install_encoder(config, data)
-
-
 def _column(ids: torch.Tensor) -> torch.Tensor:
     return ids.reshape(len(ids), -1)
 
 
-class PixelNetSRGNN(PixelNetEncoderInstalled, SRGNN):
+class PixelNetSRGNN(PixelNetMixin, SRGNN):
     """MOSRGNN: SR-GNN over image-encoded node embeddings (PAD nodes: the zero image)."""
 
     def loss(self, batch):
@@ -50,25 +39,18 @@ class PixelNetSRGNN(PixelNetEncoderInstalled, SRGNN):
         # the session graph pads its node list with id 0 even when the prefix has no PAD slot
         pad = torch.zeros_like(seq[:, :1])
         with self.item_embedding.precomputed(torch.cat([seq, _column(batch["neg"]), pad], dim=1)):
-            user = self.session(seq[:, :M])
-            s_pos = (user * self.item_embedding(seq[:, M])).sum(-1)
-            s_neg = (user * self.item_embedding(batch["neg"])).sum(-1)
-        return bpr(s_pos, s_neg)
+            return super().loss(batch)
 
 
-class PixelNetLightSANs(PixelNetEncoderInstalled, LightSANs):
+class PixelNetLightSANs(PixelNetMixin, LightSANs):
     """MOLightSANs: LightSANs over image-encoded items."""
 
     def loss(self, batch):
-        seq = batch["seq"]
-        with self.item_embedding.precomputed(torch.cat([seq, _column(batch["neg"])], dim=1)):
-            user = self.encode(seq[:, :M])
-            s_pos = (user * self.item_embedding(seq[:, M])).sum(-1)
-            s_neg = (user * self.item_embedding(batch["neg"])).sum(-1)
-        return bpr_eps_inside(s_pos, s_neg)
+        with self.item_embedding.precomputed(torch.cat([batch["seq"], _column(batch["neg"])], dim=1)):
+            return super().loss(batch)
 
 
-class PixelNetFM(PixelNetEncoderInstalled, FM):
+class PixelNetFM(PixelNetMixin, FM):
     """MOFM: FM's second-order set score over image-encoded items (PAD slots masked to 0)."""
 
     def loss(self, batch):
@@ -77,7 +59,7 @@ class PixelNetFM(PixelNetEncoderInstalled, FM):
             return super().loss(batch)
 
 
-class PixelNetDSSM(PixelNetEncoderInstalled, DSSM):
+class PixelNetDSSM(PixelNetMixin, DSSM):
     """MODSSM: DSSM's mean-of-context user tower and item tower, both image-encoded."""
 
     def loss(self, batch):

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from pixelrec_data.baselines.encoders import EncoderConfig, ImageEncoder, param_groups
-from pixelrec_data.baselines.models.base import SequentialRecommender, bpr, bpr_eps_inside
+from pixelrec_data.baselines.models.base import SequentialRecommender
 from pixelrec_data.baselines.models.bert4rec import BERT4Rec
 from pixelrec_data.baselines.models.layers import additive_mask
 from pixelrec_data.baselines.models.mf import MF
@@ -139,9 +139,16 @@ def pixel_source(config: dict, data, ones_row: bool = False) -> PixelSource:
 
 
 class PixelNetMixin:
-    """Installs the image encoder in place of `item_embedding` and the two AdamW groups."""
+    """Builds the backbone, then installs the image encoder in place of its `item_embedding`, and
+    the two AdamW groups. The backbones' losses read items through `item_embedding(ids)`, so a
+    PixelNet loss is the backbone's own, run inside `ItemLookup.precomputed` over the ids it reads
+    (each distinct item of the step encoded once)."""
 
     ones_row = False  # an extra all-ones image id after the items (BERT4Rec's [MASK])
+
+    def __init__(self, config, data):
+        super().__init__(config, data)
+        self._install_encoder(config, data)
 
     def _install_encoder(self, config, data):
         if self.loss_type != "bpr":
@@ -166,19 +173,9 @@ class PixelNetSequentialMixin(PixelNetMixin):
     """For SequentialRecommender backbones (SASRec, and GRU4Rec / NextItNet the same way): all
     B x 22 slots (window + negatives) encoded in one pass, the backbone's own encode() unchanged."""
 
-    def __init__(self, config, data):
-        super().__init__(config, data)
-        self._install_encoder(config, data)
-
     def loss(self, batch):
         with self.item_embedding.precomputed(torch.cat([batch["pos"], batch["neg"]], dim=1)):
             return super().loss(batch)
-
-    def position_loss(self, hidden, targets, negatives, mask):
-        # the base class scores against the whole table; here only the batch's items exist
-        s_pos = (hidden * self.item_embedding(targets)).sum(-1)
-        s_neg = (hidden * self.item_embedding(negatives)).sum(-1)
-        return (bpr_eps_inside(s_pos, s_neg) * mask).sum(-1)
 
 
 def pixelnet_sequential(backbone: type) -> type:
@@ -195,16 +192,9 @@ PixelNetSASRec = pixelnet_sequential(SASRec)
 class PixelNetMF(PixelNetMixin, MF):
     """MOMF: MF with the item table replaced by the image encoder (PAIR, BPR)."""
 
-    def __init__(self, config, data):
-        super().__init__(config, data)
-        self._install_encoder(config, data)
-
     def loss(self, batch):
         with self.item_embedding.precomputed(torch.stack([batch["pos"], batch["neg"]])):
-            user = self.user_embedding(batch["user"])
-            s_pos = (user * self.item_embedding(batch["pos"])).sum(-1)
-            s_neg = (user * self.item_embedding(batch["neg"])).sum(-1)
-            return bpr(s_pos, s_neg)
+            return super().loss(batch)
 
 
 class PixelNetBERT4Rec(PixelNetMixin, BERT4Rec):
@@ -213,10 +203,6 @@ class PixelNetBERT4Rec(PixelNetMixin, BERT4Rec):
     (the ones image) never a candidate. Attention still ignores PAD keys."""
 
     ones_row = True
-
-    def __init__(self, config, data):
-        super().__init__(config, data)
-        self._install_encoder(config, data)
 
     def encode(self, seq):
         ids = torch.where(seq == 0, self.mask_token, seq)  # PAD inputs look like [MASK]
@@ -227,7 +213,4 @@ class PixelNetBERT4Rec(PixelNetMixin, BERT4Rec):
     def loss(self, batch):
         inputs = torch.where(batch["input"] == 0, self.mask_token, batch["input"])
         with self.item_embedding.precomputed(torch.cat([inputs, batch["pos"], batch["neg"]], dim=1)):
-            hidden = self.encode(batch["input"])
-            s_pos = (hidden * self.item_embedding(batch["pos"])).sum(-1)
-            s_neg = (hidden * self.item_embedding(batch["neg"])).sum(-1)
-        return (bpr_eps_inside(s_pos, s_neg) * batch["flag"].float()).sum(-1)
+            return super().loss(batch)  # BERT4Rec's loss, with this class's encode()

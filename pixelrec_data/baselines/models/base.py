@@ -125,9 +125,9 @@ class SequentialRecommender(Recommender):
         if self.loss_type == "ce":
             per = self.softmax_loss(hidden, targets)
         else:
-            table = self.item_representation()
-            s_pos = (hidden * table[targets]).sum(-1)
-            s_neg = (hidden * table[negatives]).sum(-1)
+            # through item_embedding, so that PixelNet's image lookup serves the same code
+            s_pos = (hidden * self.item_embedding(targets)).sum(-1)
+            s_neg = (hidden * self.item_embedding(negatives)).sum(-1)
             per = bpr_eps_inside(s_pos, s_neg)
         return (per * mask).sum(-1)
 

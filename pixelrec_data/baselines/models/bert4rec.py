@@ -35,12 +35,11 @@ class BERT4Rec(Recommender):
 
     def loss(self, batch):
         hidden = self.encode(batch["input"])
-        table = self.item_embedding.weight
         if self.loss_type == "ce":
             per = self.softmax_loss(hidden, batch["pos"])
         else:
-            s_pos = (hidden * table[batch["pos"]]).sum(-1)
-            s_neg = (hidden * table[batch["neg"]]).sum(-1)
+            s_pos = (hidden * self.item_embedding(batch["pos"])).sum(-1)
+            s_neg = (hidden * self.item_embedding(batch["neg"])).sum(-1)
             per = bpr_eps_inside(s_pos, s_neg)
         return (per * batch["flag"].float()).sum(-1)
 

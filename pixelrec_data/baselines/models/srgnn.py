@@ -104,8 +104,8 @@ class SRGNN(Recommender):
         user = self.session(batch["seq"][:, :M])
         if self.loss_type == "ce":
             return self.softmax_loss(user, batch["seq"][:, M])
-        table = self.item_embedding.weight
-        return bpr((user * table[batch["seq"][:, M]]).sum(-1), (user * table[batch["neg"]]).sum(-1))
+        pos, neg = self.item_embedding(batch["seq"][:, M]), self.item_embedding(batch["neg"])
+        return bpr((user * pos).sum(-1), (user * neg).sum(-1))
 
     def user_representation(self, batch):
         return self.session(batch["history"])
