@@ -54,11 +54,10 @@ def compiled(fn, config: dict):
     return torch.compile(fn, backend=backend)
 
 
-def step_begin(config: dict) -> None:
+def step_begin() -> None:
     """Tell CUDA-graph trees a new iteration starts, so the previous replay's outputs (already
-    consumed) may be overwritten; a no-op without compile."""
-    if compile_mode(config) != "none":
-        torch.compiler.cudagraph_mark_step_begin()
+    consumed) may be overwritten (call it only on the compiled path)."""
+    torch.compiler.cudagraph_mark_step_begin()
 
 
 def pad_rows(batch: dict, size: int) -> tuple[dict, int]:

@@ -91,21 +91,20 @@ def _sorted_coordinates(data: D.Interactions, users: np.ndarray, split: str):
 
 @torch.no_grad()
 def score_users(model, data: D.Interactions, split: str, device: torch.device, batch_size: int = 1024,
-                rank: int = 0, world: int = 1, amp: bool = False, precision: str | None = None,
+                rank: int = 0, world: int = 1, precision: str = "fp32",
                 scorer=None, pad_last: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Per-user (rank, top-1 item) arrays of length U + 1 (index 0 unused) for this process's users.
 
     Users not scored by this process hold rank 0 and top-1 0, so summing the arrays of all
     processes gives the whole result. `scorer(batch)` replaces model.full_scores (a compiled
     version); `pad_last` pads the last batch to `batch_size` rows (fixed shapes). `precision`
-    (fp32 | tf32 | bf16, see scoring_precision) defaults to bf16 when `amp`, else fp32.
+    is fp32 | tf32 | bf16 (see scoring_precision).
 
     Every input (histories, targets, the history mask's coordinates) moves to the device once and
     results stay there until the end: no host synchronisation per batch.
     """
     model.eval()
     scorer = scorer or model.full_scores
-    precision = precision or ("bf16" if amp else "fp32")
     users = np.arange(1 + rank, data.n_users + 1, world)
     targets = torch.as_tensor(D.eval_targets(data, split)[users].astype(np.int64), device=device)
     user_ids = torch.as_tensor(users, device=device)

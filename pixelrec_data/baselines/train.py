@@ -145,7 +145,7 @@ class Run:
             full_scores = C.compiled(self.model.full_scores, self.config)
 
             def scorer(batch):
-                C.step_begin(self.config)
+                C.step_begin()
                 return full_scores(batch)
             self.scorer = scorer
 
@@ -218,7 +218,7 @@ class Run:
             return per_sample.float().sum()
         size = int(self.config["train_batch_size"])
         local, real = C.pad_rows(local, size) if self.pad_train else (local, size)
-        C.step_begin(self.config)
+        C.step_begin()
         with E.autocast(self.dist.device, self.amp):
             per_sample = self.train_forward(local)
         if real == size:  # a full batch (or an unpadded format): no weights, fewer launches
