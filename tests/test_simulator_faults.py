@@ -12,7 +12,7 @@ from pixelrec_data.simulator import start_simulator
 from pixelrec_data.simulator.faults import FaultSpec
 from pixelrec_data.simulator.ratelimit import BLOCKED, CHALLENGED, OK, RateLimiter
 from schemas.errors import InputError
-from test_simulator_world import get_json, http_get, tiny_world
+from test_simulator_world import get_json, http_get, tiny_simulator, tiny_world
 
 
 class Clock:
@@ -38,10 +38,7 @@ def test_token_bucket_blocks_then_challenges_then_recovers():
 
 
 def test_server_answers_412_then_352_and_keeps_covers_open():
-    world = tiny_world()
-    url, stop = start_simulator(seed=3, world=world, rate=1.0,
-                                limiter_options={"block_s": 30.0, "abuse_limit": 3})
-    try:
+    with tiny_simulator(rate=1.0, limiter_options={"block_s": 30.0, "abuse_limit": 3}) as (url, world):
         aid = world.videos.column("aid")[0].as_py()
         answers = [get_json(f"{url}/x/web-interface/view?aid={aid}") for _ in range(6)]
         assert [(s, b["code"]) for s, b in answers] == [(200, 0), (412, -412), (412, -412),
@@ -51,8 +48,6 @@ def test_server_answers_412_then_352_and_keeps_covers_open():
         assert http_get(f"{url}/bfs/archive/{cover}.jpg")[0] == 200
         stats = get_json(f"{url}/__simulator/stats")[1]
         assert (stats["requests"], stats["blocked_412"], stats["challenged_352"]) == (7, 3, 2)
-    finally:
-        stop()
 
 
 def _statuses(url, paths, tries):
@@ -87,13 +82,9 @@ def test_faults_are_deterministic_and_retries_succeed():
 
 
 def test_challenge_faults_answer_both_forms():
-    world = tiny_world()
-    url, stop = start_simulator(seed=3, world=world, faults="challenge=0.5,voucher=0.5")
-    try:
+    with tiny_simulator(faults="challenge=0.5,voucher=0.5") as (url, world):
         aid = world.videos.column("aid")[0].as_py()
         bodies = [get_json(f"{url}/x/web-interface/view?aid={aid}")[1] for _ in range(12)]
-    finally:
-        stop()
     codes = {b["code"] for b in bodies}
     assert codes == {-352, 0}
     vouchers = [b for b in bodies if b["code"] == 0 and set(b["data"]) == {"v_voucher"}]
@@ -101,14 +92,10 @@ def test_challenge_faults_answer_both_forms():
 
 
 def test_slow_fault_delays_and_spec_is_validated():
-    world = tiny_world()
-    url, stop = start_simulator(seed=3, world=world, faults="slow=1,slow_s=0.3")
-    try:
+    with tiny_simulator(faults="slow=1,slow_s=0.3") as (url, world):
         start = time.perf_counter()
         assert get_json(f"{url}/x/web-interface/view?aid={world.videos.column('aid')[0].as_py()}")[0] == 200
         assert time.perf_counter() - start >= 0.3
-    finally:
-        stop()
     for bad in ("5xx", "5xx=2", "boom=0.1", "slow=x"):
         with pytest.raises(InputError):
             FaultSpec.parse(bad)
@@ -116,10 +103,8 @@ def test_slow_fault_delays_and_spec_is_validated():
 
 @pytest.fixture(scope="module")
 def covers():
-    world = tiny_world()
-    url, stop = start_simulator(seed=3, world=world)
-    yield url, world.videos.column("cover_url").to_pylist()
-    stop()
+    with tiny_simulator() as (url, world):
+        yield url, world.videos.column("cover_url").to_pylist()
 
 
 def _image(body: bytes) -> Image.Image:
@@ -146,19 +131,14 @@ def test_covers_are_jpegs_and_honour_the_resize_suffix(covers):
 
 def test_cover_renders_are_deterministic_across_servers(covers):
     url, hashes = covers
-    other, stop = start_simulator(seed=3, world=tiny_world())
-    try:
+    with tiny_simulator() as (other, _):
         for h in hashes[:4]:
             assert http_get(f"{url}/bfs/archive/{h}.jpg")[2] == http_get(f"{other}/bfs/archive/{h}.jpg")[2]
-    finally:
-        stop()
 
 
 def test_corrupt_and_missing_covers_stay_broken():
-    world = tiny_world()
-    hashes = world.videos.column("cover_url").to_pylist()
-    url, stop = start_simulator(seed=3, world=world, faults="corrupt_cover=0.4,missing_cover=0.3")
-    try:
+    with tiny_simulator(faults="corrupt_cover=0.4,missing_cover=0.3") as (url, world):
+        hashes = world.videos.column("cover_url").to_pylist()
         outcome = {}
         for h in hashes:
             results = []
@@ -171,5 +151,3 @@ def test_corrupt_and_missing_covers_stay_broken():
             assert len(set(results)) == 1, results  # a broken cover is broken on every attempt
             outcome[h] = results[0]
         assert set(outcome.values()) == {"ok", "corrupt", 404}
-    finally:
-        stop()

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pixelrec_data.simulator import start_simulator
-from test_simulator_world import get_json, http_get, tiny_simulator, tiny_world
+from test_simulator_world import get_json, http_get, tiny_simulator
 
 SHAPES = Path(__file__).parent / "fixture_shapes"
 # Keys the platform itself sends only sometimes (the simulator leaves them out).
@@ -104,16 +103,12 @@ def _check_against(folder: Path, server):
 
 def _check_blocked(folder: Path, world):
     """412/-412 then -352: shaped like error_412.json and error_352_vvoucher.json."""
-    url, stop = start_simulator(seed=3, world=world, rate=2.0,
-                                limiter_options={"block_s": 30.0, "abuse_limit": 2})
     aid = _ids(world, 0)[0]
     seen = {}
-    try:
+    with tiny_simulator(rate=2.0, limiter_options={"block_s": 30.0, "abuse_limit": 2}) as (url, _):
         for _ in range(8):
             status, body = get_json(f"{url}/x/web-interface/archive/stat?aid={aid}")
             seen.setdefault(body["code"], (status, body))
-    finally:
-        stop()
     assert seen[-412][0] == 412 and -352 in seen, sorted(seen)
     for code, name in ((-412, "error_412.json"), (-352, "error_352_vvoucher.json")):
         example = json.loads((folder / name).read_text(encoding="utf-8"))

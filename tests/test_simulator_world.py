@@ -76,12 +76,13 @@ def tiny_world(seed: int = 3, users: int = 60, videos: int = 12, big_video_comme
 
 
 @contextmanager
-def tiny_simulator():
-    """A real simulator process serving tiny_world(): yields (base URL, world), stops it after."""
+def tiny_simulator(**options):
+    """A real simulator (a server thread) serving tiny_world(), with start_simulator's `options`
+    (rate, faults, ...): yields (base URL, world), stops it after."""
     from pixelrec_data.simulator import start_simulator
 
     world = tiny_world()
-    url, stop = start_simulator(seed=3, world=world)
+    url, stop = start_simulator(seed=3, world=world, **options)
     try:
         yield url, world
     finally:
