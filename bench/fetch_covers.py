@@ -26,7 +26,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -79,21 +78,9 @@ def serve(port: int, folder: Path, count: int) -> None:
 
     app = web.Application()
     app.router.add_get("/img/{name}", img)
-    print("ready", flush=True)
-    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
-
-
-
-def wait_for_port(port: int, seconds: float = 60.0) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    # aiohttp calls print once the socket listens: only then is the server ready
+    web.run_app(app, host="127.0.0.1", port=port, print=lambda _: print("ready", flush=True),
+                access_log=None)
 
 
 # --- measuring --------------------------------------------------------------------------------
@@ -273,7 +260,6 @@ def main() -> None:
     results = collections.defaultdict(list)
     try:
         assert server.stdout.readline().strip() == "ready"
-        wait_for_port(port)
         urls = [f"http://127.0.0.1:{port}/img/{n}.jpg" for n in range(args.covers)]
         run_plain(urls[:200], args.concurrency)  # warm-up
         with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:

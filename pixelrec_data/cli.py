@@ -36,7 +36,7 @@ COMMANDS = {
 
 class LazyGroup(click.Group):
     def list_commands(self, ctx):
-        return [name for name in COMMANDS if self._load(name) is not None]
+        return list(COMMANDS)
 
     def get_command(self, ctx, name):
         return self._load(name)
@@ -47,13 +47,7 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attr = target.split(":")
-        try:
-            module = importlib.import_module(f"pixelrec_data.commands.{module_name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"pixelrec_data.commands.{module_name}":
-                return None  # that part of the product is not built yet
-            raise
-        return getattr(module, attr, None)
+        return getattr(importlib.import_module(f"pixelrec_data.commands.{module_name}"), attr)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -68,10 +62,7 @@ def main(argv=None):
     except InputError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("interrupted: rerun the same command to continue", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("interrupted: rerun the same command to continue", err=True)
         sys.exit(130)
     except click.ClickException as exc:

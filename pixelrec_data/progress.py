@@ -5,14 +5,14 @@ import os
 import time
 from contextlib import contextmanager
 
-from tqdm.auto import tqdm
-
 
 def quiet() -> bool:
     return os.environ.get("PIXELREC_QUIET", "") not in ("", "0")
 
 
 def bar(total=None, desc="", unit="it", **kwargs):
+    from tqdm.auto import tqdm  # here, not at import: every command module imports this one
+
     return tqdm(total=total, desc=desc, unit=unit, disable=quiet(), dynamic_ncols=True, **kwargs)
 
 

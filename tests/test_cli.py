@@ -9,6 +9,8 @@ def test_pixelrec_help_lists_commands():
     out = subprocess.run([sys.executable, "-m", "pixelrec_data.cli", "--help"], cwd=ROOT,
                          capture_output=True, text=True, check=True).stdout
     assert "Usage: pixelrec" in out
+    from pixelrec_data.cli import COMMANDS
+    assert all(name in out for name in COMMANDS)  # every command's module loads
 
 
 def test_unknown_command_exits_2():

@@ -276,8 +276,12 @@ def test_two_processes_on_one_redis_equal_one(reference, sim, work):
                               "--appendonly", "no"], stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
-        while socket.socket().connect_ex(("127.0.0.1", port)) != 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.05)
         args = crawl_args(sim.url, work / "shared", work / "key", "--rate", "0", "--concurrency", "4",
                           "--seed", "1", "--redis-url", f"redis://127.0.0.1:{port}/0")
         procs = [subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -60,9 +60,6 @@ class FaultSpec:
                 raise InputError(f"--faults: unknown fault '{name}' (known: {known})")
         return spec
 
-    def any(self) -> bool:
-        return any(rate > 0 for rate in self.rates.values())
-
 
 class FaultPlan:
     """Decides faults for one server; counts attempts per URL (thread-safe, the count is tiny)."""

@@ -69,14 +69,12 @@ def _int(query, name, default=None, low=None, high=None) -> int:
 
 
 class Simulator:
-    def __init__(self, world, seed: int, faults: FaultSpec | str | None = None, limiter=None,
-                 visual_names=None):
+    def __init__(self, world, seed: int, faults: FaultSpec | str | None = None, limiter=None):
         self.world = world if isinstance(world, SimWorld) else SimWorld(world, seed)
         self.seed = int(seed)
         spec = faults if isinstance(faults, FaultSpec) else FaultSpec.parse(faults)
         self.faults = FaultPlan(spec, self.seed)
         self.limiter = limiter
-        self.visual_names = visual_names
         self.covers = CoverCache(self._features_of)
         self.stats = Counter()  # requests, blocked_412, challenged_352, fault_<kind>: see /__simulator/stats
 
@@ -84,7 +82,7 @@ class Simulator:
         i = self.world.by_cover.get(cover_hash)
         if i is None:
             return None
-        return feature_dict(self.world.visual[i], self.visual_names)
+        return feature_dict(self.world.visual[i])
 
     # -- the app ---------------------------------------------------------------------------------
     def app(self) -> web.Application:
