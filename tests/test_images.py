@@ -93,7 +93,6 @@ def test_resume_and_rebuild_on_change(tmp_path, monkeypatch):
     assert images._read_state(files["state"])["done"] == {0, 1}
     with open(files["state"], "a") as log:  # a line torn by a kill: that chunk is redone
         log.write('{"chunk": 2, "failu')
-    monkeypatch.setattr(images, "decode_cover", real)
     decoded = []
     monkeypatch.setattr(images, "decode_cover", lambda *a: decoded.append(a[0]) or real(*a))
     monkeypatch.setattr(images, "_finish", lambda *a: None)  # stop before the rename, log kept

@@ -17,7 +17,7 @@ T0 = 1_600_000_000
 
 
 def video(pvid: str, crawled_at: int = T0, title: str | None = None, **extra) -> dict:
-    row = {"platform_video_id": pvid, "aid": abs(hash(pvid)) % 10**9, "title": title or f"title {pvid}",
+    row = {"platform_video_id": pvid, "title": title or f"title {pvid}",
            "description": f"about {pvid}", "tag": "tag", "channel": "channel",
            "cover_url": f"http://127.0.0.1/{pvid}.jpg", **{c: 1 for c in COUNT_COLUMNS},
            "release_time": T0 - 1000, "duration_s": 60, "crawled_at": crawled_at}
