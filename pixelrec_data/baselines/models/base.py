@@ -89,6 +89,14 @@ class Recommender(nn.Module):
             match["params"].append(param)
         return [g for g in [*groups, rest] if g["params"]]
 
+    def pair_loss(self, user: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor,
+                  bpr_form=bpr_eps_inside) -> torch.Tensor:
+        """One user vector against one positive and one negative item: BPR in the model's form
+        (bpr or bpr_eps_inside, as its official code), or softmax CE over all items (`loss: ce`)."""
+        if self.loss_type == "ce":
+            return self.softmax_loss(user, pos)
+        return bpr_form((user * self.item_embedding(pos)).sum(-1), (user * self.item_embedding(neg)).sum(-1))
+
     def softmax_loss(self, user: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Cross-entropy over all items (the `loss: ce` option), PAD excluded: [N]."""
         logits = (user @ self.item_representation().T).float()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import Recommender, bpr_eps_inside
+from .base import Recommender
 
 
 class DSSM(Recommender):
@@ -25,12 +25,7 @@ class DSSM(Recommender):
         return (self.item_embedding(items) * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
     def loss(self, batch):
-        user = self.user_tower(batch["context"])
-        if self.loss_type == "ce":
-            return self.softmax_loss(user, batch["pos"])
-        s_pos = (user * self.item_embedding(batch["pos"])).sum(-1)
-        s_neg = (user * self.item_embedding(batch["neg"])).sum(-1)
-        return bpr_eps_inside(s_pos, s_neg)
+        return self.pair_loss(self.user_tower(batch["context"]), batch["pos"], batch["neg"])
 
     def user_representation(self, batch):
         return self.user_tower(batch["history"])

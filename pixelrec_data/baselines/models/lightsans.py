@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data import M
-from .base import Recommender, bpr_eps_inside, init_normal
+from .base import Recommender, init_normal
 from .layers import add_input_stack
 
 
@@ -89,11 +89,7 @@ class LightSANs(Recommender):
         return x[:, -1]
 
     def loss(self, batch):
-        user = self.encode(batch["seq"][:, :M])
-        if self.loss_type == "ce":
-            return self.softmax_loss(user, batch["seq"][:, M])
-        pos, neg = self.item_embedding(batch["seq"][:, M]), self.item_embedding(batch["neg"])
-        return bpr_eps_inside((user * pos).sum(-1), (user * neg).sum(-1))
+        return self.pair_loss(self.encode(batch["seq"][:, :M]), batch["seq"][:, M], batch["neg"])
 
     def user_representation(self, batch):
         return self.encode(batch["history"])

@@ -19,12 +19,7 @@ class MF(Recommender):
         # mlp_hidden_size [] in the paper's config: the towers are the identity
 
     def loss(self, batch):
-        user = self.user_embedding(batch["user"])
-        if self.loss_type == "ce":
-            return self.softmax_loss(user, batch["pos"])
-        s_pos = (user * self.item_embedding(batch["pos"])).sum(-1)
-        s_neg = (user * self.item_embedding(batch["neg"])).sum(-1)
-        return bpr(s_pos, s_neg)
+        return self.pair_loss(self.user_embedding(batch["user"]), batch["pos"], batch["neg"], bpr)
 
     def user_representation(self, batch):
         return self.user_embedding(batch["user"])

@@ -101,11 +101,7 @@ class SRGNN(Recommender):
         return self.transform(torch.cat([global_, ht], dim=1))
 
     def loss(self, batch):
-        user = self.session(batch["seq"][:, :M])
-        if self.loss_type == "ce":
-            return self.softmax_loss(user, batch["seq"][:, M])
-        pos, neg = self.item_embedding(batch["seq"][:, M]), self.item_embedding(batch["neg"])
-        return bpr((user * pos).sum(-1), (user * neg).sum(-1))
+        return self.pair_loss(self.session(batch["seq"][:, :M]), batch["seq"][:, M], batch["neg"], bpr)
 
     def user_representation(self, batch):
         return self.session(batch["history"])
