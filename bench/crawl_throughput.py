@@ -64,7 +64,9 @@ async def plain_client(base: str) -> tuple[int, float, dict]:
     The walk mirrors the spider: every page of the 23 channel listings, one view per listed
     micro-video, then for each kept video tags, danmaku, related and comment page 1 side by side,
     and once page 1 gave the count the other comment pages at once (and one past the last page
-    when the last page was full). Returns (requests, seconds, requests per endpoint).
+    when the last page was full). Each comment page is followed by the reply/reply pages of its
+    roots whose preview does not show all their replies: root after root, page after page, before
+    that page's next comment page. Returns (requests, seconds, requests per endpoint).
     """
     from crawler.spiders.bilibili import CHANNEL_RIDS, LISTING_PS, REPLY_PS
 
@@ -87,6 +89,25 @@ async def plain_client(base: str) -> tuple[int, float, dict]:
     def micro(refs) -> list:
         return [a["aid"] for a in refs if a.get("duration") in (None, "") or a["duration"] < 600]
 
+    async def threads(session, aid, doc) -> bool:
+        """The reply/reply pages of a comment page's roots with replies beyond their preview (the
+        spider's parse_replies.nested), sequential; False when one failed: the spider then drops
+        the rest of that page's branch."""
+        replies = (doc.get("data") or {}).get("replies") or []
+        for root in [r["rpid"] for r in replies if (r.get("rcount") or 0) > len(r.get("replies") or [])]:
+            pn = 1
+            while True:
+                sub = await get(session, "/x/v2/reply/reply", type=1, oid=aid, root=root, ps=REPLY_PS,
+                                pn=pn)
+                if sub["code"] != 0:
+                    return False
+                data = sub["data"]
+                if not data.get("replies") or data["page"]["num"] * max(data["page"]["size"], 1) >= \
+                        data["page"]["count"]:
+                    break
+                pn += 1
+        return True
+
     async def reply_pages(session, aid):
         first = await get(session, "/x/v2/reply", type=1, oid=aid, sort=0, ps=REPLY_PS, pn=1)
         data = first.get("data") or {}
@@ -97,9 +118,10 @@ async def plain_client(base: str) -> tuple[int, float, dict]:
         async def page(pn):
             doc = await get(session, "/x/v2/reply", type=1, oid=aid, sort=0, ps=REPLY_PS, pn=pn)
             replies = (doc.get("data") or {}).get("replies") or []
-            if doc["code"] == 0 and pn >= pages and len(replies) >= REPLY_PS:
+            if doc["code"] == 0 and await threads(session, aid, doc) and pn >= pages and \
+                    len(replies) >= REPLY_PS:
                 await page(pn + 1)
-        await asyncio.gather(*[page(pn) for pn in range(2, pages + 1)])
+        await asyncio.gather(threads(session, aid, first), *[page(pn) for pn in range(2, pages + 1)])
 
     async def video(session, aid):
         if aid in seen:

@@ -142,7 +142,7 @@ def reference(work, sim):
     return work / "ref"
 
 
-def test_crawl_recovers_the_ground_truth(reference, truth, work):
+def test_crawl_recovers_the_ground_truth(reference, truth, work, sim):
     key = (work / "key").read_bytes()
     assert len(key) == 32 and (os.stat(work / "key").st_mode & 0o777) == 0o600
     want_videos, want_events = expected(truth, key)
@@ -160,6 +160,8 @@ def test_crawl_recovers_the_ground_truth(reference, truth, work):
     assert stats["videos"] == len(videos) and stats["events"] == len(events)
     assert stats["requests"] > len(videos) * 4 and stats["close_reason"] == "finished"
     assert stats["last_run"]["robots_txt_requests"] == 1 and stats["last_run"]["gave_up"] == 0
+    served = json.loads(urllib.request.urlopen(sim.url + "/__simulator/stats", timeout=10).read())
+    assert served["requests /x/v2/reply/reply"] > 0  # nested replies were followed past the previews
 
 
 def test_nothing_identifying_is_written(reference, truth):

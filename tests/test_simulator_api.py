@@ -44,31 +44,95 @@ def _visible(world):
     return [(k, r) for k, r in enumerate(rows) if not world.removed[k]]
 
 
-def test_reply_pages_cover_every_comment(served):
+def _roots(url, aid, sort=0):
+    """Every root of /x/v2/reply (page after page until an empty one) and the last page's data."""
+    roots, pn = [], 1
+    while pn < 1000:
+        status, body = get_json(f"{url}/x/v2/reply?type=1&oid={aid}&sort={sort}&ps=20&pn={pn}")
+        assert status == 200 and body["code"] == 0
+        data = body["data"]
+        if not data["replies"]:
+            return roots, data
+        roots += data["replies"]
+        pn += 1
+    raise AssertionError("reply pages do not end")
+
+
+def _thread(url, aid, root, ps):
+    """Every reply of one root through /x/v2/reply/reply, and the number of non-empty pages."""
+    replies, pn = [], 1
+    while pn < 1000:
+        status, body = get_json(f"{url}/x/v2/reply/reply?type=1&oid={aid}&root={root}&ps={ps}&pn={pn}")
+        assert status == 200 and body["code"] == 0
+        data = body["data"]
+        assert data["root"]["rpid"] == root and data["root"]["rcount"] == data["page"]["count"]
+        assert (data["page"]["num"], data["page"]["size"]) == (pn, ps)
+        if not data["replies"]:
+            return replies, pn - 1
+        replies += data["replies"]
+        pn += 1
+    raise AssertionError("reply/reply pages do not end")
+
+
+def _check_thread(root, thread):
+    """A thread as the platform nests it: oldest first, after its root, parents inside the thread."""
+    assert [r["rpid"] for r in thread[:3]] == [r["rpid"] for r in root["replies"]]  # the preview
+    assert thread[:3] == root["replies"]
+    rpids = [r["rpid"] for r in thread]
+    assert rpids == sorted(rpids) and all(r["ctime"] >= root["ctime"] for r in thread)
+    assert [r["ctime"] for r in thread] == sorted(r["ctime"] for r in thread)
+    dialogs = {}
+    for r in thread:
+        assert (r["root"], r["root_str"], r["replies"]) == (root["rpid"], str(root["rpid"]), None)
+        assert r["parent_str"] == str(r["parent"]) and r["oid"] == root["oid"]
+        if r["parent"] == root["rpid"]:
+            assert r["dialog"] == r["rpid"]  # answering the root opens a dialog
+        else:
+            assert r["dialog"] == dialogs[r["parent"]]  # answering an earlier reply joins its dialog
+        dialogs[r["rpid"]] = r["dialog"]
+
+
+def test_roots_and_threads_cover_every_comment(served):
     url, world = served
     truth = _events(world, "comment")
-    multi_page = 0
+    rcounts, multi_page, answers = [], 0, 0
     for k, video in _visible(world):
         if world.comments_closed[k]:
             continue
-        got, pn = [], 1
-        while pn < 1000:
-            status, body = get_json(f"{url}/x/v2/reply?type=1&oid={video['aid']}&sort=0&ps=20&pn={pn}")
-            assert status == 200 and body["code"] == 0
-            replies = body["data"]["replies"]
-            if not replies:
-                break
-            for reply in replies:
-                assert isinstance(reply["mid"], int) and reply["member"]["mid"] == str(reply["mid"])
-                assert reply["oid"] == video["aid"]
-            got += [(r["mid"], r["ctime"]) for r in replies]
-            pn += 1
-        multi_page += pn > 2
+        roots, last = _roots(url, video["aid"])
+        got = []
+        for root in roots:
+            assert isinstance(root["mid"], int) and root["member"]["mid"] == str(root["mid"])
+            assert (root["oid"], root["root"], root["parent"]) == (video["aid"], 0, 0)
+            assert root["count"] == root["rcount"] and len(root["replies"]) == min(3, root["rcount"])
+            got.append((root["mid"], root["ctime"]))
+            rcounts.append(root["rcount"])
+            if root["rcount"]:
+                thread, pages = _thread(url, video["aid"], root["rpid"], ps=5)
+                assert len(thread) == root["rcount"] and pages == -(-root["rcount"] // 5)
+                _check_thread(root, thread)
+                multi_page += pages > 1
+                answers += sum(r["parent"] != root["rpid"] for r in thread)
+                got += [(r["mid"], r["ctime"]) for r in thread]
         want = [(e["mid"], e["timestamp"]) for e in truth.get(video["platform_video_id"], [])]
         assert Counter(got) == Counter(want), video["platform_video_id"]
-        assert [t for _, t in got] == sorted((t for _, t in got), reverse=True)  # sort=0: newest first
-        assert body["data"]["page"]["count"] == len(want)
-    assert multi_page > 0
+        assert [r["ctime"] for r in roots] == sorted((r["ctime"] for r in roots), reverse=True)
+        assert (last["page"]["count"], last["page"]["acount"]) == (len(roots), len(want))
+    # most roots have no reply, some a few (all in the preview), some more than the preview shows
+    assert sum(c == 0 for c in rcounts) > 0.6 * len(rcounts)
+    assert any(1 <= c <= 3 for c in rcounts) and any(c > 5 for c in rcounts)
+    assert multi_page > 0 and answers > 0
+
+
+def test_like_sort_lists_the_same_roots(served):
+    url, world = served
+    counts = Counter(e["platform_video_id"] for e in world.events.to_pylist() if e["source"] == "comment")
+    open_videos = [(k, v) for k, v in _visible(world) if not world.comments_closed[k]]
+    for k, video in sorted(open_videos, key=lambda kv: -counts[kv[1]["platform_video_id"]])[:5]:
+        newest, _ = _roots(url, video["aid"])
+        liked, _ = _roots(url, video["aid"], sort=1)
+        assert sorted(r["rpid"] for r in liked) == sorted(r["rpid"] for r in newest)
+        assert [r["like"] for r in liked] == sorted((r["like"] for r in liked), reverse=True)
 
 
 def test_dm_list_decompresses_and_holds_every_danmaku(served):
@@ -157,8 +221,19 @@ def test_error_envelopes(tiny):
     assert get_json(f"{url}/x/web-interface/view?bvid=BV1xxxxxxxxx")[1]["code"] == -404
     assert get_json(f"{url}/x/v2/reply?type=1&oid={aid[2]}&pn=1")[1]["code"] == 12002
     assert get_json(f"{url}/x/v2/reply?type=1&oid={aid[3]}&pn=1")[1]["code"] == removed
+    threads = {k: _roots(url, aid[k])[0] for k in (0, 10)}
+    nested = next(r for r in threads[10] if r["rcount"])
+    thread = f"/x/v2/reply/reply?type=1&oid={aid[10]}&root={nested['rpid']}"
+    assert get_json(url + thread)[1]["code"] == 0
+    assert get_json(f"{url}/x/v2/reply/reply?type=1&oid={aid[2]}&root=1")[1]["code"] == 12002
+    assert get_json(f"{url}/x/v2/reply/reply?type=1&oid={aid[3]}&root=1")[1]["code"] == removed
+    for root in (1, threads[0][0]["rpid"], nested["replies"][0]["rpid"]):  # unknown, other video's, nested
+        missing = get_json(f"{url}/x/v2/reply/reply?type=1&oid={aid[10]}&root={root}")[1]
+        assert missing == {"code": 12022, "message": "已经被删除了", "ttl": 1, "data": None}
     for bad in ("/x/web-interface/view", "/x/web-interface/view?aid=x",
                 f"/x/v2/reply?type=2&oid={aid[0]}", f"/x/v2/reply?type=1&oid={aid[0]}&ps=21",
+                thread.replace("type=1", "type=2"), thread + "&ps=21", thread + "&pn=0",
+                f"/x/v2/reply/reply?type=1&oid={aid[10]}",
                 "/x/web-interface/dynamic/region?rid=3&ps=51", "/x/web-interface/dynamic/region"):
         status, body = get_json(url + bad)
         assert (status, body["code"]) == (200, -400), bad
@@ -171,12 +246,15 @@ def test_robots_allows_the_api(tiny):
     robots.parse(http_get(f"{url}/robots.txt")[2].decode().splitlines())
     for path in ("/x/web-interface/view?aid=1", "/x/web-interface/dynamic/region?rid=1",
                  "/x/web-interface/archive/related?aid=1", "/x/web-interface/view/detail/tag?aid=1",
-                 "/x/v2/reply?type=1&oid=1", "/x/v1/dm/list.so?oid=1", "/bfs/archive/a.jpg"):
+                 "/x/v2/reply?type=1&oid=1", "/x/v2/reply/reply?type=1&oid=1&root=1",
+                 "/x/v1/dm/list.so?oid=1", "/bfs/archive/a.jpg"):
         assert robots.can_fetch("pixelrec-crawler", url + path), path
     assert not robots.can_fetch("pixelrec-crawler", url + "/account/login")
 
 
 def test_a_video_above_the_cap_pages_completely():
+    """Thousands of commenters: the roots' pages plus the threads the previews do not show (followed
+    as the crawler follows them) hold every comment; some threads need several reply/reply pages."""
     world = generate_world(seed=2, users=9000, videos=40, hot_videos=1)
     url, stop = start_simulator(seed=2, world=world)
     try:
@@ -185,13 +263,16 @@ def test_a_video_above_the_cap_pages_completely():
         k = max(range(sim.n), key=counts.__getitem__)
         users = set(sim.comments.mid[sim.comments.rows(k)].tolist())
         assert len(users) > 5000  # many hundreds of pages
-        seen, pn = set(), 1
-        while pn < 2000:
-            data = get_json(f"{url}/x/v2/reply?type=1&oid={sim.cols['aid'][k]}&sort=0&ps=20&pn={pn}")[1]["data"]
-            if not data["replies"]:
-                break
-            seen |= {(r["rpid"], r["mid"]) for r in data["replies"]}
-            pn += 1
-        assert len(seen) == counts[k] == data["page"]["count"] and {m for _, m in seen} == users
+        aid = sim.cols["aid"][k]
+        roots, last = _roots(url, aid)
+        seen, long_threads = set(), 0
+        for root in roots:
+            seen |= {(r["rpid"], r["mid"]) for r in [root, *root["replies"]]}
+            if root["rcount"] > len(root["replies"]):
+                thread, pages = _thread(url, aid, root["rpid"], ps=20)
+                seen |= {(r["rpid"], r["mid"]) for r in thread}
+                long_threads += pages > 1
+        assert len(roots) == last["page"]["count"] < last["page"]["acount"] == counts[k]
+        assert len(seen) == counts[k] and {m for _, m in seen} == users and long_threads > 0
     finally:
         stop()

@@ -11,6 +11,7 @@ from PIL import Image
 from pixelrec_data.simulator import start_simulator
 from pixelrec_data.simulator.faults import FaultSpec
 from pixelrec_data.simulator.ratelimit import BLOCKED, CHALLENGED, OK, RateLimiter
+from pixelrec_data.simulator.world import SimWorld
 from schemas.errors import InputError
 from test_simulator_world import get_json, http_get, tiny_simulator, tiny_world
 
@@ -48,6 +49,7 @@ def test_server_answers_412_then_352_and_keeps_covers_open():
         assert http_get(f"{url}/bfs/archive/{cover}.jpg")[0] == 200
         stats = get_json(f"{url}/__simulator/stats")[1]
         assert (stats["requests"], stats["blocked_412"], stats["challenged_352"]) == (7, 3, 2)
+        assert (stats["requests /x/web-interface/view"], stats["requests /bfs/archive/{name}"]) == (6, 1)
 
 
 def _statuses(url, paths, tries):
@@ -65,7 +67,9 @@ def _statuses(url, paths, tries):
 def test_faults_are_deterministic_and_retries_succeed():
     world = tiny_world()
     aids = world.videos.column("aid").to_pylist()
-    paths = [f"/x/web-interface/view?aid={a}" for a in aids] + [f"/x/v2/reply?type=1&oid={aids[0]}&pn=1"]
+    root = int(SimWorld(world, seed=3).threads(0).root_rpid[0])
+    paths = [f"/x/web-interface/view?aid={a}" for a in aids] + [
+        f"/x/v2/reply?type=1&oid={aids[0]}&pn=1", f"/x/v2/reply/reply?type=1&oid={aids[0]}&root={root}&pn=1"]
     runs = []
     for seed in (3, 3, 4):
         url, stop = start_simulator(seed=seed, world=tiny_world(), faults="5xx=0.3,truncate=0.3")

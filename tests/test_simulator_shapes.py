@@ -15,9 +15,18 @@ import pytest
 from test_simulator_world import get_json, http_get, tiny_simulator
 
 SHAPES = Path(__file__).parent / "fixture_shapes"
-# Keys the platform itself sends only sometimes (the simulator leaves them out).
+# Keys the platform itself sends only sometimes (the simulator leaves them out, or sends them where
+# the platform does: the reply texts of a root with replies). The comment keys vary inside the
+# examples themselves: content.emote only with emotes in the text (reply.json), vip's
+# avatar_subscript_url on some members only, card_label and up_reply on a few roots (reply_reply.json).
 OPTIONAL = {"data.staff", "data.mission_id", "data.archives[].mission_id", "data[].mission_id",
-            "data.honor_reply.honor"}
+            "data.honor_reply.honor", "data.replies[].content.emote",
+            "data.replies[].member.vip.avatar_subscript_url", "data.root.member.vip.avatar_subscript_url",
+            "data.replies[].reply_control.sub_reply_entry_text",
+            "data.replies[].reply_control.sub_reply_title_text",
+            "data.root.card_label", "data.root.reply_control.up_reply"}
+# Responses without an example of their own, held against the example of the same shape.
+SHAPED_LIKE = {"error_62002_like_12002": "error_62002.json", "reply_with_threads": "reply.json"}
 # Objects whose keys are data (emote names, ...), not schema.
 FREE_MAPS = {"emote", "jump_url", "icon_resource"}
 
@@ -65,12 +74,29 @@ def _ids(world, k):
             int(world.cid[k]))
 
 
+def _busiest_root(url, world) -> tuple[int, int, int]:
+    """(aid, rpid, position in the sort=0 listing) of the root with the most replies in the world."""
+    best = (0, 0, 0, 0)
+    for k in range(world.videos.num_rows):
+        aid = _ids(world, k)[0]
+        for pn in range(1, 100):
+            replies = (get_json(f"{url}/x/v2/reply?type=1&oid={aid}&ps=20&pn={pn}")[1].get("data") or {}
+                       ).get("replies")
+            if not replies:
+                break
+            for j, r in enumerate(replies):
+                best = max(best, (r["rcount"], aid, r["rpid"], (pn - 1) * 20 + j))
+    assert best[0] > 3, "the tiny world has no thread longer than its preview"
+    return best[1:]
+
+
 def responses(server) -> dict[str, dict]:
-    """One simulator response per example file name."""
+    """One simulator response per example file name (or per SHAPED_LIKE name)."""
     url, world = server
     aid, bvid, cid = _ids(world, 0)
     closed_aid = _ids(world, 2)[0]
     removed_aid = _ids(world, 3)[0]
+    thread_aid, root, position = _busiest_root(url, world)
     out = {
         "view.json": get_json(f"{url}/x/web-interface/view?bvid={bvid}")[1],
         "archive_stat.json": get_json(f"{url}/x/web-interface/archive/stat?aid={aid}")[1],
@@ -79,6 +105,11 @@ def responses(server) -> dict[str, dict]:
         "region.json": get_json(f"{url}/x/web-interface/dynamic/region?rid=0&ps=3&pn=1")[1],
         "reply.json": get_json(f"{url}/x/v2/reply?type=1&oid={aid}&sort=0&ps=20&pn=1")[1],
         "reply_count.json": get_json(f"{url}/x/v2/reply/count?type=1&oid={aid}")[1],
+        "reply_reply.json": get_json(f"{url}/x/v2/reply/reply?type=1&oid={thread_aid}&root={root}"
+                                     f"&ps=20&pn=1")[1],
+        # a page holding only that root, so that its reply texts and preview are held against it
+        "reply_with_threads": get_json(f"{url}/x/v2/reply?type=1&oid={thread_aid}&sort=0&ps=1"
+                                       f"&pn={position + 1}")[1],
         "error_404.json": get_json(f"{url}/x/web-interface/view?aid=1")[1],
     }
     removed = get_json(f"{url}/x/web-interface/view?aid={removed_aid}")[1]
@@ -89,10 +120,9 @@ def responses(server) -> dict[str, dict]:
 
 def _check_against(folder: Path, server):
     got = responses(server)
+    assert got["reply_with_threads"]["data"]["replies"][0]["replies"]  # a root with its preview
     for name, actual in got.items():
-        example = folder / name
-        if not example.exists():  # 12002 has no example of its own: it is shaped like 62002
-            example = folder / "error_62002.json"
+        example = folder / SHAPED_LIKE.get(name, name)
         errors = shape_errors(json.loads(example.read_text(encoding="utf-8")), actual)
         assert not errors, f"{name}: {errors[:10]}"
         assert actual["code"] == json.loads(example.read_text(encoding="utf-8"))["code"] or \

@@ -109,6 +109,25 @@ def test_events_grouped_per_video_and_ordered(indexed):
             assert stamps == sorted(stamps, reverse=newest_first)
 
 
+def test_threads_split_each_videos_comments_into_roots_and_later_replies(indexed):
+    world, sim = indexed
+    again, other = SimWorld(world, seed=3), SimWorld(world, seed=4)
+    c, differs = sim.comments, 0
+    for i in range(world.videos.num_rows):
+        threads, rows = sim.threads(i), sim.comments.rows(i)
+        assert sorted(threads.roots.tolist() + threads.replies.tolist()) == list(range(rows.start, rows.stop))
+        assert threads.root_rpid.tolist() == sorted(c.ident[threads.roots].tolist(), reverse=True)
+        for k in range(len(threads.roots)):
+            replies = threads.replies[threads.start[k]:threads.start[k + 1]]
+            assert (c.timestamp[replies] >= c.timestamp[threads.roots[k]]).all()
+            assert c.ident[replies].tolist() == sorted(c.ident[replies].tolist())
+            assert threads.find_root(int(threads.root_rpid[k])) == k
+        assert all(threads.find_root(int(r)) is None for r in c.ident[threads.replies])
+        assert threads.replies.tolist() == again.threads(i).replies.tolist()
+        differs += threads.replies.tolist() != other.threads(i).replies.tolist()
+    assert differs > 0 and sim.threads(0).total == 45
+
+
 def test_listing_covers_every_video_once(indexed):
     world, sim = indexed
     listed = np.concatenate([rows for rid, rows in sim.listing.items() if rid != 0])

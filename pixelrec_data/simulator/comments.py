@@ -1,4 +1,5 @@
-"""Comment pages (/x/v2/reply) and the danmaku pool (/x/v1/dm/list.so) in the platform's shapes."""
+"""Comment pages (/x/v2/reply, /x/v2/reply/reply) and the danmaku pool (/x/v1/dm/list.so) in the
+platform's shapes. Which comments are roots and which nested replies: threads.py."""
 from __future__ import annotations
 
 import hashlib
@@ -6,6 +7,7 @@ import zlib
 from xml.sax.saxutils import escape
 
 from .payloads import FOLDER, PHRASES
+from .threads import PREVIEW, Threads
 from .world import SimWorld
 
 MAX_REPLY_PS = 20
@@ -45,38 +47,73 @@ def _member(mid: int) -> dict:
     }
 
 
-def _reply(aid: int, rpid: int, mid: int, ctime: int) -> dict:
+def _reply(aid: int, rpid: int, mid: int, ctime: int, root: int = 0, parent: int = 0, dialog: int = 0,
+           rcount: int = 0) -> dict:
+    """One comment object; a root has root = parent = 0, a nested reply its root and parent rpids."""
+    control = {"time_desc": ""}
+    if rcount:
+        control.update(sub_reply_entry_text=f"共{rcount}条回复",
+                       sub_reply_title_text=f"相关回复共{rcount}条")
     return {
-        "rpid": rpid, "oid": aid, "type": 1, "mid": mid, "root": 0, "parent": 0, "dialog": 0,
-        "count": 0, "rcount": 0, "state": 0, "fansgrade": 0, "attr": 0, "ctime": ctime,
-        "rpid_str": str(rpid), "root_str": "0", "parent_str": "0", "like": rpid % 97, "action": 0,
-        "member": _member(mid),
+        "rpid": rpid, "oid": aid, "type": 1, "mid": mid, "root": root, "parent": parent, "dialog": dialog,
+        "count": rcount, "rcount": rcount, "state": 0, "fansgrade": 0, "attr": 0, "ctime": ctime,
+        "rpid_str": str(rpid), "root_str": str(root), "parent_str": str(parent), "like": rpid % 97,
+        "action": 0, "member": _member(mid),
         "content": {"message": placeholder_text("c", rpid), "plat": 0, "device": "", "members": [],
                     "emote": {}, "jump_url": {}, "max_line": 6},
-        "replies": [], "assist": 0, "folder": dict(FOLDER),
+        "replies": [] if root == 0 else None, "assist": 0, "folder": dict(FOLDER),
         "up_action": {"like": False, "reply": False}, "show_follow": False, "invisible": False,
-        "reply_control": {"time_desc": ""},
+        "reply_control": control,
     }
 
 
-def reply_page(world: SimWorld, i: int, pn: int, ps: int, sort: int) -> dict:
-    """data of /x/v2/reply: top-level comments only, newest first (sort=0) or by likes (1, 2)."""
-    rows = world.comments.rows(i)
-    count = rows.stop - rows.start
-    order = range(rows.start, rows.stop)  # newest first; a page is a slice, not a copy of all
-    if sort in (1, 2):
-        ident = world.comments.ident
-        order = sorted(order, key=lambda r: (-(int(ident[r]) % 97), -int(ident[r])))
-    page_rows = order[(pn - 1) * ps: pn * ps]
-    aid = int(world.cols["aid"][i])
+def _comment(world: SimWorld, aid: int, row: int, **nesting) -> dict:
     c = world.comments
-    replies = [_reply(aid, int(c.ident[r]), int(c.mid[r]), int(c.timestamp[r])) for r in page_rows]
+    return _reply(aid, int(c.ident[row]), int(c.mid[row]), int(c.timestamp[row]), **nesting)
+
+
+def _nested(world: SimWorld, aid: int, threads: Threads, k: int, first: int, stop: int) -> list[dict]:
+    """Replies first..stop-1 (thread order, oldest first) of root k."""
+    base, root = int(threads.start[k]), int(threads.root_rpid[k])
+    return [_comment(world, aid, int(threads.replies[j]), root=root, parent=int(threads.parent[j]),
+                     dialog=int(threads.dialog[j]))
+            for j in range(base + first, min(base + stop, int(threads.start[k + 1])))]
+
+
+def _root(world: SimWorld, aid: int, threads: Threads, k: int) -> dict:
+    """Root k with its rcount and the preview of its first replies (as /x/v2/reply lists it)."""
+    reply = _comment(world, aid, int(threads.roots[k]), rcount=threads.rcount(k))
+    reply["replies"] = _nested(world, aid, threads, k, 0, PREVIEW)
+    return reply
+
+
+def reply_page(world: SimWorld, i: int, pn: int, ps: int, sort: int) -> dict:
+    """data of /x/v2/reply: root comments, newest first (sort=0) or by likes (1, 2), each with its
+    rcount and a preview of its first replies; page.count counts roots, page.acount all comments."""
+    threads = world.threads(i)
+    order = threads.by_likes if sort in (1, 2) else range(len(threads.roots))  # a slice, not a copy
+    aid = int(world.cols["aid"][i])
+    replies = [_root(world, aid, threads, int(k)) for k in order[(pn - 1) * ps: pn * ps]]
     return {
-        "page": {"num": pn, "size": ps, "count": count, "acount": count},
+        "page": {"num": pn, "size": ps, "count": len(threads.roots), "acount": threads.total},
         "config": dict(REPLY_CONFIG), "replies": replies, "hots": [],
         "upper": {"mid": world.owner_mid(i), "top": None, "vote": None}, "top": None, "notice": None,
         "vote": 0, "blacklist": 0, "assist": 0, "mode": 3, "support_mode": [1, 2, 3],
         "folder": dict(FOLDER), "lottery_card": None, "show_bvid": False, "control": dict(REPLY_CONTROL),
+    }
+
+
+def reply_reply_page(world: SimWorld, i: int, k: int, pn: int, ps: int) -> dict:
+    """data of /x/v2/reply/reply: the replies of root k of video i, oldest first, paged."""
+    threads = world.threads(i)
+    aid = int(world.cols["aid"][i])
+    root = _comment(world, aid, int(threads.roots[k]), rcount=threads.rcount(k))
+    root["replies"] = None  # the thread itself is the page
+    return {
+        "config": dict(REPLY_CONFIG), "control": dict(REPLY_CONTROL),
+        "page": {"count": threads.rcount(k), "num": pn, "size": ps},
+        "replies": _nested(world, aid, threads, k, (pn - 1) * ps, pn * ps), "root": root,
+        "show_bvid": True, "show_text": "", "show_type": 1, "upper": {"mid": world.owner_mid(i)},
     }
 
 

@@ -24,6 +24,7 @@ ERRORS = {
     -404: {"code": -404, "message": "啥都木有", "ttl": 1, "data": None},
     62002: {"code": 62002, "message": "稿件不可见", "ttl": 1},
     12002: {"code": 12002, "message": "评论区已关闭", "ttl": 1},
+    12022: {"code": 12022, "message": "已经被删除了", "ttl": 1, "data": None},  # no such root comment
     -412: {"code": -412, "message": "请求被拦截", "ttl": 1, "data": None},
 }
 

@@ -7,11 +7,17 @@ Paths, parameters, envelopes and paging follow the real responses (see payloads.
   GET /x/web-interface/view/detail/tag?aid=&cid=     data[] with one tag_name per part of the tag
   GET /x/web-interface/archive/related?aid= | bvid=  data[]: 1-40 archives, deterministic
   GET /x/web-interface/archive/stat?aid= | bvid=     counts, flat
-  GET /x/v2/reply?type=1&oid=<aid>&sort=0&ps<=20&pn= comments newest first; [] past the end; 12002
+  GET /x/v2/reply?type=1&oid=<aid>&sort=0&ps<=20&pn= root comments newest first (sort 1, 2: by likes),
+                                                     each with rcount and a preview of its first 3
+                                                     replies; page.count roots, page.acount all;
+                                                     [] past the end; 12002 comments closed
+  GET /x/v2/reply/reply?type=1&oid=&root=<rpid>&ps<=20&pn=
+                                                     one root's nested replies, oldest first; [] past
+                                                     the end; 12022 when root is not a root of oid
   GET /x/v2/reply/count?type=1&oid=<aid>             data.count
   GET /x/v1/dm/list.so?oid=<cid>                     raw-deflate XML, current pool (maxlimit)
   GET /bfs/archive/<40 hex>.jpg[@<w>w_<h>h[.fmt]]   cover JPEG (webp/png on request)
-  GET /robots.txt, GET /__simulator/stats (counters; not a platform endpoint)
+  GET /robots.txt, GET /__simulator/stats (counters, per route too; not a platform endpoint)
 Malformed queries get the -400 envelope.
 Requests pass a per-client rate limiter (API paths only; 412/-412, then -352) and deterministic fault
 injection (faults.py) before reaching the handlers. Usable in-process (`start_simulator`, a background
@@ -76,7 +82,8 @@ class Simulator:
         self.faults = FaultPlan(spec, self.seed)
         self.limiter = limiter
         self.covers = CoverCache(self._features_of)
-        self.stats = Counter()  # requests, blocked_412, challenged_352, fault_<kind>: see /__simulator/stats
+        # requests, "requests <route>", blocked_412, challenged_352, fault_<kind>: /__simulator/stats
+        self.stats = Counter()
 
     def _features_of(self, cover_hash: str):
         i = self.world.by_cover.get(cover_hash)
@@ -92,7 +99,8 @@ class Simulator:
             ("/x/web-interface/view", self.view), ("/x/web-interface/view/detail/tag", self.tags),
             ("/x/web-interface/archive/related", self.related),
             ("/x/web-interface/archive/stat", self.archive_stat), ("/x/v2/reply", self.reply),
-            ("/x/v2/reply/count", self.reply_count), ("/x/v1/dm/list.so", self.dm_list),
+            ("/x/v2/reply/reply", self.reply_reply), ("/x/v2/reply/count", self.reply_count),
+            ("/x/v1/dm/list.so", self.dm_list),
             ("/bfs/archive/{name}", self.cover), (STATS_PATH, self.stats_page),
         ]
         for path, handler in routes:
@@ -106,6 +114,9 @@ class Simulator:
         if path in (STATS_PATH, "/robots.txt"):
             return await handler(request)
         self.stats["requests"] += 1
+        resource = request.match_info.route.resource
+        if resource is not None:  # per route ("/bfs/archive/{name}"), never per URL
+            self.stats[f"requests {resource.canonical}"] += 1
         is_api = path.startswith("/x/")
         refusal = self._rate_limited(request) if is_api else None
         if refusal is not None:
@@ -222,6 +233,19 @@ class Simulator:
         ps = _int(q, "ps", comments.MAX_REPLY_PS, low=1, high=comments.MAX_REPLY_PS)
         sort = _int(q, "sort", 0, low=0, high=2)
         return error or json_response(payloads.envelope(comments.reply_page(self.world, i, pn, ps, sort)))
+
+    async def reply_reply(self, request):
+        q = request.query
+        i, error = self._comment_target(q)
+        root = _int(q, "root", low=1)
+        pn = _int(q, "pn", 1, low=1)
+        ps = _int(q, "ps", comments.MAX_REPLY_PS, low=1, high=comments.MAX_REPLY_PS)
+        if error:
+            return error
+        k = self.world.threads(i).find_root(root)
+        if k is None:  # unknown, a nested reply, or a root of another video
+            return json_response(payloads.ERRORS[12022])
+        return json_response(payloads.envelope(comments.reply_reply_page(self.world, i, k, pn, ps)))
 
     async def reply_count(self, request):
         i, error = self._comment_target(request.query)

@@ -3,6 +3,7 @@
 Built once at startup (vectorised, a second or two for thousands of videos and a million events):
 id lookups, per-channel listings, comments per video newest first (the reply pages), danmaku per video
 oldest first (the list.so pool), and a few deterministic platform-side ids (rpid, dmid, owner mid).
+Each video's comment threads (roots and nested replies) are built on its first request and cached.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pyarrow.compute as pc
 from schemas.tables import COUNT_COLUMNS
 from .channels import MAIN_RID, channel_rids
 from .faults import unit_draw
+from .threads import Threads, build_threads
 
 DM_MAXLIMITS = (500, 1000, 1500, 3000, 6000, 8000)  # the pool sizes the platform uses
 RPID_BASE = 100_000_000_000
@@ -105,6 +107,12 @@ class SimWorld:
     # -- per-video derived values ---------------------------------------------------------------
     def owner_mid(self, i: int) -> int:
         return 1_000_000 + int(unit_draw(self.seed, "owner", self.cols["aid"][i]) * 2_000_000_000)
+
+    @functools.lru_cache(maxsize=16384)
+    def threads(self, i: int) -> Threads:
+        """Video i's comments as roots and nested replies (threads.py), built on first use."""
+        rows = self.comments.rows(i)
+        return build_threads(self.comments.ident[rows], self.seed, int(self.cols["aid"][i]), rows.start)
 
     def dm_pool(self, i: int) -> tuple[slice, int]:
         """The current danmaku pool (newest `maxlimit` events) and maxlimit, as list.so serves it."""
