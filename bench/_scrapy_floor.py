@@ -51,6 +51,7 @@ class FloorSpider(scrapy.Spider):
 def main() -> None:
     urls = Path(sys.argv[1]).read_text().split()
     concurrency = int(sys.argv[2])
+    handler = sys.argv[3] if len(sys.argv) > 3 else "crawler"
     overrides = dict(crawler_settings.LOOPBACK_OVERRIDES)
     middlewares = {k: v for k, v in overrides["DOWNLOADER_MIDDLEWARES"].items()
                    if not k.startswith("crawler.")}
@@ -58,7 +59,7 @@ def main() -> None:
         "CONCURRENT_REQUESTS": concurrency, "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
         "DOWNLOAD_DELAY": 0, "AUTOTHROTTLE_ENABLED": False, "ROBOTSTXT_OBEY": False,
         "RETRY_ENABLED": False, "COOKIES_ENABLED": False, "LOG_LEVEL": "WARNING",
-        "TELNETCONSOLE_ENABLED": False, "TWISTED_REACTOR": crawler_settings.TWISTED_REACTOR,
+        "TELNETCONSOLE_ENABLED": False, "REMOTE_CONTROL_ENABLED": False, "TWISTED_REACTOR": crawler_settings.TWISTED_REACTOR,
         "CONCURRENT_ITEMS": crawler_settings.CONCURRENT_ITEMS,
         "WARN_ON_GENERATOR_RETURN_VALUE": False,
         "DOWNLOADER_MIDDLEWARES": middlewares,
@@ -66,6 +67,8 @@ def main() -> None:
         "SCHEDULER_PRIORITY_QUEUE": overrides["SCHEDULER_PRIORITY_QUEUE"],
         "LOG_FORMATTER": overrides["LOG_FORMATTER"],
     }
+    if handler == "crawler" and "DOWNLOAD_HANDLERS" in overrides:
+        settings["DOWNLOAD_HANDLERS"] = overrides["DOWNLOAD_HANDLERS"]
     process = CrawlerProcess(settings)
     process.crawl(FloorSpider, urls=urls)
     process.start()

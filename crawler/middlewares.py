@@ -5,7 +5,8 @@ body, not only on the status:
 - cool-down (-412/-509/-799/-503, HTTP 412/429/5xx, connection errors): the whole domain pauses,
   for longer after each consecutive block, and the request is retried later;
 - broken body (truncated JSON or deflate): retried without a cool-down;
-- final (-404/-403/62002/62004/62012/12002, unknown codes): handed to the spider, never retried;
+- final (-404/-403/62002/62004/62012/12002/12022, unknown codes): handed to the spider, never
+  retried;
 - challenge (-352, or code 0 with only data.v_voucher): the crawl stops, with a reason. A challenge
   is never solved and requests are never signed: a block is a signal, not an obstacle.
 """
@@ -83,12 +84,13 @@ class PlatformCodeMiddleware:
     async def process_request(self, request):
         if self.stopped:
             raise IgnoreRequest("crawl stopped")
-        domain = urlparse_cached(request).netloc
-        wait = self.cooldown_until.get(domain, 0.0) - time.monotonic()
-        if wait > 0:
-            from twisted.internet import reactor  # imported late: Scrapy installs the reactor
+        if self.cooldown_until:  # only after a block: most requests skip the lookup
+            domain = urlparse_cached(request).netloc
+            wait = self.cooldown_until.get(domain, 0.0) - time.monotonic()
+            if wait > 0:
+                from twisted.internet import reactor  # imported late: Scrapy installs the reactor
 
-            await maybe_deferred_to_future(deferLater(reactor, wait, lambda: None))
+                await maybe_deferred_to_future(deferLater(reactor, wait, lambda: None))
         if self._note is not None and not request.url.endswith("/robots.txt"):
             self._note()
         if self.count_downloads:  # what DownloaderStats counts, without measuring sizes

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 # JSON codes, from the platform documentation (fixtures/bilibili/README.md).
 OK = 0
-FINAL_CODES = frozenset({-404, -403, 62002, 62004, 62012, 12002})
+FINAL_CODES = frozenset({-404, -403, 62002, 62004, 62012, 12002, 12022})
 COOLDOWN_CODES = frozenset({-412, -509, -799, -503})
 STOP_CODES = frozenset({-352})
 COMMENTS_CLOSED = 12002

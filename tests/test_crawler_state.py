@@ -103,6 +103,27 @@ def test_one_event_per_user_earliest_and_the_per_video_cap():
     assert spider.done == {9} and spider.kept == 1
 
 
+def test_a_failed_thread_ends_only_that_thread():
+    """A 12022 on one root's reply/reply drops that root's pages, not the page's other threads."""
+    import scrapy
+    from scrapy.http import Response
+
+    from crawler.middlewares import CODE, DOC, KIND
+    from crawler.spiders.bilibili import BilibiliSpider
+
+    spider = BilibiliSpider()
+    spider.base_url, spider.sequential, spider.done, spider.running = "http://h", False, set(), 1
+    state = {"aid": 9, "row": {"cid": 1}, "events": {}, "related": [],
+             "branches": {"reply": [("subreply", 11, 3), ("subreply", 12, 1), ("reply", 3)],
+                          "dm": [("dm",)]}}
+    request = scrapy.Request("http://h/x/v2/reply/reply", meta={
+        "video": state, "step": ("subreply", 11, 2), "branch": "reply",
+        DOC: None, KIND: "final", CODE: 12022})
+    follow = list(spider.parse_step(Response(request.url, request=request)))
+    assert [r.meta["step"] for r in follow] == [("subreply", 12, 1)]
+    assert state["branches"]["reply"] == [("reply", 3)]
+
+
 def test_remote_targets_keep_the_polite_stack_and_loopback_drops_only_extras(tmp_path):
     from crawler.run import CrawlOptions, build_settings
 
@@ -114,6 +135,9 @@ def test_remote_targets_keep_the_polite_stack_and_loopback_drops_only_extras(tmp
             remote["CONCURRENT_REQUESTS_PER_DOMAIN"]) == (1.0, 1, 1)
     assert remote["ROBOTSTXT_OBEY"] and remote["AUTOTHROTTLE_ENABLED"]
     assert "LOG_FORMATTER" not in remote and "EXTENSIONS" not in remote
+    # a remote site keeps Scrapy's own HTTP client (TLS, proxies); loopback gets the lean one
+    assert "DOWNLOAD_HANDLERS" not in remote
+    assert local["DOWNLOAD_HANDLERS"] == {"http": "crawler.keepalive.KeepAliveHandler"}
     assert "scrapy.downloadermiddlewares.stats.DownloaderStats" not in remote["DOWNLOADER_MIDDLEWARES"]
     # the loopback fast path never removes what makes the crawl polite or correct
     assert local["ROBOTSTXT_OBEY"] and local["PIXELREC_COUNT_DOWNLOADS"]

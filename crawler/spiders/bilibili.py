@@ -184,6 +184,11 @@ class BilibiliSpider(scrapy.Spider):
             return
         if response.meta.get(KIND) == "ok":
             yield from getattr(self, f"_on_{step[0]}")(state, step, doc, branch) or ()
+        elif step[0] == "subreply":
+            # 12022 (that comment was deleted meanwhile) ...: only this thread ends; the other
+            # threads and comment pages of the branch are still read
+            pending = state["branches"][branch]
+            pending[:] = [s for s in pending if not (s[0] == "subreply" and s[1] == step[1])]
         else:
             # 12002 comments closed, -404 ...: nothing more to read on this branch
             state["branches"][branch].clear()
