@@ -229,7 +229,7 @@ def report(args, ceiling, count, per_path, runs, sim_cpu, floor) -> None:
     print(f"world: seed {args.seed}, {args.users} users, {args.videos} videos; crawler: "
           f"{runs[0]['requests']} requests (robots.txt included), {runs[0]['events']} events per "
           f"crawl; plain client: {count} requests")
-    print("plain client per endpoint: " + ", ".join(f"{k.rsplit('/', 1)[1]} {v}"
+    print("plain client per endpoint: " + ", ".join(f"{k.split('/x/', 1)[1]} {v}"
                                                     for k, v in sorted(per_path.items())))
     print(f"simulator ceiling (aiohttp, {CONCURRENCY} in flight): {ceiling_rps:8.1f} requests/s "
           f"(runs: {', '.join(f'{c:.1f}' for c in ceiling)}; simulator CPU "

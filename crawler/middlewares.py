@@ -25,6 +25,7 @@ from scrapy.utils.defer import deferred_from_coro, maybe_deferred_to_future
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet.task import deferLater
 
+from . import decoding
 from .parsers import ParseError, classify, parse_danmaku
 
 DOC = "pixelrec_doc"        # request.meta key: the decoded body handed to the spider
@@ -183,7 +184,7 @@ def _decode(request, response):
     if "/dm/list.so" in response.url and response.body.lstrip()[:1] != b"{":
         return parse_danmaku(response.body)
     try:
-        return orjson.loads(response.body)
+        return decoding.decode(urlparse_cached(request).path, response.body)
     except orjson.JSONDecodeError:
         raise ParseError("body is not JSON") from None
 

@@ -210,6 +210,8 @@ def _reply_events(reply: object, events: list) -> None:
 def parse_replies(data: object) -> ReplyPage:
     """/x/v2/reply data -> commenters and times; the comment text is never read."""
     page = _need(data, "page", "reply")
+    if not isinstance(page, dict):
+        raise ParseError("reply: page is not an object")
     replies = data.get("replies") or []
     if not isinstance(replies, list):
         raise ParseError("reply: replies is not a list")
@@ -231,6 +233,8 @@ def parse_replies(data: object) -> ReplyPage:
 def parse_reply_replies(data: object) -> ReplyPage:
     """/x/v2/reply/reply data (the nested replies of one root) -> commenters and times."""
     page = _need(data, "page", "reply/reply")
+    if not isinstance(page, dict):
+        raise ParseError("reply/reply: page is not an object")
     replies = data.get("replies") or []
     if not isinstance(replies, list):
         raise ParseError("reply/reply: replies is not a list")

@@ -14,6 +14,7 @@ CONTACT = "pixelrec-crawler@example.org"
 USER_AGENT = (f"PixelRecCrawler/0.1 (+https://github.com/pixelrec/pixelrec-toolkit; "
               f"research dataset crawler; contact: {CONTACT})")
 ROBOTSTXT_OBEY = True
+ROBOTSTXT_PARSER = "crawler.robots.CachingRobotParser"  # Protego, answers remembered per path
 
 # politeness: --rate and --concurrency replace these
 DOWNLOAD_DELAY = 1.0

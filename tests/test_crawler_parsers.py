@@ -150,3 +150,59 @@ def test_shape_envelopes_decide_retry_stop_final():
         parsers.classify(["not", "an", "envelope"])
     with pytest.raises(parsers.ParseError):
         parsers.parse_view({"aid": 1})
+
+
+TYPED_PARSERS = {"/x/v2/reply": parsers.parse_replies, "/x/v2/reply/reply": parsers.parse_reply_replies,
+                 "/x/web-interface/archive/related": parsers.parse_related,
+                 "/x/web-interface/dynamic/region": parsers.parse_region}
+
+
+def outcome(doc, path):
+    """What the crawler makes of a decoded document fetched from `path`."""
+    try:
+        envelope = parsers.classify(doc)
+        return envelope.kind, envelope.code, TYPED_PARSERS[path](envelope.data) \
+            if envelope.kind == "ok" else None
+    except parsers.ParseError as exc:
+        return "ParseError", str(exc)
+
+
+def bodies(folder: Path):
+    """Every JSON file of the folder, plus variants that must leave the typed fast path."""
+    for path in sorted(folder.glob("*.json")):
+        body = path.read_bytes()
+        yield path.name, body
+        yield path.name + " truncated", body[: len(body) // 2]
+        doc = json.loads(body)
+        if isinstance(doc.get("data"), dict):
+            yield path.name + " +v_voucher", json.dumps(
+                {**doc, "data": {**doc["data"], "v_voucher": "x"}}).encode()
+            yield path.name + " data list", json.dumps({**doc, "data": [doc["data"]]}).encode()
+            if "replies" in doc["data"]:
+                yield path.name + " replies dict", json.dumps(
+                    {**doc, "data": {**doc["data"], "replies": {"a": 1}}}).encode()
+
+
+def check_typed_decoding_equals_full_decoding(folder: Path) -> int:
+    from crawler import decoding
+
+    checked = 0
+    for name, body in bodies(folder):
+        for path in TYPED_PARSERS:
+            try:
+                full = outcome(json.loads(body), path)
+            except ValueError:
+                with pytest.raises(ValueError):
+                    decoding.decode(path, body)
+                continue
+            assert outcome(decoding.decode(path, body), path) == full, (name, path)
+            checked += 1
+    return checked
+
+
+def test_typed_decoding_gives_what_a_full_decode_gives_on_every_shape():
+    assert check_typed_decoding_equals_full_decoding(SHAPES) > 100
+
+
+def test_typed_decoding_gives_what_a_full_decode_gives_on_every_fixture(fixtures):
+    assert check_typed_decoding_equals_full_decoding(fixtures) > 100

@@ -19,6 +19,7 @@ from urllib.parse import urlencode, urlsplit
 import scrapy
 from scrapy import signals
 from scrapy.exceptions import DontCloseSpider
+from w3lib.url import safe_url_string
 
 from .. import parsers
 from ..items import ListingPage, VideoDone
@@ -46,7 +47,7 @@ class BilibiliSpider(scrapy.Spider):
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.runtime = crawler.settings.get("PIXELREC_RUNTIME")
         opts = spider.runtime.options
-        spider.base_url = opts.base_url.rstrip("/")
+        spider.base_url = safe_url_string(opts.base_url.rstrip("/"))
         spider.scheme = urlsplit(spider.base_url).scheme or "https"
         spider.seed = opts.seed
         spider.max_videos = opts.max_videos
@@ -64,9 +65,13 @@ class BilibiliSpider(scrapy.Spider):
 
     # -- requests --------------------------------------------------------------------------------
     def _api(self, path: str, params: dict, callback, priority: int, meta=None, dont_filter=False):
+        # verbatim: the URL is already safe (a safe base, ASCII paths, urlencode'd values), so
+        # Scrapy need not re-quote it nor canonicalise it for the duplicate filter
         url = f"{self.base_url}{path}?{urlencode(params)}"
+        meta = meta if meta is not None else {}
+        meta["verbatim_url"] = True
         return scrapy.Request(url, callback=callback, errback=self.on_failure, priority=priority,
-                              meta=meta or {}, dont_filter=dont_filter)
+                              meta=meta, dont_filter=dont_filter)
 
     def listing_request(self, rid: int, pn: int):
         return self._api("/x/web-interface/dynamic/region", {"rid": rid, "ps": LISTING_PS, "pn": pn},
