@@ -88,7 +88,9 @@ def serve(simulator: Simulator, port: int, announce=print) -> None:
             await stopping.wait()
         finally:
             await runner.cleanup()
-        counts = ", ".join(f"{k} {v}" for k, v in sorted(simulator.stats.items())) or "no requests"
+        # the totals only: per-route counts ("requests /x/...") are in /__simulator/stats
+        counts = ", ".join(f"{k} {v}" for k, v in sorted(simulator.stats.items())
+                           if not k.startswith("requests /")) or "no requests"
         print(f"stopped ({counts})", file=sys.stderr, flush=True)
 
     asyncio.run(main())
