@@ -85,6 +85,12 @@ def test_cold_group_margin_allows_sampling_noise_but_not_a_broken_model():
     strict = {**check, "z": 0.0}
     assert evaluate_checks([row("pix", 0.0267), row("id", 0.03)], [strict])[0]["status"] == "failed"
     assert evaluate_checks([row("pix", 0.0), row("id", 0.03)], [check])[0]["status"] == "failed"
+    # a negative z asks for a win beyond the noise: 0.05 against 0.03 on 300 users is not one,
+    # 0.0166 against 0.0050 on 1,206 users (the medium demo world's figures) is
+    win = {**check, "z": -1.645}
+    assert evaluate_checks([row("pix", 0.05), row("id", 0.03)], [win])[0]["status"] == "failed"
+    won = evaluate_checks([row("pix", 0.0166, 402), row("id", 0.005, 402)], [win])[0]
+    assert won["status"] == "passed" and "0.0166 >= id 0.0050 + 0.0069" in won["detail"]
 
 
 def test_every_suite_names_registered_models_and_loadable_configs():
@@ -92,7 +98,7 @@ def test_every_suite_names_registered_models_and_loadable_configs():
     from pixelrec_data.baselines.models import MODELS
     from pixelrec_data.baselines.validate import load_suite
 
-    for name in ("quick", "standard", "paper"):
+    for name in ("quick", "standard", "paper", "cold"):
         suite = load_suite(name)
         for entry in suite["entries"]:
             assert entry["model"] in MODELS, (name, entry)

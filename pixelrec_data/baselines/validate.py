@@ -5,7 +5,8 @@ coldest popularity groups). Suites are data (suites/<name>.yaml, or a path to su
 Check kinds: `greater` (the best run of one role beats the best of another on a test metric, less
 an optional `tolerance`) and `cold_groups` (Recall@10 pooled over the users of the `groups` coldest
 Figure 7 groups; `z` lets the better side trail by z standard errors of the difference, since a few
-hundred cold users cannot tell a tie from a small gap; `tolerance` adds a fixed slack).
+hundred cold users cannot tell a tie from a small gap, and a negative `z` asks it to lead by that
+many; `tolerance` adds a fixed slack).
 
 Image models get their inputs first (prepare_inputs): a PixelNet entry (config key `encoder`)
 the release's image cache at its image_size / image_mode (as `pixelrec prepare-images`); a ViNet
@@ -207,10 +208,11 @@ def evaluate_checks(rows: list[Row], checks: list[dict]) -> list[dict]:
             b, w = better[0], worse[0]
             (bv, bn), (wv, wn) = _cold_recall(b, groups), _cold_recall(w, groups)
             # z > 0: "not worse beyond sampling error" (a few hundred cold users cannot tell a
-            # tie from a small gap); z = 0 asks for at least a tie.
+            # tie from a small gap); z = 0 asks for at least a tie; z < 0 for a win by -z
+            # standard errors (a significant one at z = -1.645, one-sided 95%).
             margin = tolerance + _sampling_margin(float(check.get("z", 0.0)), (bv, bn), (wv, wn))
             ok = bv >= wv - margin
-            slack = f" - {margin:.4f}" if margin else ""
+            slack = f" - {margin:.4f}" if margin > 0 else f" + {-margin:.4f}" if margin < 0 else ""
             result["detail"] = (f"{b.name} recall@10 on the {groups} coldest groups ({bn} users) "
                                 f"{bv:.4f} {'>=' if ok else '<'} {w.name} {wv:.4f}{slack}")
         else:
