@@ -166,3 +166,23 @@ def test_bad_input_is_one_line_exit_2(chain_release, tmp_path, case, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: "), err
+
+
+def test_cpu_runs_use_deterministic_kernels_unless_told_not_to():
+    from pixelrec_data.baselines.train import deterministic_kernels
+    from schemas.errors import InputError
+
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        deterministic_kernels("auto", torch.device("cpu"))
+        assert torch.are_deterministic_algorithms_enabled()
+        deterministic_kernels("auto", torch.device("cuda"))   # a GPU run keeps the fast kernels
+        assert not torch.are_deterministic_algorithms_enabled()
+        deterministic_kernels("yes", torch.device("cuda"))
+        assert torch.are_deterministic_algorithms_enabled()
+        deterministic_kernels("no", torch.device("cpu"))
+        assert not torch.are_deterministic_algorithms_enabled()
+        with pytest.raises(InputError):
+            deterministic_kernels("sometimes", torch.device("cpu"))
+    finally:
+        torch.use_deterministic_algorithms(before)

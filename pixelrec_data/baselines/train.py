@@ -45,7 +45,19 @@ class NonFiniteLoss(InputError):
 
 # speed settings: at these values they are left out of the run id (ids of runs made before the
 # keys existed stay valid); any other value changes numerics, so it is part of the id
-SPEED_DEFAULTS = {"compile": "none", "compile_backend": "inductor", "eval_precision": "fp32"}
+SPEED_DEFAULTS = {"compile": "none", "compile_backend": "inductor", "eval_precision": "fp32",
+                  "deterministic": "auto"}
+
+
+def deterministic_kernels(mode: str, device: torch.device) -> None:
+    """Byte-identical reruns: on 2 CPU threads some kernels (index_put with accumulation, the
+    backward of a gather) add in a thread-dependent order, so a PixelNet run drifted from its own
+    rerun after a few epochs. `auto` (default) picks PyTorch's deterministic kernels on CPU (about
+    8% slower there) and leaves CUDA runs at full speed; `yes` / `no` force either."""
+    if mode not in ("auto", "yes", "no"):
+        raise InputError(f"deterministic {mode!r}: expected auto, yes or no")
+    on = mode == "yes" or (mode == "auto" and device.type == "cpu")
+    torch.use_deterministic_algorithms(on, warn_only=True)
 
 
 def run_id(release: Path, config: dict) -> str:
@@ -104,6 +116,7 @@ class Run:
         self.data: Interactions = load_interactions(release)
         torch.manual_seed(self.seed)
         np.random.seed(self.seed)
+        deterministic_kernels(self.config.get("deterministic", "auto"), self.dist.device)
         self.model = cls(self.config, self.data).to(self.dist.device)
         if init_from is not None:  # recorded in config.yaml; a resume then overwrites with last.pt
             report = init_weights(self.model, init_from)
