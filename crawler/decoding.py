@@ -31,12 +31,8 @@ class _Preview(TypedDict, total=False):
     member: _Member
 
 
-class _Reply(TypedDict, total=False):
-    rpid: Any
-    mid: Any
-    ctime: Any
+class _Reply(_Preview, total=False):
     rcount: Any
-    member: _Member
     replies: Optional[List[_Preview]]
 
 
@@ -58,21 +54,20 @@ class _RegionData(TypedDict, total=False):
     v_voucher: Any
 
 
-class _ReplyDoc(TypedDict, total=False):
+class _Envelope(TypedDict, total=False):
     code: Any
     message: Any
+
+
+class _ReplyDoc(_Envelope, total=False):
     data: Optional[_ReplyData]
 
 
-class _RelatedDoc(TypedDict, total=False):
-    code: Any
-    message: Any
+class _RelatedDoc(_Envelope, total=False):
     data: Optional[List[_VideoRef]]
 
 
-class _RegionDoc(TypedDict, total=False):
-    code: Any
-    message: Any
+class _RegionDoc(_Envelope, total=False):
     data: Optional[_RegionData]
 
 

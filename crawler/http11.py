@@ -41,10 +41,13 @@ class Exchange:
         self.resent = False
         self.connection = None
 
-    def finish(self, result) -> None:
-        """Fire the request's Deferred once (a response, or a Scrapy download exception)."""
+    def _stop_timer(self) -> None:
         if self.timer is not None and self.timer.active():
             self.timer.cancel()
+
+    def finish(self, result) -> None:
+        """Fire the request's Deferred once (a response, or a Scrapy download exception)."""
+        self._stop_timer()
         if self.deferred.called:
             return
         if isinstance(result, Exception):
@@ -55,8 +58,7 @@ class Exchange:
     def _cancel(self, deferred) -> None:
         # Scrapy cancels downloads when the engine stops: drop the connection; the Deferred
         # then fails with CancelledError (Twisted does that when the canceller does not fire it)
-        if self.timer is not None and self.timer.active():
-            self.timer.cancel()
+        self._stop_timer()
         if self.connection is not None:
             self.connection.abandon()
 
@@ -273,5 +275,3 @@ def build_payload(request, parts) -> bytes:
         head.append(b"Content-Length: %d\r\n" % len(body))
     head.append(b"\r\n")
     return b"".join(head) + body
-
-

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from scrapy.exceptions import DownloadConnectionRefusedError, DownloadFailedError, \
     DownloadTimeoutError, NotSupported
+from scrapy.core.downloader.handlers.base import BaseDownloadHandler
 from scrapy.utils.httpobj import urlparse_cached
 from twisted.internet import error as tx_error
 from twisted.internet.endpoints import HostnameEndpoint
@@ -101,14 +102,13 @@ class ConnectionPool:
         self.idle.clear()
 
 
-class KeepAliveHandler:
+class KeepAliveHandler(BaseDownloadHandler):
     """Scrapy's download-handler interface (DOWNLOAD_HANDLERS = {"http": ...})."""
-
-    lazy = False
 
     def __init__(self, crawler):
         from twisted.internet import reactor  # imported late: Scrapy installs the reactor
 
+        super().__init__(crawler)
         settings = crawler.settings
         self.timeout = settings.getfloat("DOWNLOAD_TIMEOUT")
         self.maxsize = settings.getint("DOWNLOAD_MAXSIZE")
@@ -117,10 +117,6 @@ class KeepAliveHandler:
         self.reactor = reactor
         self.pool = ConnectionPool(reactor, max(2, settings.getint("CONCURRENT_REQUESTS")),
                                    connect_timeout=self.timeout)
-
-    @classmethod
-    def from_crawler(cls, crawler):
-        return cls(crawler)
 
     def _exchange(self, request) -> Exchange:
         parts = urlparse_cached(request)

@@ -181,10 +181,11 @@ def _hand_over(request, response, doc, kind: str, code: int):
 
 def _decode(request, response):
     """The JSON document, or the danmaku events for list.so (raw deflate XML)."""
-    if "/dm/list.so" in response.url and response.body.lstrip()[:1] != b"{":
+    path = urlparse_cached(request).path
+    if path.endswith("/dm/list.so") and response.body.lstrip()[:1] != b"{":
         return parse_danmaku(response.body)
     try:
-        return decoding.decode(urlparse_cached(request).path, response.body)
+        return decoding.decode(path, response.body)
     except orjson.JSONDecodeError:
         raise ParseError("body is not JSON") from None
 
