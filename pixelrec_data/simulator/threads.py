@@ -4,7 +4,7 @@ The world holds flat comment events; the platform shows most of them as root com
 replies inside a root's thread (/x/v2/reply lists roots with a preview of their first replies,
 /x/v2/reply/reply pages one thread). The split never changes the set of comments, only how they
 are served. It is fixed by the seed: each video draws its share of nested replies (a few percent to
-most of its comments), each comment whether it is a reply (a keyed hash of its rpid), and each reply
+most of its comments), each comment whether it is a reply (a keyed draw on its rpid, synthetic_random.uniform), and each reply
 the earlier root it answers, with probability proportional to the root's heavy-tailed (Pareto)
 appeal: most roots get no reply, some a few, a few many. On about one video in seven the first
 comment becomes a hot thread that draws most of the video's replies (dozens on a busy video: several
@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pixelrec_data.synthetic_random import uniform
+
 from .faults import unit_draw
 
 PREVIEW = 3                        # replies shown under each root on /x/v2/reply
@@ -29,19 +31,6 @@ APPEAL_ALPHA = 0.8                 # Pareto tail of a root's appeal (below 1: a 
 HOT_VIDEOS = 0.15                  # videos whose first comment becomes a hot thread
 HOT_REPLY_SHARE, HOT_APPEAL = 0.6, 4.0  # there: at least this share of replies, ~4/5 of them under it
 ANSWER_REPLY_SHARE = 0.3           # replies that answer an earlier reply rather than the root
-_SALT_REPLY, _SALT_APPEAL, _SALT_ROOT, _SALT_ANSWER, _SALT_TARGET = 1, 2, 3, 4, 5
-
-
-def unit_hash(seed: int, salt: int, values: np.ndarray) -> np.ndarray:
-    """Uniform floats in [0, 1), one per value, fixed by (seed, salt, value): splitmix64's finaliser
-    over the value mixed with a key (vectorised; stable across processes and platforms)."""
-    key = np.uint64((int(seed) * 0x9E3779B97F4A7C15 + salt * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF)
-    with np.errstate(over="ignore"):
-        z = values.astype(np.uint64) ^ key
-        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-        z = z ^ (z >> np.uint64(31))
-    return (z >> np.uint64(11)).astype(np.float64) / float(1 << 53)
 
 
 @dataclass
@@ -82,16 +71,16 @@ def build_threads(ident: np.ndarray, seed: int, aid: int, first_row: int = 0) ->
     hot = unit_draw(seed, "hot thread", aid) < HOT_VIDEOS
     if hot:
         share = max(share, HOT_REPLY_SHARE)
-    is_reply = unit_hash(seed, _SALT_REPLY, rpid) < share
+    is_reply = uniform(seed, "thread reply", rpid) < share
     is_reply[:1] = False  # the first comment of a video has nothing to answer
     root_at = np.flatnonzero(~is_reply)
     reply_at = np.flatnonzero(is_reply)
-    appeal = (1.0 - unit_hash(seed, _SALT_APPEAL, rpid[root_at])) ** (-1.0 / APPEAL_ALPHA)
+    appeal = (1.0 - uniform(seed, "thread appeal", rpid[root_at])) ** (-1.0 / APPEAL_ALPHA)
     if hot and len(appeal):  # the first comment drew the crowd: most replies land under it
         appeal[0] = HOT_APPEAL * appeal[1:].sum() + appeal[0]
     cumulative = np.cumsum(appeal)
     earlier = np.searchsorted(root_at, reply_at)  # roots posted before each reply (>= 1)
-    target = unit_hash(seed, _SALT_ROOT, rpid[reply_at]) * cumulative[earlier - 1]
+    target = uniform(seed, "thread root", rpid[reply_at]) * cumulative[earlier - 1]
     owner = np.minimum(np.searchsorted(cumulative, target, side="right"), earlier - 1)
     # roots newest first; each thread's replies oldest first
     newest_root = len(root_at) - 1 - owner
@@ -109,8 +98,8 @@ def _conversations(seed: int, rpid: np.ndarray, start: np.ndarray, root_rpid: np
     an earlier reply of its thread (and joins that reply's dialog)."""
     group = np.repeat(np.arange(len(start) - 1), np.diff(start))
     rank = np.arange(len(rpid)) - start[group]  # position inside the thread
-    answers = (rank > 0) & (unit_hash(seed, _SALT_ANSWER, rpid) < ANSWER_REPLY_SHARE)
-    earlier = start[group] + (unit_hash(seed, _SALT_TARGET, rpid) * rank).astype(np.int64)
+    answers = (rank > 0) & (uniform(seed, "thread answer", rpid) < ANSWER_REPLY_SHARE)
+    earlier = start[group] + (uniform(seed, "thread target", rpid) * rank).astype(np.int64)
     pointer = np.where(answers, earlier, np.arange(len(rpid)))
     parent = np.where(answers, rpid[pointer], root_rpid[group])
     while True:  # follow answered replies back to the one that opened the dialog

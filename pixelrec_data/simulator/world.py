@@ -61,6 +61,8 @@ class SimWorld:
         self.rid_of_channel = channel_rids(self.cols["channel"])
         self.listing = self._listings()
         self.comments, self.danmaku = self._group_events(world.events)
+        # per world, not per class: a class-level cache would keep every world ever built alive
+        self.threads = functools.lru_cache(maxsize=16384)(self._threads)
 
     # -- listings -------------------------------------------------------------------------------
     def _listings(self) -> dict[int, np.ndarray]:
@@ -108,9 +110,8 @@ class SimWorld:
     def owner_mid(self, i: int) -> int:
         return 1_000_000 + int(unit_draw(self.seed, "owner", self.cols["aid"][i]) * 2_000_000_000)
 
-    @functools.lru_cache(maxsize=16384)
-    def threads(self, i: int) -> Threads:
-        """Video i's comments as roots and nested replies (threads.py), built on first use."""
+    def _threads(self, i: int) -> Threads:
+        """Video i's comments as roots and nested replies (threads.py); self.threads caches it."""
         rows = self.comments.rows(i)
         return build_threads(self.comments.ident[rows], self.seed, int(self.cols["aid"][i]), rows.start)
 
