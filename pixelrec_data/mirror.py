@@ -225,15 +225,22 @@ async def _fetch_all(source, remote_dir, manifest, partial, final, concurrency, 
     for entry in manifest["files"]:
         queue.put_nowait(entry)
 
+    failures: list[BaseException] = []
+
     async def worker():
-        while not queue.empty():
+        # after a failure no new file starts, but transfers in flight finish: what they fetched
+        # is verified and kept for the next run, whatever the timing of the failure
+        while not queue.empty() and not failures:
             entry = queue.get_nowait()
             dest = partial / entry["path"]
             size, sha = entry["bytes"], entry["sha256"]
-            if await asyncio.to_thread(_reuse_verified, dest, final / entry["path"], size, sha):
-                on_bytes(size)
-                continue
-            await _fetch_file(source, f"{remote_dir}/{entry['path']}", dest, size, sha, on_bytes)
+            try:
+                if await asyncio.to_thread(_reuse_verified, dest, final / entry["path"], size, sha):
+                    on_bytes(size)
+                    continue
+                await _fetch_file(source, f"{remote_dir}/{entry['path']}", dest, size, sha, on_bytes)
+            except Exception as exc:  # noqa: BLE001 - re-raised below, first one wins
+                failures.append(exc)
 
     def on_bytes(n):
         if bar:
@@ -242,6 +249,8 @@ async def _fetch_all(source, remote_dir, manifest, partial, final, concurrency, 
     workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
     try:
         await asyncio.gather(*workers)
+        if failures:
+            raise failures[0]
     finally:
         for task in workers:
             task.cancel()

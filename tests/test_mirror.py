@@ -1,6 +1,7 @@
 """publish -> serve over HTTP (a real aiohttp static server) -> download, and what must fail."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -62,11 +63,13 @@ def pixelrec(*args, env=None):
                           capture_output=True, text=True, timeout=120)
 
 
-def static_app(folder: Path, requests: list):
-    """Serves `folder` like a plain web server (Range supported); logs (path, Range) per GET."""
+def static_app(folder: Path, requests: list, delays: dict[str, float] | None = None):
+    """Serves `folder` like a plain web server (Range supported); logs (path, Range) per GET.
+    `delays` holds back the answer for some paths (seconds), to order transfers in a test."""
     @web.middleware
     async def log(request, handler):
         requests.append((request.path, request.headers.get("Range")))
+        await asyncio.sleep((delays or {}).get(request.path, 0))
         return await handler(request)
 
     app = web.Application(middlewares=[log])
@@ -145,14 +148,16 @@ def test_download_resumes_with_range_and_skips_verified_files(mirror, tmp_path):
 
 
 def test_tampered_file_fails_in_one_line_and_leaves_no_release(mirror, tmp_path):
-    _, out, server, _ = mirror
+    _, out, _, _ = mirror
     target = out / "pixel200k/splits/train.parquet"
     body = bytearray(target.read_bytes())
     body[len(body) // 2] ^= 0xFF  # same size, different bytes
     target.unlink()  # published files may be hard links: do not alter the source release
     target.write_bytes(bytes(body))
     dest = tmp_path / "dl"
-    proc = pixelrec("download", "--subset", "pixel200k", "--out", dest, "--mirror", server.url)
+    # items.parquet is still in flight when the bad file fails: it must finish, not be cancelled
+    with LocalServer(static_app(out, [], delays={"/pixel200k/items.parquet": 1.0})) as slow:
+        proc = pixelrec("download", "--subset", "pixel200k", "--out", dest, "--mirror", slow.url)
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "splits/train.parquet" in proc.stderr
     assert "sha256" in proc.stderr and "Traceback" not in proc.stderr
