@@ -63,6 +63,7 @@ class SimWorld:
         self.comments, self.danmaku = self._group_events(world.events)
         # per world, not per class: a class-level cache would keep every world ever built alive
         self.threads = functools.lru_cache(maxsize=16384)(self._threads)
+        self.related = functools.lru_cache(maxsize=4096)(self._related)
 
     # -- listings -------------------------------------------------------------------------------
     def _listings(self) -> dict[int, np.ndarray]:
@@ -131,8 +132,7 @@ class SimWorld:
     def counts(self, i: int) -> dict[str, int]:
         return {name: int(self.cols[name][i] or 0) for name in COUNT_COLUMNS}
 
-    @functools.lru_cache(maxsize=4096)
-    def related(self, i: int) -> tuple[int, ...]:
+    def _related(self, i: int) -> tuple[int, ...]:
         """1-40 visible videos, deterministic: the world's own related videos first (users follow
         them), then same tag, same channel, any."""
         rng = np.random.default_rng([self.seed, 77, int(self.cols["aid"][i])])
