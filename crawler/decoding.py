@@ -36,10 +36,13 @@ class _Reply(_Preview, total=False):
     replies: Optional[List[_Preview]]
 
 
-class _ReplyData(TypedDict, total=False):
+class _Paged(TypedDict, total=False):
     page: Any
-    replies: Optional[List[_Reply]]
     v_voucher: Any
+
+
+class _ReplyData(_Paged, total=False):
+    replies: Optional[List[_Reply]]
 
 
 class _VideoRef(TypedDict, total=False):
@@ -48,10 +51,8 @@ class _VideoRef(TypedDict, total=False):
     duration: Any
 
 
-class _RegionData(TypedDict, total=False):
-    page: Any
+class _RegionData(_Paged, total=False):
     archives: Optional[List[_VideoRef]]
-    v_voucher: Any
 
 
 class _Envelope(TypedDict, total=False):
