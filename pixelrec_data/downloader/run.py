@@ -70,26 +70,24 @@ def fetch_release_covers(release_dir: str | Path, options: FetchOptions, progres
     writer.remove_stale_temporaries()
     # Covers left on disk by a killed run are re-validated only when they are originals of this
     # format; while a format switch is unfinished the marker says "mixed", so none is trusted.
-    disk_reuse = options.resize is None and writer.stored_format() == options.cover_format
-    if writer.stored_format() != options.cover_format:
+    stored = writer.stored_format()
+    disk_reuse = options.resize is None and stored == options.cover_format
+    if stored != options.cover_format:
         writer.set_stored_format(MIXED)
+    mine, desc = shards, "covers"
     if options.shard is not None:
         # One machine of several: its shards only. A plain run over the merged folders afterwards
         # finds every shard done, verifies the files and writes covers.parquet without fetching.
         i, n = options.shard
-        mine = [shard for shard in shards if shard.number % n == i]
-        started = time.perf_counter()
-        with (progress or _NoBar)(total=sum(len(s.tasks) for s in mine),
-                                  desc=f"covers shard {i}/{n}", unit="cover") as bar:
-            shard_stats, rows = asyncio.run(_run_shards(mine, writer, options, bar, disk_reuse))
-        writer.set_stored_format(options.cover_format)
-        return summarize(shard_stats, rows, {"threshold": options.dup_threshold, "groups": None},
-                         time.perf_counter() - started)
+        mine, desc = [shard for shard in shards if shard.number % n == i], f"covers shard {i}/{n}"
     started = time.perf_counter()
-    with (progress or _NoBar)(total=len(tasks), desc="covers", unit="cover") as bar:
-        shard_stats, rows = asyncio.run(_run_shards(shards, writer, options, bar, disk_reuse))
+    with (progress or _NoBar)(total=sum(len(s.tasks) for s in mine), desc=desc, unit="cover") as bar:
+        shard_stats, rows = asyncio.run(_run_shards(mine, writer, options, bar, disk_reuse))
     writer.set_stored_format(options.cover_format)
     elapsed = time.perf_counter() - started
+    if options.shard is not None:
+        return summarize(shard_stats, rows, {"threshold": options.dup_threshold, "groups": None},
+                         elapsed)
     ok = [row for row in rows if row["status"] == "ok"]
     groups = near_duplicate_groups([r["item_id"] for r in ok], [r["phash"] for r in ok],
                                    options.dup_threshold)
