@@ -41,7 +41,6 @@ ENV = dict(os.environ, PIXELREC_QUIET="1", PYTHONPATH=str(ROOT))
 CONCURRENCY = 16
 
 
-
 def start_simulator(seed: int, users: int, videos: int):
     port = free_port()
     proc = subprocess.Popen(PIXELREC + ["simulate", "--port", str(port), "--seed", str(seed),

@@ -73,8 +73,6 @@ class CrawlResult:
         return self.reason.startswith("challenge")
 
 
-
-
 def validate(options: CrawlOptions) -> None:
     parts = urlsplit(options.base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:

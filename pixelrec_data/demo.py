@@ -66,7 +66,6 @@ def pixelrec(*args) -> None:
                          "rerun the demo: finished steps are kept")
 
 
-
 def simulator_port(plan: DemoPlan) -> int:
     """A port chosen once per workdir: cover URLs recorded by the crawl must stay valid on a rerun."""
     record = plan.workdir / "simulator.json"

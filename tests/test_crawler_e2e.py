@@ -31,7 +31,6 @@ SMALL_WORLD = ["--seed", "6", "--users", "120", "--videos", "40"]
 ENV = dict(os.environ, PIXELREC_QUIET="1", PYTHONPATH=str(ROOT))
 
 
-
 def wait_http(url: str, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

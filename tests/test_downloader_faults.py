@@ -21,6 +21,7 @@ from test_downloader import ROOT, covers_by_id, write_items
 from test_downloader_server import (HIT_TIMES, HITS, HUGE_BYTES, IN_FLIGHT, SENT, LocalServer,
                                     cover_app, make_image)
 
+
 @pytest.fixture(scope="module")
 def fault_run(tmp_path_factory):
     """One run over every fault (in-process), shared by the checks below."""

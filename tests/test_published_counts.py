@@ -184,4 +184,3 @@ def test_no_mirror_anywhere_is_one_line(no_mirror_env, tmp_path):
                     env={"HOME": str(tmp_path / "home")})
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "pass --mirror URL, set PIXELREC_MIRROR, or write mirror" in proc.stderr
-

@@ -114,5 +114,3 @@ def save_encoder_weights(visual: torch.nn.Module, dtl: torch.nn.Module, path) ->
     with atomic_path(path) as tmp:
         torch.save(state, tmp)
     return Path(path)
-
-

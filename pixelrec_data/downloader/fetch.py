@@ -52,8 +52,6 @@ def is_retryable(status: str) -> bool:
     return status in RETRY_KINDS or code in RETRY_HTTP or (code is not None and code >= 500)
 
 
-
-
 class HostRateLimiter:
     """Spaces requests to one host at least 1/rate seconds apart (rate 0 = no limit).
 
