@@ -49,7 +49,7 @@ def render_covers(folder: Path, count: int) -> Path:
     from PIL import Image
 
     from pixelrec_data.simulator.covers import render
-    from pixelrec_data.synthetic_catalog import VISUAL_FEATURES
+    from pixelrec_data.synthetic.catalog import VISUAL_FEATURES
 
     folder.mkdir(parents=True, exist_ok=True)
     for n in range(count):

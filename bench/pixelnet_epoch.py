@@ -28,10 +28,11 @@ import pyarrow as pa
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # toy data
 
-from pixelrec_data.baselines import toy  # noqa: E402
+import toy  # noqa: E402
 from pixelrec_data.baselines.data import Interactions  # noqa: E402
-from pixelrec_data.baselines.pixelnet_models import PixelNetSASRec  # noqa: E402
+from pixelrec_data.baselines.pixelnet.models import PixelNetSASRec  # noqa: E402
 from pixelrec_data.baselines.samples import make_samples  # noqa: E402
 
 PIXEL200K_WINDOWS = 323_715  # SEQ windows of the Pixel200K-shaped file (protocol 1.5)

@@ -30,12 +30,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # toy data
 os.environ.setdefault("PIXELREC_QUIET", "1")
 
 import torch  # noqa: E402
 
 from pixelrec_data.baselines import evaluate as E  # noqa: E402
-from pixelrec_data.baselines import toy  # noqa: E402
+import toy  # noqa: E402
 from pixelrec_data.baselines.train import Run  # noqa: E402
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # toy data
 
 CHILD = r"""
 import json, sys, time
@@ -56,7 +57,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         release = args.release
         if release is None:
-            from pixelrec_data.baselines import toy
+            import toy
             users, items = toy.pixel200k_like()
             release = toy.write_release_arrays(Path(tmp) / "pixel200k-like", users, items, 96_282)
         results = []

@@ -18,6 +18,7 @@ from schemas.errors import InputError
 from schemas.hosts import is_loopback
 from schemas.io import atomic_write_text
 from schemas.keys import load_or_create_key
+from schemas.protocol import ITEM_USER_CAP
 
 from . import settings as defaults
 from .pipelines import Anonymizer, output_dirs
@@ -25,7 +26,7 @@ from .state import Known, Worker, load_known, read_journal
 
 MAX_REMOTE_RATE = 2.0          # requests/s: the most a non-loopback target may be asked for
 MAX_REMOTE_CONCURRENCY = 2
-PER_VIDEO_CAP = 6500           # users per video (the paper's cap)
+PER_VIDEO_CAP = ITEM_USER_CAP  # users per video (the paper's cap)
 MAX_DURATION_S = 600           # micro-videos only: shorter than 10 minutes
 
 

@@ -98,8 +98,8 @@ LOOPBACK_OVERRIDES = {
         "scrapy.extensions.closespider.CloseSpider": None,
     },
     "LOG_FORMATTER": "crawler.middlewares.QuietLogFormatter",
-    # a lean keep-alive HTTP/1.1 client instead of twisted.web's Agent (crawler/keepalive.py)
-    "DOWNLOAD_HANDLERS": {"http": "crawler.keepalive.KeepAliveHandler"},
+    # a lean keep-alive HTTP/1.1 client instead of twisted.web's Agent (crawler/transport/keepalive.py)
+    "DOWNLOAD_HANDLERS": {"http": "crawler.transport.keepalive.KeepAliveHandler"},
     # one domain: the per-downloader-slot queue only adds bookkeeping per request
     "SCHEDULER_PRIORITY_QUEUE": "scrapy.pqueues.ScrapyPriorityQueue",
     "PIXELREC_COUNT_DOWNLOADS": True,

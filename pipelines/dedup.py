@@ -9,9 +9,10 @@ Rules (DESIGN.md, the paper's section 2):
 """
 from __future__ import annotations
 
+from schemas.protocol import ITEM_USER_CAP
 from schemas.tables import COUNT_COLUMNS
 
-DEFAULT_CAP = 6_500
+DEFAULT_CAP = ITEM_USER_CAP
 _TIEBREAK = ["aid", "title", "description", "tag", "channel", "cover_url", *COUNT_COLUMNS,
              "release_time", "duration_s"]
 

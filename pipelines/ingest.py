@@ -9,8 +9,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
+
 from schemas.errors import InputError
 from schemas.io import check_schema
+from schemas.protocol import MIN_USER_INTERACTIONS
 
 from .engine import as_input_error, sql_list, sql_path
 
@@ -113,3 +116,18 @@ def _check_time(name, column, low, high, limit) -> None:
     if high is not None and high > limit:
         raise InputError(f"{name}: column '{column}' holds {high}, more than a day in the future "
                          f"(expected unix seconds)")
+
+
+def count_eligible_users(raw: str | Path, min_interactions: int = MIN_USER_INTERACTIONS) -> int:
+    """Users with at least `min_interactions` distinct videos in raw/ (the eligibility rule of the
+    subsets, before deduplication and the cap): enough to size a small build's subsets."""
+    pattern = str(Path(raw) / "interactions" / "part-*.parquet")
+    if not list(Path(raw).glob("interactions/part-*.parquet")):
+        raise InputError(f"{raw}: the crawl wrote no interactions (see the crawl's messages above)")
+    con = duckdb.connect()
+    try:
+        return con.execute(
+            "SELECT count(*) FROM (SELECT user_key FROM read_parquet(?) GROUP BY user_key "
+            "HAVING count(DISTINCT platform_video_id) >= ?)", [pattern, min_interactions]).fetchone()[0]
+    finally:
+        con.close()

@@ -13,8 +13,9 @@ import numpy as np
 import pyarrow as pa
 
 from schemas.errors import InputError
+from schemas.protocol import MIN_USER_INTERACTIONS
 
-MIN_INTERACTIONS = 5
+MIN_INTERACTIONS = MIN_USER_INTERACTIONS
 DEFAULT_SUBSETS = (("pixel8m", None), ("pixel1m", 1_000_000), ("pixel200k", 200_000))
 FULL_RELEASE = "pixelrec"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")

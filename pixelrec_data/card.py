@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from schemas.io import atomic_path, atomic_write_text
+from schemas.io import atomic_path, atomic_write_text, read_json_or_empty
 from schemas.tables import SPLIT_NAMES
 
 PAPER_TITLE = "An Image Dataset for Benchmarking Recommender Systems with Raw Pixels"
@@ -280,13 +280,6 @@ def _sql_path(path: Path) -> str:
 
 # --- prose ----------------------------------------------------------------------------------------
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
 def _counts(release: Path) -> dict:
     """Counts for the prose: stats.json first, then manifest counts, then Parquet row counts."""
     counts = {}
@@ -296,9 +289,9 @@ def _counts(release: Path) -> dict:
     if (release / "splits" / "test.parquet").exists():
         # leave-one-out: exactly one test row per user
         counts["users"] = pq.ParquetFile(release / "splits/test.parquet").metadata.num_rows
-    counts.update({k: v for k, v in _read_json(release / "manifest.json").get("counts", {}).items()
+    counts.update({k: v for k, v in read_json_or_empty(release / "manifest.json").get("counts", {}).items()
                    if isinstance(v, (int, float))})
-    counts.update({k: v for k, v in _read_json(release / "stats.json").items()
+    counts.update({k: v for k, v in read_json_or_empty(release / "stats.json").items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)})
     return counts
 
@@ -363,7 +356,7 @@ def _license_text() -> str:
 
 
 def _release_prose(release: Path) -> str:
-    manifest = _read_json(release / "manifest.json")
+    manifest = read_json_or_empty(release / "manifest.json")
     counts = _counts(release)
     lines = [f"# PixelRec release `{release.name}`", "", _about(manifest.get("created_by", "pixelrec")),
              "## Counts", "", "| measure | value |", "|---|---|"]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from schemas.errors import InputError
+from schemas.errors import InputError, one_line
 from schemas.tables import SPLIT_NAMES
 
 CONFIGS = ("interactions", "sequences", "items")
@@ -217,9 +217,7 @@ def _image_ref(path: str | None):
 
 
 def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    text = lines[0] if lines else type(exc).__name__
-    return text[:300]
+    return one_line(exc, 300)
 
 
 # --- polars / DuckDB -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ temporary name in the same folder and are renamed into place.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .atomic import atomic_dir, atomic_path, atomic_write_text, swap_dir  # noqa: F401 (re-exported)
-from .errors import InputError, SchemaError
+from .errors import InputError, SchemaError, one_line
 from .tables import ADDED_COLUMNS, REQUIRED_NON_NULL, TABLES
 
 _STRINGS = (pa.string(), pa.large_string())
@@ -79,7 +80,7 @@ def check_schema(path: str | os.PathLike, name: str) -> pa.Schema:
     try:
         file_schema = pq.read_schema(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
-        raise InputError(f"{path}: not a readable Parquet file ({_first_line(exc)})") from None
+        raise InputError(f"{path}: not a readable Parquet file ({one_line(exc)})") from None
     for field in TABLES[name]:
         idx = file_schema.get_field_index(field.name)
         if idx < 0 and field.name in ADDED_COLUMNS.get(name, ()):
@@ -102,7 +103,7 @@ def read_table(path: str | os.PathLike, name: str) -> pa.Table:
         present = set(file.schema_arrow.names)
         table = file.read(columns=[n for n in TABLES[name].names if n in present])
     except Exception as exc:
-        raise InputError(f"{path}: cannot read ({_first_line(exc)})") from None
+        raise InputError(f"{path}: cannot read ({one_line(exc)})") from None
     return conform(table, name, path)
 
 
@@ -116,6 +117,11 @@ def write_table(table: pa.Table, path: str | os.PathLike, name: str, **parquet_k
     return Path(path)
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+
+
+def read_json_or_empty(path: str | os.PathLike) -> dict:
+    """A small JSON document (a marker, a stats file), or {} when it is absent or unreadable."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}

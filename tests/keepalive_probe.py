@@ -1,4 +1,4 @@
-"""Fetch URLs through crawler.keepalive.KeepAliveHandler inside a real Scrapy crawl; print results.
+"""Fetch URLs through crawler.transport.keepalive.KeepAliveHandler inside a real Scrapy crawl; print results.
 
     python tests/keepalive_probe.py '{"requests": [{"url": ..., "method": "GET", "meta": {}}],
                                       "concurrency": 1, "settings": {}}'
@@ -51,7 +51,7 @@ def main() -> None:
     spec = json.loads(sys.argv[1])
     concurrency = spec.get("concurrency", 1)
     settings = {
-        "DOWNLOAD_HANDLERS": {"http": "crawler.keepalive.KeepAliveHandler"},
+        "DOWNLOAD_HANDLERS": {"http": "crawler.transport.keepalive.KeepAliveHandler"},
         "CONCURRENT_REQUESTS": concurrency, "CONCURRENT_REQUESTS_PER_DOMAIN": concurrency,
         "RETRY_ENABLED": False, "ROBOTSTXT_OBEY": False, "COOKIES_ENABLED": False,
         "LOG_LEVEL": "ERROR", "TELNETCONSOLE_ENABLED": False, "REMOTE_CONTROL_ENABLED": False,

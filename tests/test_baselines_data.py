@@ -4,9 +4,9 @@ import pyarrow as pa
 import pytest
 
 from pixelrec_data.baselines import data as D
-from pixelrec_data.baselines import reference as R
+import loop_reference as R
 from pixelrec_data.baselines import samples as S
-from pixelrec_data.baselines import toy
+import toy
 from schemas.errors import InputError
 from schemas.io import write_table
 
@@ -143,7 +143,7 @@ def test_non_numeric_user_tokens_fall_back_to_string_order(tmp_path):
 
 
 def test_sparse_item_numbers_use_binary_search_lookup(tmp_path):
-    from pixelrec_data.baselines.toy import _items_table
+    from toy import _items_table
     items = _items_table(3).set_column(0, "item_id", pa.array(["i7000000", "i3", "i12"]))
     write_table(items, tmp_path / "items.parquet", "items")
     for split, item in (("train", ["i7000000", "i3"]), ("validation", ["i12"]), ("test", ["i3"])):

@@ -23,6 +23,7 @@ import pytest
 
 from schemas.hosts import free_port
 from schemas.keys import user_key_for_mid, user_key_for_midhash
+from schemas.protocol import ITEM_USER_CAP
 
 ROOT = Path(__file__).resolve().parent.parent
 PIXELREC = [sys.executable, "-c", "from pixelrec_data.cli import main; main()"]
@@ -103,7 +104,7 @@ def read_raw(out: Path):
     return sorted(rows, key=lambda r: r["platform_video_id"]), event_set, len(ev)
 
 
-def expected(truth: Path, key: bytes, cap: int = 6500):
+def expected(truth: Path, key: bytes, cap: int = ITEM_USER_CAP):
     """The ground truth as the crawl must see it: micro-videos that are not removed; comments unless
     closed; danmaku as list.so serves them; one event per (video, user), earliest; per-video cap."""
     videos = pq.read_table(truth / "videos.parquet").to_pylist()

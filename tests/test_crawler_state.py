@@ -137,7 +137,7 @@ def test_remote_targets_keep_the_polite_stack_and_loopback_drops_only_extras(tmp
     assert "LOG_FORMATTER" not in remote and "EXTENSIONS" not in remote
     # a remote site keeps Scrapy's own HTTP client (TLS, proxies); loopback gets the lean one
     assert "DOWNLOAD_HANDLERS" not in remote
-    assert local["DOWNLOAD_HANDLERS"] == {"http": "crawler.keepalive.KeepAliveHandler"}
+    assert local["DOWNLOAD_HANDLERS"] == {"http": "crawler.transport.keepalive.KeepAliveHandler"}
     assert "scrapy.downloadermiddlewares.stats.DownloaderStats" not in remote["DOWNLOADER_MIDDLEWARES"]
     # the loopback fast path never removes what makes the crawl polite or correct
     assert local["ROBOTSTXT_OBEY"] and local["PIXELREC_COUNT_DOWNLOADS"]

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from pixelrec_data.cli import COMMANDS
-from pixelrec_data.commandref import render
+from pixelrec_data.commands.commandref import render
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,4 +33,4 @@ def test_make_targets_in_readme():
 
 def test_command_reference_is_in_sync():
     assert (ROOT / "docs" / "COMMANDS.md").read_text() == render(), \
-        "docs/COMMANDS.md is stale: python -m pixelrec_data.commandref > docs/COMMANDS.md"
+        "docs/COMMANDS.md is stale: python -m pixelrec_data.commands.commandref > docs/COMMANDS.md"

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from pixelrec_data.baselines.encoders import EncoderConfig, ImageEncoder, param_groups
-from pixelrec_data.baselines.encoders_weights import read_state_dict
+from pixelrec_data.baselines.encoders.weights import read_state_dict
 from schemas.errors import InputError
 
 

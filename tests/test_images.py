@@ -72,7 +72,7 @@ def test_bad_input_is_one_line(tmp_path):
 
 
 def test_resume_and_rebuild_on_change(tmp_path, monkeypatch):
-    from pixelrec_data import images
+    from pixelrec_data.baselines import images
 
     rel = make_release(tmp_path, "r")
     monkeypatch.setattr(images, "CHUNK", 2)
@@ -118,7 +118,7 @@ def test_resume_and_rebuild_on_change(tmp_path, monkeypatch):
 
 
 def test_cache_tensors_and_normalisation(release):
-    from pixelrec_data.images import ImageCache, prepare_images
+    from pixelrec_data.baselines.images import ImageCache, prepare_images
 
     prepare_images(release, size=24, mode="squash", workers=2)
     cache = ImageCache(release, 24, "squash")
@@ -143,7 +143,7 @@ class _Noisy:
     """A dataset whose items use numpy randomness, to check worker seeding too."""
 
     def __init__(self, cache):
-        from pixelrec_data.images import CoverDataset
+        from pixelrec_data.baselines.images import CoverDataset
         self.inner = CoverDataset(cache)
 
     def __len__(self):
@@ -159,7 +159,7 @@ def _batches(loader):
 
 
 def test_seeded_loader_same_seed_same_batches(release):
-    from pixelrec_data.images import ImageCache, prepare_images, seeded_loader
+    from pixelrec_data.baselines.images import ImageCache, prepare_images, seeded_loader
 
     prepare_images(release, size=24, mode="squash", workers=1)
     cache = ImageCache(release, 24, "squash")

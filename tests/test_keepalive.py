@@ -1,4 +1,4 @@
-"""crawler/keepalive.py + http11.py, the crawler's HTTP/1.1 handler, against a real scripted server.
+"""crawler/transport/ (keepalive.py + http11.py), the crawler's HTTP/1.1 handler, against a real scripted server.
 
 The server (asyncio streams in a thread, 127.0.0.1) answers each path with hand-written bytes: every
 body framing (Content-Length, chunked with extensions and trailers, read-to-close), bodiless answers,

@@ -1,4 +1,4 @@
-"""PixelNet GRU4Rec / NextItNet / SRGNN / LightSANs / FM / DSSM (pixelnet_backbones.py): the
+"""PixelNet GRU4Rec / NextItNet / SRGNN / LightSANs / FM / DSSM (baselines/pixelnet/backbones.py): the
 backbone's code with its item table replaced by the image encoder. Training steps and full-sort
 vs pairwise scores are covered for every registered model by tests/test_baselines_models.py."""
 import contextlib
@@ -11,7 +11,7 @@ import yaml
 from torch import nn
 
 from pixelrec_data.baselines.models import model_class
-from pixelrec_data.baselines.pixelnet_models import ItemLookup
+from pixelrec_data.baselines.pixelnet.models import ItemLookup
 from pixelrec_data.baselines.samples import make_samples
 from pixelnet_helpers import data, grads, pixels  # noqa: F401  (data, pixels: fixtures)
 
@@ -98,8 +98,8 @@ def test_every_lookup_of_a_step_reads_its_own_item(name, data, pixels):
 def release(tmp_path_factory):
     from PIL import Image
 
-    from pixelrec_data.baselines import toy
-    from pixelrec_data.images import prepare_images
+    import toy
+    from pixelrec_data.baselines.images import prepare_images
 
     folder = tmp_path_factory.mktemp("pixb") / "pixb"
     toy.write_release(folder, toy.chain_sequences(30, 16, n_chains=2, seed=0), 16)

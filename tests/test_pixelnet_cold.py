@@ -12,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from pixelrec_data.baselines.toy import write_release
+from toy import write_release
 from pixelrec_data.baselines.validate import validate
 
 TOPICS, WARM, COLD, USERS = 6, 12, 4, 240

@@ -9,7 +9,7 @@ import yaml
 
 from pixelrec_data.baselines import data as D
 from pixelrec_data.baselines import evaluate as E
-from pixelrec_data.baselines.pixelnet_models import PixelNetBERT4Rec, PixelNetMF, PixelNetSASRec
+from pixelrec_data.baselines.pixelnet.models import PixelNetBERT4Rec, PixelNetMF, PixelNetSASRec
 from pixelrec_data.baselines.samples import make_samples
 from pixelnet_helpers import N_ITEMS, data, grads, pixels  # noqa: F401  (data, pixels: fixtures)
 

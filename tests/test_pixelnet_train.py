@@ -8,11 +8,11 @@ import pytest
 import yaml
 from PIL import Image
 
-from pixelrec_data.baselines import toy
+import toy
 from pixelrec_data.baselines.encoders import EncoderConfig, ImageEncoder
 from pixelrec_data.baselines import train as T
 from pixelrec_data.baselines.vinet.features import extract
-from pixelrec_data.images import prepare_images
+from pixelrec_data.baselines.images import prepare_images
 
 N_ITEMS = 24
 PIXEL_TINY = {"encoder": "tiny-vit", "embedding_size": 16, "n_heads": 2, "n_layers": 1, "image_size": 32,

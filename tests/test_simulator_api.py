@@ -11,7 +11,7 @@ import pytest
 from pixelrec_data.simulator import start_simulator
 from pixelrec_data.simulator.channels import MAIN_RID
 from pixelrec_data.synthetic import generate_world
-from pixelrec_data.synthetic_catalog import CHANNEL_RID
+from pixelrec_data.synthetic.catalog import CHANNEL_RID
 from test_simulator_world import get_json, http_get, tiny_simulator
 
 SEED = 11

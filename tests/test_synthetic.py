@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pixelrec_data.synthetic import COVER_URL, World, generate_world, write_raw
-from pixelrec_data.synthetic_catalog import CHANNELS, TAG_CHANNEL, TAGS, VISUAL_FEATURES
+from pixelrec_data.synthetic.catalog import CHANNELS, TAG_CHANNEL, TAGS, VISUAL_FEATURES
 from schemas.errors import InputError
 from schemas.io import read_table
 from schemas.keys import mid_hash, user_key_for_mid, user_key_for_midhash
@@ -195,7 +195,7 @@ def test_write_raw_is_byte_identical_and_private(tmp_path):
     assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
     assert 0.85 * 30000 < first["interactions_written"] < 1.15 * 30000
     # no mid and no mid_hash value anywhere in raw/: compare every cell of every file
-    from pixelrec_data.synthetic_events import user_mids
+    from pixelrec_data.synthetic.events import user_mids
     mids = user_mids(9, np.arange(2500))
     secrets = {str(m) for m in mids.tolist()} | {mid_hash(m) for m in mids.tolist()}
     ints = set(mids.tolist())
@@ -221,7 +221,7 @@ def test_hot_video_goes_over_the_cap(tmp_path):
 
 @pytest.mark.parametrize("key", [KEY, b"short-key-16byte", bytes(range(100))])
 def test_batched_user_keys_follow_the_key_contract(key):
-    from pixelrec_data.synthetic import _user_keys
+    from pixelrec_data.synthetic.world import _user_keys
     mids = np.array([1, 616368979, 2**32, 123456789012], dtype=np.int64)
     assert _user_keys(key, mids, False).tolist() == [user_key_for_mid(key, m) for m in mids.tolist()]
     assert _user_keys(key, mids, True).tolist() == [user_key_for_midhash(key, mid_hash(m)) for m in mids.tolist()]

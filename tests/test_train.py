@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from pixelrec_data.baselines import toy
+import toy
 from pixelrec_data.baselines.train import train
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -15,7 +15,7 @@ from torch._dynamo.utils import counters
 
 from pixelrec_data.baselines import compile as C
 from pixelrec_data.baselines import evaluate as E
-from pixelrec_data.baselines import toy
+import toy
 from pixelrec_data.baselines.config import resolve_config
 from pixelrec_data.baselines.data import load_interactions
 from pixelrec_data.baselines.models import model_class

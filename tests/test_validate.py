@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pixelrec_data.baselines.toy import chain_sequences, write_release
+from toy import chain_sequences, write_release
 from pixelrec_data.baselines.validate import evaluate_checks, Row, validate
 
 ROOT = Path(__file__).resolve().parent.parent

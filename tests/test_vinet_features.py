@@ -11,7 +11,7 @@ from PIL import Image
 
 from pathlib import Path
 
-from pixelrec_data.baselines.toy import write_release
+from toy import write_release
 from pixelrec_data.baselines.vinet.features import aligned_features, decode_cover, extract, load_features
 from pixelrec_data.baselines.encoders import EncoderConfig, ImageEncoder
 from schemas.errors import InputError
@@ -98,7 +98,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, release, capsys):
 
 def test_image_cache_and_jpeg_paths_give_the_same_features(release, tmp_path):
     import shutil
-    from pixelrec_data.images import prepare_images
+    from pixelrec_data.baselines.images import prepare_images
 
     copy = tmp_path / "toy"
     shutil.copytree(release, copy, ignore=shutil.ignore_patterns("features"))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import yaml
 
-from schemas.errors import InputError
+from schemas.errors import InputError, split_assignment
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -22,11 +22,9 @@ def parse_overrides(pairs) -> dict:
     """['lr=1e-3', 'topk=[5,10]'] -> {'lr': 0.001, 'topk': [5, 10]} (values parsed as YAML)."""
     out = {}
     for pair in pairs or ():
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"--set {pair!r}: expected key=value")
+        key, value = split_assignment(pair, "--set", "KEY=VALUE")
         try:
-            out[key.strip()] = yaml.safe_load(value)
+            out[key] = yaml.safe_load(value)
         except yaml.YAMLError:
             raise InputError(f"--set {pair!r}: the value is not valid YAML") from None
     return out

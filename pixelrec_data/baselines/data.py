@@ -16,7 +16,7 @@ Sample formats (protocol section 1.5-1.8; C = 11 = M + 1):
 Each `*Samples` class (samples.py) turns global sample indices into one numpy batch dict, drawing its negatives
 from the generator it is given, so a batch depends only on (seed, epoch, batch number).
 
-reference.py states the same rules as straightforward per-user loops; the tests compare the two.
+tests/loop_reference.py states the same rules as straightforward per-user loops; the tests compare the two.
 """
 from __future__ import annotations
 
@@ -29,8 +29,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from schemas.errors import InputError
+from schemas.protocol import MAX_SEQUENCE_LENGTH
 
-M = 10  # MAX_ITEM_LIST_LENGTH: sequence models see at most 10 items
+M = MAX_SEQUENCE_LENGTH  # MAX_ITEM_LIST_LENGTH: sequence models see at most 10 items
 C = M + 1  # window length: 10 (input, next-item target) pairs
 _MAX_REDRAWS = 200  # rejection-sampling rounds; only a near-exhausted catalogue ever needs more
 

@@ -117,7 +117,7 @@ def prepare_inputs(release: Path, model: str, overrides: dict, entry: dict, devi
         return ""
     if not _has_covers(release):
         return f"{release}/covers/ holds no covers (run `pixelrec fetch-covers --release {release}`)"
-    from pixelrec_data.images import is_current, prepare_images
+    from pixelrec_data.baselines.images import is_current, prepare_images
     if needs_pixels:
         size, mode = int(config["image_size"]), str(config.get("image_mode", "squash"))
         if not is_current(release, size, mode):

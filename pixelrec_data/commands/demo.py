@@ -17,5 +17,5 @@ def demo(workdir, scale, suite):
 
     Rerunning continues from the first unfinished step; exits non-zero if a validation check fails.
     """
-    from pixelrec_data.demo import run_demo
+    from pixelrec_data.commands.demo_steps import run_demo
     run_demo(workdir, scale, suite=suite)

@@ -24,7 +24,7 @@ def prepare_images(release: Path, size: int, mode: str, workers: int, force: boo
     Missing or undecodable covers become mid-grey (128) and are listed in the report file.
     Rerunning continues an interrupted build, and rebuilds when items or covers changed.
     """
-    from pixelrec_data.images import cache_files, prepare_images as build
+    from pixelrec_data.baselines.images import cache_files, prepare_images as build
 
     if not release.is_dir():
         raise InputError(f"{release}: no such release folder")

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from schemas.errors import one_line
 from schemas.hosts import is_loopback
 
 from .limits import MAX_COVER_BYTES, MAX_REDIRECTS
@@ -199,8 +200,8 @@ class _TooLarge(Exception):
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    text = one_line(exc)
+    return type(exc).__name__ if text == type(exc).__name__ else f"{type(exc).__name__}: {text}"
 
 
 def make_session(concurrency: int, per_host: int | None = None) -> aiohttp.ClientSession:

@@ -23,6 +23,8 @@ import imagehash
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from schemas.errors import one_line
+
 from .limits import JPEG_QUALITY, MAX_PIXELS, RESIZE_MODES
 
 # Shrinking with BOX is area averaging, OpenCV's INTER_AREA (img2dataset's choice), and the
@@ -211,5 +213,4 @@ def _scratch_file():
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__
+    return one_line(exc, 200)

@@ -2,13 +2,13 @@
 
 rid 0 is the main channel: its listing holds every video of the world (so every video is reachable
 from the listings); the other rids list their own channel's videos. The world's catalog fixes the
-rids (synthetic_catalog.CHANNEL_RID). A name the catalog does not know keeps the rid of the platform
+rids (synthetic.catalog.CHANNEL_RID). A name the catalog does not know keeps the rid of the platform
 zone of that name (MAIN_ZONES: the 22 old-style main zones, by Chinese name or code) or gets the
 remaining zone rids in sorted-name order, then ids from OVERFLOW_BASE on.
 """
 from __future__ import annotations
 
-from pixelrec_data.synthetic_catalog import CHANNEL_RID as CATALOG_RIDS
+from pixelrec_data.synthetic.catalog import CHANNEL_RID as CATALOG_RIDS
 
 MAIN_ZONES = [  # (rid, code, name)
     (1, "douga", "动画"), (13, "anime", "番剧"), (167, "guochuang", "国创"), (3, "music", "音乐"),

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 # the world's vocabulary (simulator -> synthetic is an allowed import)
-from pixelrec_data.synthetic_catalog import LAYOUTS, SHAPE_KINDS, VISUAL_FEATURES
+from pixelrec_data.synthetic.catalog import LAYOUTS, SHAPE_KINDS, VISUAL_FEATURES
 
 BASE_SIZE = (640, 400)  # 16:10, like the platform's covers
 MAX_SIDE = 4096

@@ -13,7 +13,7 @@ import hashlib
 import threading
 from dataclasses import dataclass, field
 
-from schemas.errors import InputError
+from schemas.errors import InputError, split_assignment
 
 TRANSIENT_KINDS = ("5xx", "slow", "truncate", "challenge", "voucher")
 COVER_KINDS = ("corrupt_cover", "missing_cover")
@@ -39,13 +39,12 @@ class FaultSpec:
             item = item.strip()
             if not item:
                 continue
-            name, sep, value = item.partition("=")
-            name = name.strip()
+            name, value = split_assignment(item, "--faults", "NAME=NUMBER")
             try:
                 number = float(value)
             except ValueError:
                 number = None
-            if not sep or number is None:
+            if number is None:
                 raise InputError(f"--faults: '{item}' is not NAME=NUMBER")
             if name in TRANSIENT_KINDS + COVER_KINDS:
                 if not 0.0 <= number <= 1.0:

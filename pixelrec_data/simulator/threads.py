@@ -4,7 +4,7 @@ The world holds flat comment events; the platform shows most of them as root com
 replies inside a root's thread (/x/v2/reply lists roots with a preview of their first replies,
 /x/v2/reply/reply pages one thread). The split never changes the set of comments, only how they
 are served. It is fixed by the seed: each video draws its share of nested replies (a few percent to
-most of its comments), each comment whether it is a reply (a keyed draw on its rpid, synthetic_random.uniform), and each reply
+most of its comments), each comment whether it is a reply (a keyed draw on its rpid, synthetic.rng.uniform), and each reply
 the earlier root it answers, with probability proportional to the root's heavy-tailed (Pareto)
 appeal: most roots get no reply, some a few, a few many. On about one video in seven the first
 comment becomes a hot thread that draws most of the video's replies (dozens on a busy video: several
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pixelrec_data.synthetic_random import uniform
+from pixelrec_data.synthetic.rng import uniform
 
 from .faults import unit_draw
 

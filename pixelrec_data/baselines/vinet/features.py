@@ -7,7 +7,7 @@ Layout (written by `pixelrec extract-features`):
 Rows follow the trainer's internal ids (data.py): row 0 is PAD (zeros), then the items of
 items.parquet in item-number order, as the official RN50.npy (`[item_num, F]`, row 0 = PAD). The
 index is written anyway, and `aligned_features` maps by item id, so a reader never relies on order.
-Covers come from the prepared image cache when pixelrec_data/images.py provides one for the
+Covers come from the prepared image cache when baselines/images.py provides one for the
 release, else each covers/<item_id>.jpg is decoded with Pillow (squashed to size x size, bilinear,
 the official generate_lmdb transform). An item without a readable cover gets the features of the
 blank (all-zero normalised) image, and the count is recorded in the JSON.
@@ -86,7 +86,7 @@ class CoverReader:
 def _open_image_cache(release: Path, item_ids: list[str], size: int):
     """A reader over the prepared image cache (images.py, squash mode), or None when absent."""
     try:
-        from pixelrec_data.images import ImageCache, is_current
+        from pixelrec_data.baselines.images import ImageCache, is_current
     except ImportError:
         return None
     try:

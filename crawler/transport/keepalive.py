@@ -5,7 +5,7 @@ request object, a response object, a body producer and consumer, a state machine
 about a dozen Deferreds per request. Against the local simulator the crawler is CPU-bound, and a
 bare Scrapy spider fetched 1.9k requests/s with that client and 3.1k with this one
 (bench/crawl_throughput.py). This handler keeps one pool of idle connections per host; each
-connection (crawler/http11.py) writes the request itself and parses the answer from one buffer.
+connection (http11.py) writes the request itself and parses the answer from one buffer.
 
 Used only for loopback targets (settings.LOOPBACK_OVERRIDES). A remote site keeps Scrapy's handler
 (TLS, proxies, HTTP/2) and is capped at 2 requests/s, where a handler's speed does not matter.

@@ -4,7 +4,7 @@ generate_world() returns a whole world in memory (videos, cover features, every 
 danmaku event with the platform user ids): the simulator serves it. write_raw() writes raw/
 (DESIGN.md) as a crawl of that same world would, in chunks of users, so the full PixelRec size
 (30M users, 196M interactions) fits in a few GB. Both are deterministic from the seed and
-vectorised (see synthetic_videos and synthetic_events for the model); the only per-user Python
+vectorised (see videos.py and events.py for the model); the only per-user Python
 loop is the keyed hash of the user id (HMAC-SHA256, the privacy contract of schemas.keys).
 """
 from __future__ import annotations
@@ -22,9 +22,9 @@ import pyarrow as pa
 from schemas.errors import InputError
 from schemas.io import atomic_dir, write_table
 from schemas.keys import mid_hash
-from .progress import bar
-from .synthetic_events import Events, SessionShape, generate_events, session_shape, user_mids
-from .synthetic_videos import VideoPlan, VideoStats, plan_videos, videos_table
+from ..progress import bar
+from .events import Events, SessionShape, generate_events, session_shape, user_mids
+from .videos import VideoPlan, VideoStats, plan_videos, videos_table
 
 COVER_URL = "https://i0.hdslb.com/bfs/archive/{}.jpg"
 DEFAULT_MEAN = 6.6  # PixelRec: 195,755,320 interactions over 29,845,039 users

@@ -34,9 +34,9 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from schemas.errors import InputError
-from schemas.io import atomic_path, atomic_write_text
+from schemas.io import atomic_path, atomic_write_text, read_json_or_empty
 
-from .progress import bar
+from pixelrec_data.progress import bar
 
 MODES = ("squash", "center_crop")
 PLACEHOLDER = 128
@@ -123,7 +123,7 @@ def _fingerprint(item_ids, paths, size: int, mode: str) -> str:
 def is_current(release, size: int = 224, mode: str = "squash") -> bool:
     release = Path(release)
     files = cache_files(release, size, mode)
-    meta = _read_json(files["meta"])
+    meta = read_json_or_empty(files["meta"])
     item_ids, paths = _inputs(release)
     return bool(meta) and files["array"].exists() and meta.get("fingerprint") == _fingerprint(
         item_ids, paths, size, mode)
@@ -140,9 +140,9 @@ def prepare_images(release, size: int = 224, mode: str = "squash", workers: int 
     files = cache_files(release, size, mode)
     item_ids, paths = _inputs(release)
     fingerprint = _fingerprint(item_ids, paths, size, mode)
-    meta = _read_json(files["meta"])
+    meta = read_json_or_empty(files["meta"])
     if not force and meta.get("fingerprint") == fingerprint and files["array"].exists():
-        return {**_read_json(files["report"]), "up_to_date": True}
+        return {**read_json_or_empty(files["report"]), "up_to_date": True}
     start = time.perf_counter()
     state = _open_partial(files, fingerprint, len(item_ids), size, force)
     chunks = [c for c in range((len(item_ids) + CHUNK - 1) // CHUNK) if c not in state["done"]]
@@ -257,13 +257,6 @@ def _finish(files, state, item_ids, size, mode, fingerprint, seconds, decoded) -
                                                  "version": CACHE_VERSION}))
     files["state"].unlink(missing_ok=True)
     return report
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
 
 
 # --- reading: numpy / torch ----------------------------------------------------------------------

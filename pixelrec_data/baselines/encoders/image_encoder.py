@@ -3,7 +3,7 @@
 An `ImageEncoder` maps normalised images [N, 3, H, W] to item embeddings [N, d]. It is built from
 an open_clip vision config (RN50, RN50x4/x16/x64, RN101, ViT-B-32, ViT-B-16, ViT-L-14, ... or the
 tiny configurations below for CPU tests), so nothing is fetched: weights come from a local file
-(`weights=`, see encoders_weights.py) or stay at random init, and `describe()` says which.
+(`weights=`, see weights.py) or stay at random init, and `describe()` says which.
 
 The tower is cut into a *frozen trunk* and *tuned blocks* (`tune_layers`): ViT blocks are the
 transformer resblocks (the patch embedding belongs to the trunk); ResNet blocks are the four stages
@@ -27,8 +27,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from pixelrec_data.baselines import encoders_timm as timm_tower
-from pixelrec_data.baselines import encoders_weights
+from . import timm_towers as timm_tower
+from . import weights as encoders_weights
 
 ENCODER_PARAM_KEY = "visual_encoder"  # parameters whose name contains this get the encoder lr/wd
 METHODS = ("mean", "cls", "pool")

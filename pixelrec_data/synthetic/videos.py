@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 
 from schemas.tables import RAW_VIDEOS
-from . import synthetic_catalog as cat
-from .synthetic_random import BASE58, encode_fixed, feistel, hex_digest, normal, uniform
+from . import catalog as cat
+from .rng import BASE58, encode_fixed, feistel, hex_digest, normal, uniform
 
 GUIDE_CELLS_PER_VIDEO = 4
 

@@ -1,6 +1,6 @@
 """PixelNet variants of the other IDNet backbones (protocol 4.3: the MO* models "swap the ID table
 for the visual encoder exactly as in 4.2"): each is the backbone's own class with its
-`item_embedding` replaced by the image encoder through `PixelNetMixin` (pixelnet_models.py).
+`item_embedding` replaced by the image encoder through `PixelNetMixin` (models.py).
 
 - GRU4Rec, NextItNet (SEQ windows): `pixelnet_sequential`, as PixelNet SASRec.
 - SRGNN, LightSANs (AUGSEQ prefixes), FM, DSSM (window positions): their `loss` is run inside
@@ -21,7 +21,7 @@ from pixelrec_data.baselines.models.gru4rec import GRU4Rec
 from pixelrec_data.baselines.models.lightsans import LightSANs
 from pixelrec_data.baselines.models.nextitnet import NextItNet
 from pixelrec_data.baselines.models.srgnn import SRGNN
-from pixelrec_data.baselines.pixelnet_models import PixelNetMixin, pixelnet_sequential
+from pixelrec_data.baselines.pixelnet.models import PixelNetMixin, pixelnet_sequential
 
 PixelNetGRU4Rec = pixelnet_sequential(GRU4Rec)
 PixelNetNextItNet = pixelnet_sequential(NextItNet)

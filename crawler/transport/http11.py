@@ -2,7 +2,7 @@
 
 The status line, headers and body (Content-Length, chunked with extensions and trailers, or read
 until the server closes) are parsed from one buffer; failures become Scrapy's download exceptions
-(timeout, max size, data loss, a broken answer). crawler/keepalive.py pools these connections and
+(timeout, max size, data loss, a broken answer). keepalive.py pools these connections and
 plugs them into Scrapy as a download handler.
 """
 from __future__ import annotations

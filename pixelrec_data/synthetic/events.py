@@ -7,7 +7,7 @@ choices instead follow a related video of the previous choice. So popularity dom
 sequences (topic runs, related links) and covers (topics) carry signal. Session lengths follow the
 paper's Figure 6b: most users have 1-4 events, engaged users a log-normal around 14 with a heavy
 tail. Everything is computed with whole-array numpy operations over all events of the range, using
-counter-based random numbers (synthetic_random), so chunking never changes a value.
+counter-based random numbers (rng.py), so chunking never changes a value.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .synthetic_random import feistel, normal, uniform, uniform_pair
-from .synthetic_videos import VideoPlan, pick_in_topic, pick_topic
+from .rng import feistel, normal, uniform, uniform_pair
+from .videos import VideoPlan, pick_in_topic, pick_topic
 
 LIGHT_LENGTHS = np.array([1, 2, 3, 4])
 LIGHT_CDF = np.cumsum([0.55, 0.22, 0.13, 0.10])

@@ -12,7 +12,7 @@ The encoder is held outside the module tree of ItemLookup, so each parameter has
 Registered in models/__init__.py as `pixelnet_sasrec`, `pixelnet_bert4rec` and `pixelnet_mf`
 (configs/<name>.yaml);
 train.Run sets config["release"] to the release folder. The other backbones (GRU4Rec, NextItNet
-through `pixelnet_sequential(cls)`, SRGNN, LightSANs, FM, DSSM) are in pixelnet_backbones.py.
+through `pixelnet_sequential(cls)`, SRGNN, LightSANs, FM, DSSM) are in backbones.py.
 
 Config keys (configs/pixelnet_*.yaml): encoder, encoder_weights, tune_layers,
 embedding_method, dtl_layers, normalise, encoder_lr, encoder_weight_decay, image_size, image_mode,
@@ -38,7 +38,7 @@ from pixelrec_data.baselines.models.bert4rec import BERT4Rec
 from pixelrec_data.baselines.models.layers import additive_mask
 from pixelrec_data.baselines.models.mf import MF
 from pixelrec_data.baselines.models.sasrec import SASRec
-from pixelrec_data.baselines.pixelnet import ItemImageEncoder, PixelSource
+from pixelrec_data.baselines.pixelnet.item_encoder import ItemImageEncoder, PixelSource
 from schemas.errors import InputError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -130,7 +130,7 @@ def pixel_source(config: dict, data, ones_row: bool = False) -> PixelSource:
     release = config.get("release") or getattr(data, "release", None)
     if not release:
         raise InputError("PixelNet needs the release folder (config key 'release') for its image cache")
-    from pixelrec_data.images import ImageCache
+    from pixelrec_data.baselines.images import ImageCache
 
     cache = ImageCache(release, int(config.get("image_size", 224)), str(config.get("image_mode", "squash")))
     tokens = data.item_tokens.to_pylist() if hasattr(data.item_tokens, "to_pylist") else list(data.item_tokens)

@@ -1,6 +1,6 @@
 """docs/COMMANDS.md, generated from the click help of every `pixelrec` command.
 
-    python -m pixelrec_data.commandref > docs/COMMANDS.md
+    python -m pixelrec_data.commands.commandref > docs/COMMANDS.md
 
 tests/test_docs.py fails when the file and the commands drift apart.
 """
@@ -16,7 +16,7 @@ def render() -> str:
     ctx = click.Context(cli, info_name="pixelrec", terminal_width=100, max_content_width=100)
     parts = ["# `pixelrec` command reference",
              "",
-             "Generated from the commands' own `--help` by `python -m pixelrec_data.commandref`; "
+             "Generated from the commands' own `--help` by `python -m pixelrec_data.commands.commandref`; "
              "do not edit by hand.",
              "",
              "```text", cli.get_help(ctx), "```", ""]

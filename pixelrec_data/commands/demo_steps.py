@@ -18,7 +18,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from pipelines.ingest import count_eligible_users
 from schemas.errors import InputError
+from schemas.protocol import MIN_USER_INTERACTIONS
 from schemas.hosts import free_port
 from schemas.atomic import atomic_write_text
 
@@ -123,22 +125,11 @@ def demo_key(plan: DemoPlan) -> None:
         handle.write(key)
 
 
-def eligible_users(raw: Path, min_interactions: int = 5) -> int:
-    """Users with >= 5 distinct videos in raw/ (the build's eligibility rule, before the cap)."""
-    import duckdb
-    if not list((raw / "interactions").glob("part-*.parquet")):
-        raise InputError(f"{raw}: the crawl wrote no interactions (see the crawl's messages above)")
-    con = duckdb.connect()
-    pattern = str(raw / "interactions" / "part-*.parquet")
-    return con.execute(
-        "SELECT count(*) FROM (SELECT user_key FROM read_parquet(?) GROUP BY user_key "
-        "HAVING count(DISTINCT platform_video_id) >= ?)", [pattern, min_interactions]).fetchone()[0]
-
-
 def subset_sizes(eligible: int) -> list[str]:
     """Nested subsets sized for the crawl: all eligible, then half, then a fifth."""
     if eligible < 20:
-        raise InputError(f"the crawl gave only {eligible} users with >= 5 interactions; "
+        raise InputError(f"the crawl gave only {eligible} users with >= {MIN_USER_INTERACTIONS} "
+                         "interactions; "
                          "use a larger --scale")
     return ["pixel8m=all", f"pixel1m={eligible // 2}", f"pixel200k={eligible // 5}"]
 
@@ -181,7 +172,7 @@ def run_demo(workdir: Path, scale: str = "small", suite: str | None = None, log=
         f"workdir {plan.workdir}")
 
     def build():
-        sizes = subset_sizes(eligible_users(plan.raw))
+        sizes = subset_sizes(count_eligible_users(plan.raw))
         args = ["build-release", "--raw", plan.raw, "--out", plan.data, "--key-file", plan.key_file,
                 "--seed", plan.seed]
         for size in sizes:

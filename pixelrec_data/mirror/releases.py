@@ -25,7 +25,7 @@ from pathlib import Path
 
 import jsonschema
 
-from pixelrec_data.downloader.transfer import (Source, TransferError, fetch_verified,
+from pixelrec_data.mirror.transfer import (Source, TransferError, fetch_verified,
                                                link_or_copy, open_source)
 from schemas.errors import InputError
 from schemas.io import atomic_dir, atomic_write_text, swap_dir

@@ -1,0 +1,10 @@
+"""Release mirrors: `pixelrec publish` writes one, `pixelrec download --mirror URL` reads one.
+
+- `releases`: the mirror's index and manifests, `publish` and `download` (verify, then one rename);
+- `transfer`: moving bytes from a mirror (HTTP, file:// or a folder) with resume and sha256 checks.
+A mirror serves only releases built here: the official data is fetched from its publisher.
+"""
+from .releases import (check_relpath, default_mirror, download, parse_index, parse_manifest,
+                       publish)
+
+__all__ = ["check_relpath", "default_mirror", "download", "parse_index", "parse_manifest", "publish"]
