@@ -1,7 +1,8 @@
 """build-release: raw/ -> DATA/pixelrec and nested subsets, each with splits, stats and manifest.
 
-The stages run in one DuckDB session (ingest -> dedup -> cap -> dense ids -> draws); each release
-folder is then written into a temporary folder and renamed into place only when whole.
+The stages run in one DuckDB session (ingest -> dedup -> cap -> dense ids -> draws) inside a work
+folder under DATA; every release is written there whole (tables, splits, stats, sequences, manifest,
+card) and all of them are put in place together at the end (pipelines.finish).
 """
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from schemas.io import atomic_dir
+from schemas.lifecycle import release_locks
 from schemas.tables import COUNT_COLUMNS, INTERACTIONS, ITEMS
 
 from . import anonymize, dedup, ingest, subsets as subsets_mod
+from .card import write_release_card
 from .engine import BATCH_ROWS, RowGroupWriter, session, write_query
+from .finish import release_work, update_release
 from .manifest import MANIFEST, read_manifest, write_manifest
+from .sequences import build_sequences, has_splits
 from .splits import NotSorted, SplitWriter, build_splits
 from .stats import write_stats
 
@@ -26,15 +30,26 @@ def _quiet(_msg):
 
 def build_release(raw: str | Path, out: str | Path, key: bytes, seed: int = 0, subset_specs=(),
                   cap: int = dedup.DEFAULT_CAP, min_interactions: int = subsets_mod.MIN_INTERACTIONS,
-                  log=_quiet) -> dict:
-    """Build every release under `out`; return the build report (counts of each stage)."""
+                  log=_quiet, overwrite: bool = False, memory_limit: str | None = None) -> dict:
+    """Build every release under `out`; return the build report (counts of each stage).
+
+    overwrite: replace releases whose covers, image cache or features the new build would drop.
+    """
     out = Path(out)
     wanted = subsets_mod.parse_subsets(subset_specs)
     raw_input = ingest.find_raw(raw)
+    names = [subsets_mod.FULL_RELEASE, *(s.name for s in wanted)]
+    with release_work(out, names, "build-release", overwrite=overwrite) as staging:
+        report = _build(raw_input, staging, key, seed, wanted, cap, min_interactions, log, memory_limit)
+        log("putting the releases in place ...")
+        staging.commit()
+    return report
+
+
+def _build(raw_input, staging, key: bytes, seed: int, wanted, cap: int, min_interactions: int, log,
+           memory_limit) -> dict:
     report: dict = {"seed": seed, "cap": cap, "min_interactions": min_interactions}
-    work = out.parent
-    work.mkdir(parents=True, exist_ok=True)
-    with session(work) as con:
+    with session(staging.work, memory_limit=memory_limit) as con:
         ingest.register_raw(con, raw_input)
         log("validating raw/ ...")
         report.update(ingest.validate_raw(con, raw_input))
@@ -60,33 +75,34 @@ def build_release(raw: str | Path, out: str | Path, key: bytes, seed: int = 0, s
         releases, parent = {}, None
         for subset in [None, *wanted]:
             name = subsets_mod.FULL_RELEASE if subset is None else subset.name
-            log(f"writing {out / name} ...")
+            log(f"writing {staging.root / name} ...")
             build = {**base, "release": name, "subset_of": parent,
                      "users_requested": None if subset is None else (subset.size or "all")}
-            releases[name] = _write_release(con, out / name, name, subset, build)
+            folder = staging.folder(name)
+            releases[name] = _write_release(con, folder, subset)
+            staging.complete(name, build, releases[name], con=con)
             parent = name
     report["releases"] = releases
     return report
 
 
-def _write_release(con, folder: Path, name: str, subset, build: dict) -> dict:
+def _write_release(con, tmp: Path, subset) -> dict:
+    """Tables, splits and stats of one release into the (staged) folder `tmp`; return its counts."""
     users = subsets_mod.subset_filter(subset)
     item_columns = ", ".join([*(f"v.{c}" for c in COUNT_COLUMNS), "v.title", "v.tag", "v.description",
                               "v.cover_url", "v.release_time", "v.channel", "v.duration_s"])
     kept_items = ("" if subset is None else
                   f"SEMI JOIN (SELECT DISTINCT inum FROM releases WHERE {users}) k ON k.inum = n.inum")
-    with atomic_dir(folder) as tmp:
-        write_query(con, f"""
-            SELECT 'i' || n.inum AS item_id, {item_columns}
-            FROM item_numbers n {kept_items}
-            JOIN video_numbers vn ON vn.vnum = n.vnum
-            JOIN videos v ON v.platform_video_id = vn.platform_video_id
-            ORDER BY n.inum""", tmp / "items.parquet", "items", ITEMS)
-        split_rows = _write_interactions_and_splits(con, tmp, users)
-        stats = write_stats(tmp, con, f"releases WHERE {users}")
-        counts = {"users": stats["users"], "items": stats["items_in_catalog"],
-                  "interactions": stats["interactions"], **split_rows}
-        write_manifest(tmp, name, build, counts)
+    write_query(con, f"""
+        SELECT 'i' || n.inum AS item_id, {item_columns}
+        FROM item_numbers n {kept_items}
+        JOIN video_numbers vn ON vn.vnum = n.vnum
+        JOIN videos v ON v.platform_video_id = vn.platform_video_id
+        ORDER BY n.inum""", tmp / "items.parquet", "items", ITEMS)
+    split_rows = _write_interactions_and_splits(con, tmp, users)
+    stats = write_stats(tmp, con, f"releases WHERE {users}")
+    counts = {"users": stats["users"], "items": stats["items_in_catalog"],
+              "interactions": stats["interactions"], **split_rows}
     return counts
 
 
@@ -120,15 +136,12 @@ def _write_interactions_and_splits(con, folder: Path, users: str) -> dict:
     return splits.close()
 
 
-def finish_release(folder: Path, name: str, build: dict, extra_counts: dict | None = None,
-                   con=None) -> dict:
-    """Splits, stats and (last) the manifest of a release folder whose tables are written."""
+def splits_and_stats(folder: Path, extra_counts: dict | None = None, con=None) -> dict:
+    """Splits and stats of a (staged) release folder whose tables are written; return its counts."""
     split_rows = build_splits(folder, con)
     stats = write_stats(folder, con)
-    counts = {"users": stats["users"], "items": stats["items_in_catalog"],
-              "interactions": stats["interactions"], **split_rows, **(extra_counts or {})}
-    write_manifest(folder, name, build, counts)
-    return counts
+    return {"users": stats["users"], "items": stats["items_in_catalog"],
+            "interactions": stats["interactions"], **split_rows, **(extra_counts or {})}
 
 
 def _manifest_parts(folder: Path) -> tuple[str, dict, dict]:
@@ -140,20 +153,32 @@ def _manifest_parts(folder: Path) -> tuple[str, dict, dict]:
 
 
 def resplit_release(folder: str | Path) -> dict:
-    """build-splits on any release folder, then rewrite its manifest; return the split row counts."""
+    """build-splits on a release folder (its lock held), then sequences, manifest and card; return
+    the split row counts. A folder without a manifest (tables placed by hand) gets one."""
     folder = Path(folder)
-    name, build, counts = _manifest_parts(folder)
-    split_rows = build_splits(folder)
-    write_manifest(folder, name, build, {**counts, **split_rows})
+    with release_locks([folder], "build-splits"):
+        split_rows = build_splits(folder)
+        _update_or_describe(folder, ("splits/",), split_rows)
     return split_rows
 
 
 def restat_release(folder: str | Path) -> dict:
-    """stats on any release folder (stats.json + PNGs), then rewrite its manifest; return the stats."""
+    """stats on a release folder (stats.json + PNGs), then its manifest and card; return the stats."""
     folder = Path(folder)
-    name, build, counts = _manifest_parts(folder)
-    stats = write_stats(folder)
-    write_manifest(folder, name, build, {**counts, "users": stats["users"],
-                                         "items": stats["items_in_catalog"],
-                                         "interactions": stats["interactions"]})
+    with release_locks([folder], "stats"):
+        stats = write_stats(folder)
+        _update_or_describe(folder, ("stats.json", "stats/"),
+                            {"users": stats["users"], "items": stats["items_in_catalog"],
+                             "interactions": stats["interactions"]})
     return stats
+
+
+def _update_or_describe(folder: Path, rewritten: tuple[str, ...], counts: dict) -> None:
+    if (folder / MANIFEST).is_file():
+        update_release(folder, rewritten, counts)
+        return
+    name, build, _ = _manifest_parts(folder)
+    if has_splits(folder):
+        build_sequences(folder)
+    write_manifest(folder, name, build, counts)
+    write_release_card(folder, sequences=False)

@@ -1,6 +1,6 @@
 """Stage 2: deduplicate videos and interactions, and apply the per-item cap (DuckDB tables).
 
-Rules (DESIGN.md, the paper's section 2):
+Rules (the paper's section 2):
 - videos: one row per platform_video_id, the most recently crawled; ties broken by every other
   column so the choice never depends on file order;
 - interactions: one per (user_key, video), the earliest kept; equal times prefer 'comment'

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 
 from schemas.errors import InputError
 from schemas.io import atomic_write_text, check_schema
+from schemas.lifecycle import require_whole
 from schemas.manifest import MANIFEST_SCHEMA, file_matches, sha256_file
 from schemas.tables import SCHEMA_VERSION, SPLIT_NAMES
 
@@ -60,21 +61,26 @@ def file_entry(release: Path, path: Path) -> dict:
 
 
 def write_manifest(release: str | Path, name: str, build: dict, counts: dict,
-                   known: dict[str, dict] | None = None) -> dict:
+                   known: dict[str, dict] | None = None, extra: list[dict] | None = None) -> dict:
     """Describe every file of `release` and write manifest.json (call it last).
 
     known: entries by path already checked against their files (taken as they are, not hashed again).
+    extra: entries of files that join the folder before it is put in place (the user's covers,
+    carried over from the release this one replaces).
     """
     release = Path(release)
     known = known or {}
+    files = [known.get(p.relative_to(release).as_posix()) or file_entry(release, p)
+             for p in release_files(release)]
+    present = {entry["path"] for entry in files}
+    files += [entry for entry in extra or () if entry["path"] not in present]
     manifest = {
         "name": name,
         "schema_version": SCHEMA_VERSION,
         "created_by": tool_version(),
         "build": build,
         "counts": {k: int(v) for k, v in sorted(counts.items())},
-        "files": [known.get(p.relative_to(release).as_posix()) or file_entry(release, p)
-                  for p in release_files(release)],
+        "files": sorted(files, key=lambda entry: entry["path"]),
     }
     jsonschema.validate(manifest, MANIFEST_SCHEMA)
     atomic_write_text(release / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -128,6 +134,7 @@ def verify_release(release: str | Path) -> dict:
     release = Path(release)
     if not release.is_dir():
         raise InputError(f"{release}: release folder not found")
+    require_whole(release)
     manifest = read_manifest(release)
     for entry in manifest["files"]:
         path = release / entry["path"]

@@ -19,8 +19,9 @@ from schemas.io import atomic_dir, atomic_path, atomic_write_text
 from schemas.tables import (COUNT_COLUMNS, INTERACTIONS, ITEMS, OFFICIAL_INTERACTION_COLUMNS,
                             OFFICIAL_ITEM_COLUMNS)
 
-from .build import finish_release
+from .build import splits_and_stats
 from .engine import as_input_error, session, sql_path, write_query
+from .finish import release_work
 from .ingest import MIN_TIMESTAMP, max_timestamp
 from .manifest import read_manifest
 from .splits import ITEM_ID, USER_ID
@@ -95,14 +96,22 @@ def _check_items(con, path: Path, columns: list[str]) -> None:
             raise InputError(f"{where}: item_id {dup[0]} appears more than once")
 
 
-def import_official(interactions_csv, items_csv, out, covers=None) -> dict:
+def import_official(interactions_csv, items_csv, out, covers=None, overwrite: bool = False) -> dict:
     """Official CSVs (+ optional covers folder) -> release folder `out`; return a report."""
     interactions_csv, items_csv, out = Path(interactions_csv), Path(items_csv), Path(out)
     if covers is not None and not Path(covers).is_dir():
         raise InputError(f"{covers}: covers folder not found")
     name = re.sub(r"[^A-Za-z0-9_.-]", "_", out.name) or "release"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with session(out.parent) as con:
+    if name != out.name:
+        raise InputError(f"{out}: a release folder name uses only letters, digits, '_', '.' and '-'")
+    with release_work(out.parent, [name], "import-official", overwrite=overwrite) as staging:
+        report = _import(interactions_csv, items_csv, staging, name, covers)
+        staging.commit()
+    return report
+
+
+def _import(interactions_csv: Path, items_csv: Path, staging, name: str, covers) -> dict:
+    with session(staging.work) as con:
         _read_csv(con, interactions_csv, "official_inter", OFFICIAL_INTERACTION_COLUMNS)
         _check_interactions(con, interactions_csv)
         columns = _read_csv(con, items_csv, "official_items",
@@ -112,25 +121,26 @@ def import_official(interactions_csv, items_csv, out, covers=None) -> dict:
                                   ANTI JOIN official_items USING (item_id) ORDER BY {_ITEM_NUMBER}""").fetchall()
         description = "description" if "description" in columns else "NULL"
         counts = ", ".join(f"CAST({c} AS BIGINT) AS {c}" for c in COUNT_COLUMNS)
-        with atomic_dir(out) as tmp:
-            write_query(con, f"""
-                SELECT item_id, {counts}, title, tag, {description} AS description, NULL AS cover_url,
-                       NULL AS release_time, NULL AS channel, NULL AS duration_s
-                FROM official_items
-                UNION ALL
-                SELECT DISTINCT item_id, {', '.join(f'NULL AS {c}' for c in COUNT_COLUMNS)}, NULL, NULL,
-                       NULL, NULL, NULL, NULL, NULL
-                FROM official_inter ANTI JOIN official_items USING (item_id)
-                ORDER BY {_ITEM_NUMBER}""", tmp / "items.parquet", "items", ITEMS)
-            write_query(con, f"""
-                SELECT item_id, user_id, CAST(timestamp AS BIGINT) AS timestamp, 'official' AS source
-                FROM official_inter ORDER BY {_USER_NUMBER}, CAST(timestamp AS BIGINT), {_ITEM_NUMBER}""",
-                        tmp / "interactions.parquet", "interactions", INTERACTIONS)
-            copied = _copy_covers(con, Path(covers), tmp / "covers") if covers is not None else 0
-            build = {"source": "official", "interactions_file": interactions_csv.name,
-                     "items_file": items_csv.name, "items_missing_info": len(missing)}
-            counts = finish_release(tmp, name, build, {"items_missing_info": len(missing),
-                                                       "covers_copied": copied}, con=con)
+        tmp = staging.folder(name)
+        write_query(con, f"""
+            SELECT item_id, {counts}, title, tag, {description} AS description, NULL AS cover_url,
+                   NULL AS release_time, NULL AS channel, NULL AS duration_s
+            FROM official_items
+            UNION ALL
+            SELECT DISTINCT item_id, {', '.join(f'NULL AS {c}' for c in COUNT_COLUMNS)}, NULL, NULL,
+                   NULL, NULL, NULL, NULL, NULL
+            FROM official_inter ANTI JOIN official_items USING (item_id)
+            ORDER BY {_ITEM_NUMBER}""", tmp / "items.parquet", "items", ITEMS)
+        write_query(con, f"""
+            SELECT item_id, user_id, CAST(timestamp AS BIGINT) AS timestamp, 'official' AS source
+            FROM official_inter ORDER BY {_USER_NUMBER}, CAST(timestamp AS BIGINT), {_ITEM_NUMBER}""",
+                    tmp / "interactions.parquet", "interactions", INTERACTIONS)
+        copied = _copy_covers(con, Path(covers), tmp / "covers") if covers is not None else 0
+        build = {"source": "official", "interactions_file": interactions_csv.name,
+                 "items_file": items_csv.name, "items_missing_info": len(missing)}
+        counts = splits_and_stats(tmp, {"items_missing_info": len(missing),
+                                        "covers_copied": copied}, con=con)
+        staging.complete(name, build, counts, con=con)
     return {**counts, "missing_examples": [m[0] for m in missing[:10]]}
 
 

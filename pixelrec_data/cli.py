@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from schemas.errors import InputError
+from schemas.errors import InputError, one_line
 
 # command name -> "module:attribute" under pixelrec_data.commands
 COMMANDS = {
@@ -70,8 +70,14 @@ def main(argv=None):
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except OSError as exc:
-        click.echo(f"error: {exc}", err=True)
+    except OSError as exc:  # disk full, permissions: the file and the reason, on one line
+        click.echo(f"error: {one_line(exc)}", err=True)
+        sys.exit(2)
+    except Exception as exc:
+        if type(exc).__module__.lstrip("_").partition(".")[0] != "duckdb":
+            raise
+        # DuckDB's own errors (out of disk or memory while spilling, ...): its first line says why
+        click.echo(f"error: {one_line(exc)}", err=True)
         sys.exit(2)
     sys.exit(0)
 

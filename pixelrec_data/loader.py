@@ -1,7 +1,7 @@
 """Load releases the Hugging Face way (`load_dataset`) or the polars/DuckDB way (`open_release`).
 
 `load_dataset` is a thin wrapper over `datasets.load_dataset(<release dir>, <config>)`: the release's
-README.md card (pixelrec_data.card) declares the configs, so what our wrapper returns is exactly what
+README.md card (pipelines.card) declares the configs, so what our wrapper returns is exactly what
 plain `datasets` returns for the same folder: memory-mapped Arrow, nothing copied into Python objects.
 The wrapper adds the data-root convention, one-line errors that name the command that makes what is
 missing, and the covers as an `Image()` column.
@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from schemas.errors import InputError, one_line
+from schemas.lifecycle import require_whole
 from schemas.tables import SPLIT_NAMES
 
 CONFIGS = ("interactions", "sequences", "items")
@@ -61,6 +62,7 @@ def release_dir(name: str, root=None) -> Path:
     release = root / name
     if not release.is_dir():
         raise InputError(f"{release}: no release '{name}' in {root}; {_download_hint(name, root)}")
+    require_whole(release)
     return release
 
 
@@ -231,6 +233,7 @@ class Release:
         if not self.path.is_dir():
             raise InputError(f"{self.path}: no such release folder; "
                              f"{_download_hint(self.path.name, self.path.parent)}")
+        require_whole(self.path)
         self.name = self.path.name
 
     def __repr__(self):

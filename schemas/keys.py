@@ -1,4 +1,4 @@
-"""The keyed-hash contract of DESIGN.md: how a platform user id becomes `user_key`.
+"""The keyed-hash contract: how a platform user id becomes `user_key`.
 
 user_key = first 8 bytes, big-endian, of HMAC-SHA256(key, "mid:<mid>") for a commenter and of
 HMAC-SHA256(key, "midhash:<midHash>") for a danmaku sender. With join_danmaku, commenters are hashed

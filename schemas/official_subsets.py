@@ -18,6 +18,9 @@ COUNT_NAMES = ("users", "items", "interactions")
 # crawl (build.source 'raw': `build-release` and `make demo` name their synthetic subsets pixel200k
 # etc. too); strict holds every release with an official name to them; off checks nothing.
 COUNT_MODES = ("auto", "strict", "off")
+COUNTS_HELP = ("Published counts (users, items, interactions of pixel200k, pixel1m, pixel8m, "
+               "pixelrec): auto requires them unless manifest build.source is 'raw' (built from "
+               "raw/ by this toolkit); strict requires them always; off skips them.")
 TOOLKIT_SOURCES = ("raw",)
 
 

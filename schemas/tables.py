@@ -1,4 +1,4 @@
-"""Arrow schemas of every table of the release contract (../DESIGN.md is the source of truth).
+"""Arrow schemas of every table of the release contract (the one place that states them).
 
 One place for each fact: writers build tables to these schemas and readers check files against them
 through schemas.io.

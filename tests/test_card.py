@@ -19,7 +19,7 @@ def _header(path):
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from pixelrec_data.card import write_cards
+    from pipelines.card import write_cards
 
     root = tmp_path_factory.mktemp("data")
     make_release(root, "pixel200k")
@@ -85,7 +85,7 @@ def test_sequences_equal_hand_computation(data):
 
 
 def test_rewrite_is_deterministic_and_tracks_splits(data, tmp_path):
-    from pixelrec_data.card import write_cards
+    from pipelines.card import write_cards
     from schemas.io import write_table
     import pyarrow as pa
 
@@ -111,7 +111,7 @@ def test_rewrite_is_deterministic_and_tracks_splits(data, tmp_path):
 
 
 def test_default_is_smallest_without_pixel200k(tmp_path):
-    from pixelrec_data.card import write_cards
+    from pipelines.card import write_cards
     from schemas.io import write_table
     import pyarrow as pa
 
@@ -127,7 +127,7 @@ def test_default_is_smallest_without_pixel200k(tmp_path):
 
 
 def test_release_call_refreshes_our_root_card_only(tmp_path):
-    from pixelrec_data.card import write_cards
+    from pipelines.card import write_cards
 
     rel = make_release(tmp_path / "ours", "pixel200k", covers=False)
     assert [p.name for p in write_cards(rel)] == ["README.md"]  # no root card yet: not created

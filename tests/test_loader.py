@@ -13,7 +13,7 @@ datasets = pytest.importorskip("datasets")
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
-    from pixelrec_data.card import write_cards
+    from pipelines.card import write_cards
 
     root = tmp_path_factory.mktemp("data")
     make_release(root, "pixel200k")
@@ -107,7 +107,7 @@ def test_missing_release_names_download(tmp_path):
 
 def test_missing_split_names_build_splits(tmp_path, cache):
     from pixelrec_data import load_dataset
-    from pixelrec_data.card import write_cards
+    from pipelines.card import write_cards
 
     release = make_release(tmp_path, "custom", covers=False)
     write_cards(tmp_path)
@@ -121,7 +121,7 @@ def test_missing_split_names_build_splits(tmp_path, cache):
 
 def test_corrupt_card_fails_in_one_line(tmp_path, cache):
     from pixelrec_data import load_dataset
-    from pixelrec_data.card import write_cards
+    from pipelines.card import write_cards
 
     release = make_release(tmp_path, "pixel200k", covers=False)
     write_cards(tmp_path)
@@ -140,7 +140,7 @@ def test_stale_card_split_sizes_are_caught(tmp_path, cache):
     import yaml
 
     from pixelrec_data import load_dataset
-    from pixelrec_data.card import write_cards
+    from pipelines.card import write_cards
 
     release = make_release(tmp_path, "pixel200k", covers=False)
     write_cards(tmp_path)

@@ -47,12 +47,15 @@ def test_split_stats_manifest_then_verify(tmp_path):
     restat_release(folder)
     manifest = json.loads((folder / "manifest.json").read_text())
     paths = [f["path"] for f in manifest["files"]]
-    assert paths == ["interactions.parquet", "items.parquet", "splits/test.parquet", "splits/train.parquet",
-                     "splits/validation.parquet", "stats.json", "stats/item_popularity.png",
-                     "stats/session_length.png"]
+    # build-splits also derives the sequences (listed) and the card (local, not listed)
+    assert paths == ["interactions.parquet", "items.parquet", "sequences/test.parquet",
+                     "sequences/train.parquet", "sequences/validation.parquet", "splits/test.parquet",
+                     "splits/train.parquet", "splits/validation.parquet", "stats.json",
+                     "stats/item_popularity.png", "stats/session_length.png"]
     assert manifest["counts"]["test"] == 3 and manifest["counts"]["interactions"] == 6
     assert {f["path"]: f["rows"] for f in manifest["files"]}["items.parquet"] == 4
-    assert verify_release(folder)["files"] == 8
+    assert (folder / "README.md").is_file()
+    assert verify_release(folder)["files"] == 11
 
 
 def test_verify_reports_the_first_mismatch(tmp_path):

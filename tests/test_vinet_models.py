@@ -1,4 +1,4 @@
-"""ViNet models over frozen features: VisRank, VBPR, ACF (protocol 4.4), on tiny in-memory data."""
+"""ViNet models over frozen features: VisRank, VBPR, ACF (as in the paper's official code), on tiny in-memory data."""
 from pathlib import Path
 
 import numpy as np

@@ -1,7 +1,7 @@
 """Configs as data: configs/overall.yaml, then configs/<model>.yaml, then `--set key=value`.
 
 The model file wins over overall.yaml: it carries the README's tuned values (lr, batch, wd), which
-the official code would have let overall/ID.yaml override (protocol section 6, quirk 9).
+the official code would have let overall/ID.yaml override (a quirk of the official code).
 """
 from __future__ import annotations
 

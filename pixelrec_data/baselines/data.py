@@ -8,7 +8,7 @@ so ids are stable across runs and align with per-item arrays (covers, features) 
 A user's training history lives in CSR form: `train_items[train_offsets[u]:train_offsets[u+1]]`,
 ordered by (timestamp, item number). Validation and test targets are one item per user.
 
-Sample formats (protocol section 1.5-1.8; C = 11 = M + 1):
+Sample formats (those of the paper's official code; C = 11 = M + 1):
 - windows  [W, 11] int32, left-padded: SEQ windows (drop the oldest n mod 11 training items,
            then non-overlapping windows of 11; a user with n <= 11 gives one window of n).
 - prefixes (window index, length): AUGSEQ prefixes of length 2..L, materialised per batch.

@@ -1,4 +1,4 @@
-"""Full-ranking evaluation (protocol section 2) and the paper's popularity analyses (Figures 7, 8).
+"""Full-ranking evaluation (as in the paper's official code) and the paper's popularity analyses (Figures 7, 8).
 
 For every user: scores over all items 0..I, PAD and the user's full history set to -inf (validation
 history = training items; test history = training items + the validation item), then

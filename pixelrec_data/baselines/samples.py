@@ -17,7 +17,7 @@ Batch dicts (all int arrays; 0 = PAD; "left-padded" means the most recent item i
              user; ACF reads it). A batch of B windows gives
              N = sum of their lengths samples, as the official collate does.
 Negatives: uniform over 1..I; SEQ-family formats exclude the items of the window (or prefix), PAIR
-excludes the user's whole training history (protocol 1.7). Neither excludes valid/test items.
+excludes the user's whole training history (as in the paper's official code). Neither excludes valid/test items.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The training loop shared by every model (protocol sections 2-3), and a run folder.
+"""The training loop shared by every model (as in the paper's official code), and a run folder.
 
 runs/<id>/ holds config.yaml (resolved), metrics.json (validation and test per epoch, and final),
 groups.json (Figures 7/8), train.log, best.pt (the best-validation weights) and last.pt (the state

@@ -71,12 +71,11 @@ def fetch_covers(release_dir, concurrency, per_host, rate, retries, timeout, bac
 
 
 def run_fetch(release_dir: Path, options) -> dict:
-    """fetch_release_covers + the summary lines + the manifest update (also `download --with-covers`)."""
-    from pixelrec_data.downloader import fetch_release_covers
+    from pixelrec_data.covers import fetch_and_list_covers
     from pixelrec_data.downloader.stats import summary_line
     from pixelrec_data.progress import bar
 
-    summary = fetch_release_covers(release_dir, options, progress=bar)
+    summary = fetch_and_list_covers(release_dir, options, progress=bar)
     click.echo(summary_line(summary))
     if options.shard is not None:
         click.echo("shard done; when every machine is done, run fetch-covers once without "
@@ -84,7 +83,7 @@ def run_fetch(release_dir: Path, options) -> dict:
         return summary
     click.echo(f"wrote {release_dir / 'covers.parquet'} and "
                f"{release_dir / 'covers' / '_stats' / 'summary.json'}")
-    if _refresh_manifest(release_dir, summary["ok"]):
+    if summary["manifest_updated"]:
         click.echo(f"updated {release_dir / 'manifest.json'} (covers listed)")
     return summary
 
@@ -96,18 +95,3 @@ def _parse_shard(text: str | None, flag: str) -> tuple[int, int] | None:
     if not (sep and i.isdigit() and n.isdigit() and int(i) < int(n)):
         raise InputError(f"{flag}: expected I/N with 0 <= I < N, got {text!r}")
     return int(i), int(n)
-
-
-def _refresh_manifest(release_dir: Path, covers_ok: int) -> bool:
-    """List the new cover files in the release's manifest.json, when the release has one.
-
-    Without this, `pixelrec verify` would see the covers as unlisted files and `pixelrec publish`
-    (which serves what the manifest vouches for) would leave them out of the mirror.
-    """
-    if not (release_dir / "manifest.json").is_file():
-        return False
-    from pipelines.manifest import refresh_manifest
-
-    # Re-describe only what this command wrote: every other file must still be what it vouched for.
-    refresh_manifest(release_dir, {"covers": covers_ok}, rewritten=("covers.parquet", "covers/"))
-    return True

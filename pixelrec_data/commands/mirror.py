@@ -5,8 +5,7 @@ from pathlib import Path
 
 import click
 
-from pixelrec_data.commands.release import COUNTS_HELP
-from schemas.official_subsets import COUNT_MODES
+from schemas.official_subsets import COUNT_MODES, COUNTS_HELP
 
 
 @click.command("publish")
@@ -45,36 +44,46 @@ def publish(data_dir, out_dir, releases, copy):
 @click.option("--with-covers", is_flag=True,
               help="Then fetch the release's cover images from their URLs (fetch-covers with its "
                    "defaults; rerun `pixelrec fetch-covers --release DIR` for other settings).")
-def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers):
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing release even when its image cache or features would be lost.")
+def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers, overwrite):
     """Download a release from a mirror, verifying every file's size and sha256.
 
     Resumable: rerun the same command after an interruption. The release folder appears only once
     every file is verified and, as in `pixelrec verify`, a release claiming to be official data has
     the paper's counts (checked in its manifest before fetching, then in its files).
     """
+    from pipelines.finish import card_for_downloaded, finish_interrupted_commit, put_in_place
     from pipelines.published import check_published_counts
     from pixelrec_data.mirror import default_mirror, download as download_release
     from pixelrec_data.progress import bar, quiet
+    from schemas.lifecycle import release_lock
 
     lines = []
 
-    def check_counts(folder, label):  # before the release is renamed into place
+    def check_and_card(folder, label):  # before the release is put in place
         log = None if quiet() else click.echo
         lines.append(check_published_counts(folder, counts, where=label, log=log))
+        card_for_downloaded(folder, subset)
 
-    folder = download_release(subset, mirror or default_mirror(), out_dir, concurrency=concurrency,
-                              progress=bar, retries=retries, counts=counts, check_release=check_counts)
-    from pixelrec_data.commands.release import card_is_ours_or_absent
-    from pixelrec_data.card import write_cards, write_release_card
-    if not (folder / "README.md").exists():  # cards are written locally, after the manifest
-        write_release_card(folder)
-    if card_is_ours_or_absent(folder.parent / "README.md"):
-        write_cards(folder.parent, releases_too=False)
+    def place(partial, final):
+        put_in_place(final.parent, final.name, partial, overwrite=overwrite)
+
+    out_dir = Path(out_dir)
+    finish_interrupted_commit(out_dir)
+    with release_lock(out_dir / subset, "download"):
+        folder = download_release(subset, mirror or default_mirror(), out_dir,
+                                  concurrency=concurrency, progress=bar, retries=retries,
+                                  counts=counts, check_release=check_and_card, place=place)
     click.echo(f"downloaded {subset} to {folder} (every file verified against manifest.json)")
     for line in filter(None, lines):
         click.echo(line)
     if with_covers:
-        from pixelrec_data.commands.covers import run_fetch
+        from pixelrec_data.covers import fetch_and_list_covers
         from pixelrec_data.downloader import FetchOptions
+        from pixelrec_data.downloader.stats import summary_line
 
-        run_fetch(folder, FetchOptions())
+        summary = fetch_and_list_covers(folder, FetchOptions(), progress=bar)
+        click.echo(summary_line(summary))
+        if summary["manifest_updated"]:
+            click.echo(f"updated {folder / 'manifest.json'} (covers listed)")

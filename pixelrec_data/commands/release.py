@@ -12,38 +12,12 @@ import click
 
 from pixelrec_data.progress import quiet, step
 from schemas.errors import InputError
-from schemas.official_subsets import COUNT_MODES
+from schemas.official_subsets import COUNT_MODES, COUNTS_HELP
 
 
 def _echo(message: str) -> None:
     if not quiet():
         click.echo(message)
-
-
-def finish_releases(folders) -> None:
-    """Sequences (listed in the manifest) then the dataset cards (which quote the manifest), so that
-    plain `datasets.load_dataset(DATA, name)` reads every release. The data root's card is written
-    only where none exists or the one there is ours: a user's own README.md is never replaced."""
-    from pipelines.manifest import refresh_manifest
-    from pixelrec_data.card import build_sequences, has_splits, write_cards, write_release_card
-
-    roots = set()
-    for folder in map(Path, folders):
-        if has_splits(folder):
-            build_sequences(folder)
-        if (folder / "manifest.json").is_file():
-            # the manifest was just written: only the sequences are new (each file hashed once)
-            refresh_manifest(folder, rewritten=("sequences/",))
-        write_release_card(folder, sequences=False)
-        roots.add(folder.parent)
-    for root in sorted(roots):
-        if card_is_ours_or_absent(root / "README.md"):
-            write_cards(root, releases_too=False)
-
-
-def card_is_ours_or_absent(path: Path) -> bool:
-    from pixelrec_data.card import CARD_MARKER
-    return not path.exists() or CARD_MARKER in path.read_text(encoding="utf-8", errors="replace")
 
 
 def _release_dir(path: str) -> Path:
@@ -61,7 +35,10 @@ def _release_dir(path: str) -> Path:
 @click.option("--subset", "subsets", multiple=True, metavar="NAME=SIZE",
               help="nested subsets in order, SIZE a user count or 'all' "
                    "[default: pixel8m=all pixel1m=1000000 pixel200k=200000]")
-def build_release(raw, out, key_file, seed, subsets):
+@click.option("--overwrite", is_flag=True,
+              help="Replace releases whose items change although they hold fetched covers, an "
+                   "image cache or features (these are lost). Without it such a rebuild stops.")
+def build_release(raw, out, key_file, seed, subsets, overwrite):
     """Build DATA/pixelrec and the nested subsets (with splits, stats, manifest) from raw/."""
     from pipelines.build import build_release as run
     from schemas.keys import load_or_create_key
@@ -73,10 +50,8 @@ def build_release(raw, out, key_file, seed, subsets):
     key = load_or_create_key(key_file)
     start = time.perf_counter()
     with step("build-release"):
-        report = run(raw, out, key, seed=seed, subset_specs=subsets,
+        report = run(raw, out, key, seed=seed, subset_specs=subsets, overwrite=overwrite,
                      log=lambda msg: _echo(f"[{time.perf_counter() - start:7.1f}s] {msg}"))
-    with step("dataset cards"):
-        finish_releases(Path(out) / name for name in report["releases"])
     click.echo(_format_report(report))
 
 
@@ -100,7 +75,6 @@ def build_splits(release):
     from pipelines.build import resplit_release
 
     counts = resplit_release(_release_dir(release))
-    finish_releases([Path(release)])
     click.echo(", ".join(f"{name} {rows:,} rows" for name, rows in counts.items()))
 
 
@@ -122,13 +96,15 @@ def stats(release, as_json):
 @click.option("--items", required=True, type=click.Path(), help="official item-info CSV")
 @click.option("--covers", type=click.Path(), default=None, help="folder of <item_id>.jpg covers")
 @click.option("--out", required=True, type=click.Path(), help="the release folder to create")
-def import_official(interactions, items, covers, out):
+@click.option("--overwrite", is_flag=True,
+              help="Replace an existing release at OUT even when its covers, image cache or "
+                   "features would be lost.")
+def import_official(interactions, items, covers, out, overwrite):
     """Turn the official PixelRec CSV files into a release folder (ids kept)."""
     from pipelines.official import import_official as run
 
     with step("import-official"):
-        report = run(interactions, items, out, covers=covers)
-    finish_releases([Path(out)])
+        report = run(interactions, items, out, covers=covers, overwrite=overwrite)
     click.echo(f"{out}: {report['users']:,} users, {report['items']:,} items, "
                f"{report['interactions']:,} interactions; {report['items_missing_info']:,} items "
                f"without item info; {report['covers_copied']:,} covers copied")
@@ -146,11 +122,6 @@ def export(release, fmt, out):
 
     files = export_release(_release_dir(release), fmt, out)
     click.echo("\n".join(str(f) for f in files))
-
-
-COUNTS_HELP = ("Published counts (users, items, interactions of pixel200k, pixel1m, pixel8m, "
-               "pixelrec): auto requires them unless manifest build.source is 'raw' (built from "
-               "raw/ by this toolkit); strict requires them always; off skips them.")
 
 
 @click.command("verify")

@@ -29,6 +29,7 @@ from pixelrec_data.mirror.transfer import (Source, TransferError, fetch_verified
                                                link_or_copy, open_source)
 from schemas.errors import InputError
 from schemas.io import atomic_dir, atomic_write_text, swap_dir
+from schemas.lifecycle import require_whole
 from schemas.manifest import MANIFEST_SCHEMA, file_matches
 from schemas.official_subsets import check_manifest_counts, subset_to_check
 
@@ -116,6 +117,7 @@ def _read_local_index(out_dir: Path) -> dict:
 
 def _publish_release(release_dir: Path, dest: Path, copy: bool, progress) -> dict:
     manifest_path = release_dir / MANIFEST
+    require_whole(release_dir)
     if not manifest_path.is_file():
         raise InputError(f"{manifest_path}: no such file (build or verify the release first)")
     manifest_bytes = manifest_path.read_bytes()
@@ -170,23 +172,24 @@ def parse_index(data: bytes, where: str) -> dict:
 # --- download ---------------------------------------------------------------------------------
 def download(subset: str, mirror: str, out_dir: str | Path, concurrency: int = 4,
              progress=None, retries: int = 3, backoff: float = 1.0, counts: str = "auto",
-             check_release=None) -> Path:
+             check_release=None, place=swap_dir) -> Path:
     """Fetch release `subset` from `mirror` into out_dir/<subset>; returns that folder.
 
     counts: which releases must carry the published counts of their official name (COUNT_MODES);
     the manifest's counts are checked before any file is fetched. check_release(folder, label), when
-    given, checks the whole fetched release before it is renamed into place (raise to refuse it).
+    given, checks the whole fetched release before it is renamed into place (raise to refuse it);
+    place(partial, final) then puts it in place (default: a plain swap of the folders).
     """
     check_release_name(subset, "--subset")
     if concurrency < 1:
         raise InputError("--concurrency must be at least 1")
     source = open_source(mirror, retries=retries, backoff=backoff)
     return asyncio.run(_download(source, subset, Path(out_dir), concurrency, progress, counts,
-                                 check_release))
+                                 check_release, place))
 
 
 async def _download(source: Source, subset: str, out_dir: Path, concurrency: int, progress,
-                    counts: str, check_release) -> Path:
+                    counts: str, check_release, place) -> Path:
     try:
         index = parse_index(await source.read_bytes(INDEX), f"{source.label}/{INDEX}")
         entry = index["releases"].get(subset)
@@ -213,7 +216,7 @@ async def _download(source: Source, subset: str, out_dir: Path, concurrency: int
     (partial / MANIFEST).write_bytes(manifest_bytes)
     if check_release is not None:
         check_release(partial, f"{source.label}/{entry['path']}")
-    swap_dir(partial, final)
+    place(partial, final)
     return final
 
 

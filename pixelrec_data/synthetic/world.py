@@ -2,7 +2,7 @@
 
 generate_world() returns a whole world in memory (videos, cover features, every comment and
 danmaku event with the platform user ids): the simulator serves it. write_raw() writes raw/
-(DESIGN.md) as a crawl of that same world would, in chunks of users, so the full PixelRec size
+(the crawler's output layout) as a crawl of that same world would, in chunks of users, so the full PixelRec size
 (30M users, 196M interactions) fits in a few GB. Both are deterministic from the seed and
 vectorised (see videos.py and events.py for the model); the only per-user Python
 loop is the keyed hash of the user id (HMAC-SHA256, the privacy contract of schemas.keys).

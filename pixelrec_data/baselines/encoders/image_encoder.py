@@ -9,7 +9,7 @@ The tower is cut into a *frozen trunk* and *tuned blocks* (`tune_layers`): ViT b
 transformer resblocks (the patch embedding belongs to the trunk); ResNet blocks are the four stages
 layer1..layer4 (the stem belongs to the trunk; `tune_layers=2` is the official RN50 setting,
 layer3 + layer4). `frozen_forward` / `tuned_forward` expose the cut so that pixelnet.py can cache
-the trunk output. Embedding methods (protocol 4.2):
+the trunk output. Embedding methods (as in the paper's official code):
 - 'mean': mean over tokens of ReLU(DTL(token)) over the raw last-block output (official ViT);
   for a ResNet the tokens are the layer4 positions;
 - 'cls' : DTL(token 0 of the raw last-block output); for a ResNet the same as 'pool';

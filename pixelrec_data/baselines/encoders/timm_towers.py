@@ -1,4 +1,4 @@
-"""timm towers for PixelNet (protocol 4.2's Swin-T, Swin-B and BEiT), cut like the open_clip ones.
+"""timm towers for PixelNet (the paper's Swin-T, Swin-B and BEiT), cut like the open_clip ones.
 
 Blocks: Swin -> the four stages (`layers`; tune_layers=2 = stages 3-4, the official tune_scale 78);
 BEiT -> the transformer blocks (tune_layers=2 = the last 2 of 12, the official tune_scale 183).

@@ -109,7 +109,7 @@ class Recommender(nn.Module):
 class SequentialRecommender(Recommender):
     """SEQ-window models (SASRec, GRU4Rec, NextItNet): `encode(seq [B,10]) -> [B,10,d]` is all a
     subclass adds. Loss = per-position BPR (1 negative each) summed over the <= 10 target positions
-    of a window, per protocol 4.1; predict = the last position's output against every item."""
+    of a window, as the official code does; predict = the last position's output against every item."""
 
     train_format = "seq"
 

@@ -1,4 +1,4 @@
-"""BERT4Rec (IDNet; protocol 4.3): masked-item prediction with BPR, bidirectional post-LN encoder.
+"""BERT4Rec (IDNet): masked-item prediction with BPR, bidirectional post-LN encoder.
 
 Item table of item_num + 1 rows: the extra row is [MASK] = item_num. Training windows mask each
 real position with probability mask_ratio (samples.BertSamples); loss = for every masked position

@@ -1,4 +1,4 @@
-"""DSSM (IDNet, two towers over window positions; protocol 4.3).
+"""DSSM (IDNet, two towers over window positions).
 
 User tower: the masked mean of the shared item embeddings of the other items of the window
 (earlier and later); item tower: the item embedding (mlp_hidden_size [] = no MLP). BPR with 1e-8

@@ -1,4 +1,4 @@
-"""FM (IDNet, one tower over window positions; protocol 4.3).
+"""FM (IDNet, one tower over window positions).
 
 A sample is the other items of a window (earlier and later, left-padded to 10) plus one candidate:
 an 11-slot set whose FM second-order term 0.5 * ((sum v)^2 - sum v^2), summed over dimensions, is

@@ -1,4 +1,4 @@
-"""GRU4Rec (IDNet, SEQ; protocol 4.3): embedding -> dropout -> 1-layer GRU (no bias) -> Linear.
+"""GRU4Rec (IDNet, SEQ): embedding -> dropout -> 1-layer GRU (no bias) -> Linear.
 
 No padding mask: the left pads (the fixed random PAD vector) run through the GRU, as in the
 official code. Loss and predict as SASRec (per-position BPR summed; last step at predict).

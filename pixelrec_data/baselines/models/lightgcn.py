@@ -1,4 +1,4 @@
-"""LightGCN (IDNet, PAIR; protocol 4.3).
+"""LightGCN (IDNet, PAIR).
 
 Graph: user-item edges of all training interactions, symmetric, normalised D^-1/2 A D^-1/2.
 n_layers propagation steps; final embeddings = the mean of layers 0..n. The full propagation runs

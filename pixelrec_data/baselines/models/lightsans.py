@@ -1,4 +1,4 @@
-"""LightSANs (IDNet, AUGSEQ prefixes; protocol 4.3, after Fan et al. 2021 / RecBole's layout).
+"""LightSANs (IDNet, AUGSEQ prefixes; after Fan et al. 2021 / RecBole's layout).
 
 Input: the 10 slots before the target, left-padded. Item embeddings are NOT added to position
 embeddings: LN -> dropout -> n_layers light layers, each with

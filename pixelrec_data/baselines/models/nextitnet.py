@@ -1,4 +1,4 @@
-"""NextItNet (IDNet, SEQ; protocol 4.3): stacked dilated causal residual conv blocks.
+"""NextItNet (IDNet, SEQ): stacked dilated causal residual conv blocks.
 
 block_num x dilations (3 x [1, 4]) blocks, each: causal left-zero-padded conv(k, dilation d) ->
 LayerNorm(eps 1e-8) + ReLU -> conv(k, dilation 2d) -> LayerNorm + ReLU -> + input. No pad mask,

@@ -1,4 +1,4 @@
-"""SASRec (IDNet, protocol 4.1): causal post-LN Transformer over the left-padded last 10 items."""
+"""SASRec (IDNet): causal post-LN Transformer over the left-padded last 10 items."""
 from __future__ import annotations
 
 import torch

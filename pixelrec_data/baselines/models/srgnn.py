@@ -1,4 +1,4 @@
-"""SR-GNN (IDNet, AUGSEQ prefixes; protocol 4.3, after Wu et al. 2019 / RecBole's layout).
+"""SR-GNN (IDNet, AUGSEQ prefixes; after Wu et al. 2019 / RecBole's layout).
 
 Per sequence (the prefix inputs, or the last 10 history items, right-padded to 10) a session graph:
 nodes = the sorted unique ids including 0, an edge for each consecutive pair of real items, the

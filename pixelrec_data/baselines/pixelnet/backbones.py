@@ -1,4 +1,4 @@
-"""PixelNet variants of the other IDNet backbones (protocol 4.3: the MO* models "swap the ID table
+"""PixelNet variants of the other IDNet backbones (the official code's MO* models "swap the ID table
 for the visual encoder exactly as in 4.2"): each is the backbone's own class with its
 `item_embedding` replaced by the image encoder through `PixelNetMixin` (models.py).
 

@@ -1,4 +1,4 @@
-"""PixelNet backbones (protocol 4.2): the IDNet model's code with its item-ID table replaced by an
+"""PixelNet backbones (as in the paper's official code): the IDNet model's code with its item-ID table replaced by an
 `ItemImageEncoder` (registered as `visual_encoder`, so its parameters get encoder_lr /
 encoder_weight_decay, the official 4-key optim_args).
 
@@ -198,7 +198,7 @@ class PixelNetMF(PixelNetMixin, MF):
 
 
 class PixelNetBERT4Rec(PixelNetMixin, BERT4Rec):
-    """MOBERT4Rec (protocol 4.3): masked and PAD input slots are the all-ones image (id item_num,
+    """MOBERT4Rec (as in the paper's official code): masked and PAD input slots are the all-ones image (id item_num,
     the [MASK] id), target PADs the zero image; the eval table has item_num + 1 rows, the last
     (the ones image) never a candidate. Attention still ignores PAD keys."""
 

@@ -1,4 +1,4 @@
-"""ViNet: recommenders over frozen, pre-extracted image features (protocol 4.4).
+"""ViNet: recommenders over frozen, pre-extracted image features (as in the paper's official code).
 
 - features.py: `pixelrec extract-features` (pixelrec_data/commands/features.py) and the loaders;
 - visrank.py (no training), vbpr.py (PAIR), acf.py (position samples + user id);

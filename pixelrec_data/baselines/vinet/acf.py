@@ -1,4 +1,4 @@
-"""ACF, attentive collaborative filtering (protocol 4.4): item- and component-level attention over
+"""ACF, attentive collaborative filtering (as in the paper's official code): item- and component-level attention over
 spatial image features ([item_num, g, g, F], e.g. RN50 layer4 7x7x2048 = 49 components).
 
 For a user u and a profile of items j (the other items of the window in training; the last 10

@@ -1,4 +1,4 @@
-"""VBPR (protocol 4.4): MF plus a visual term over frozen image features.
+"""VBPR (as in the paper's official code): MF plus a visual term over frozen image features.
 
 score(u, i) = γ_u·γ_i + θ_u·(E f_i) + β'·f_i, with E = Linear(F -> d/2, no bias) and
 β' = Linear(F -> 1, no bias); no global, user or item biases; xavier init; BPR with 1e-8 inside

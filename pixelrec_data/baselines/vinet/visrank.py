@@ -1,4 +1,4 @@
-"""VisRank (protocol 4.4): no training; an item's score is its maximum cosine similarity (over
+"""VisRank (as in the paper's official code): no training; an item's score is its maximum cosine similarity (over
 frozen image features) to the user's last 50 history items (`average_top_k`, top_num 1).
 
 The evaluator passes only the last 10 history items, so the model reads the longer history from

@@ -16,17 +16,17 @@ files' metadata) change, and are byte-identical for the same splits.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from schemas.io import atomic_path, atomic_write_text, read_json_or_empty
+from schemas.io import atomic_write_text, read_json_or_empty
 from schemas.tables import SPLIT_NAMES
+
+from .sequences import SEQUENCES_DIR, build_sequences, has_splits
 
 PAPER_TITLE = "An Image Dataset for Benchmarking Recommender Systems with Raw Pixels"
 CITATION = """@article{cheng2023pixelrec,
@@ -36,15 +36,6 @@ CITATION = """@article{cheng2023pixelrec,
   year={2023}
 }"""
 DEFAULT_RELEASE = "pixel200k"
-SEQUENCES_DIR = "sequences"
-SEQUENCES_SCHEMA = pa.schema([
-    ("user_id", pa.string()),
-    ("history_item_ids", pa.list_(pa.string())),
-    ("history_timestamps", pa.list_(pa.int64())),
-    ("target_item_id", pa.string()),
-    ("target_timestamp", pa.int64()),
-])
-_SOURCES_KEY = b"pixelrec.sources_sha256"
 
 
 def is_release(path: Path) -> bool:
@@ -59,7 +50,7 @@ def write_cards(data_root, releases_too: bool = True) -> list[Path]:
     if is_release(root):
         # called on a release folder: its card, and the data root's card when that one is ours
         written = [write_release_card(root)]
-        if CARD_MARKER in _read_text(root.parent / "README.md"):
+        if (root.parent / "README.md").exists() and card_is_ours_or_absent(root.parent / "README.md"):
             written += write_cards(root.parent, releases_too=False)  # siblings' cards stand
         return written
     releases = [p for p in sorted(root.iterdir()) if is_release(p)] if root.is_dir() else []
@@ -72,18 +63,16 @@ def write_cards(data_root, releases_too: bool = True) -> list[Path]:
     return written
 
 
-def has_splits(release: Path) -> bool:
-    return all((Path(release) / "splits" / f"{s}.parquet").exists() for s in SPLIT_NAMES)
-
-
-def write_release_card(release: Path, sequences: bool = True) -> Path:
-    """release/README.md; sequences=False when the caller has just built them."""
+def write_release_card(release: Path, sequences: bool = True, name: str | None = None) -> Path:
+    """release/README.md; sequences=False when the caller has just built them. name: the release's
+    name when the folder is not yet in place (a temporary folder of the build)."""
     release = Path(release)
+    name = name or release.name
     if sequences and has_splits(release):
         build_sequences(release)
-    configs = release_configs(release)
-    header = _header(configs, release.name, in_root=False)
-    return atomic_write_text(release / "README.md", _card(header, _release_prose(release)))
+    configs = release_configs(release, name)
+    header = _header(configs, name, in_root=False)
+    return atomic_write_text(release / "README.md", _card(header, _release_prose(release, name)))
 
 
 def pick_default(infos: dict[str, list[dict]]) -> str | None:
@@ -95,22 +84,22 @@ def pick_default(infos: dict[str, list[dict]]) -> str | None:
     return min(sizes, key=lambda n: (sizes[n], n)) if sizes else None
 
 
-def release_configs(release: Path) -> list[dict]:
+def release_configs(release: Path, name: str | None = None) -> list[dict]:
     """The configs one release offers, as {name, files: {split: relative path}, features, splits}."""
-    name = release.name
+    name = name or release.name
     configs = []
     split_files = {s: f"splits/{s}.parquet" for s in SPLIT_NAMES}
     if all((release / f).exists() for f in split_files.values()):
-        configs.append(_config(release, name, split_files))
+        configs.append(_config(release, name, name, split_files))
     seq_files = {s: f"{SEQUENCES_DIR}/{s}.parquet" for s in SPLIT_NAMES}
     if all((release / f).exists() for f in seq_files.values()):
-        configs.append(_config(release, f"{name}_sequences", seq_files))
+        configs.append(_config(release, name, f"{name}_sequences", seq_files))
     if (release / "items.parquet").exists():
-        configs.append(_config(release, f"{name}_items", {"train": "items.parquet"}))
+        configs.append(_config(release, name, f"{name}_items", {"train": "items.parquet"}))
     return configs
 
 
-def _config(release: Path, name: str, files: dict[str, str]) -> dict:
+def _config(release: Path, release_name: str, name: str, files: dict[str, str]) -> dict:
     from datasets import Features  # heavy import, only when a card is written
 
     schema = pq.read_schema(release / next(iter(files.values())))
@@ -120,7 +109,8 @@ def _config(release: Path, name: str, files: dict[str, str]) -> dict:
         meta = pq.ParquetFile(release / rel)
         splits.append({"name": split, "num_bytes": _arrow_bytes(meta, features.arrow_schema),
                        "num_examples": meta.metadata.num_rows})
-    return {"name": name, "release": release.name, "files": files, "features": features._to_yaml_list(), "splits": splits,
+    return {"name": name, "release": release_name, "files": files, "features": features._to_yaml_list(),
+            "splits": splits,
             "download_size": sum((release / rel).stat().st_size for rel in files.values())}
 
 
@@ -168,7 +158,15 @@ def _size_category(configs: list[dict]) -> str:
     return "1B<n<10B"
 
 
-CARD_MARKER = "# written by pixelrec_data.card.write_cards; rerun it to refresh"
+CARD_MARKER = "# written by pixelrec (pipelines.card); rerun the command that wrote it to refresh"
+# cards written by earlier versions carry this line: still ours, so still refreshed
+_OLD_MARKERS = ("# written by pixelrec_data.card.write_cards; rerun it to refresh",)
+
+
+def card_is_ours_or_absent(path: Path) -> bool:
+    """True where writing a card at `path` replaces nothing but a card of ours."""
+    text = _read_text(path)
+    return not Path(path).exists() or any(m in text for m in (CARD_MARKER, *_OLD_MARKERS))
 
 
 def _card(header: dict, body: str) -> str:
@@ -181,101 +179,6 @@ def _read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except OSError:
         return ""
-
-
-# --- sequences ------------------------------------------------------------------------------------
-
-def build_sequences(release: Path) -> list[Path]:
-    """Materialise `<release>/sequences/{train,validation,test}.parquet` from the splits.
-
-    One row per user and split, users in id order, histories in (timestamp, item number) order:
-    train: history = the user's train rows but the last, target = the last train row;
-    validation: history = all train rows, target = the validation row;
-    test: history = train + validation rows, target = the test row.
-    Histories are complete (models cut them to their own length, e.g. the last 10 items).
-    """
-    release = Path(release)
-    sources = _sources_digest(release)
-    out = {s: release / SEQUENCES_DIR / f"{s}.parquet" for s in SPLIT_NAMES}
-    if all(_digest_of(p) == sources for p in out.values()):
-        return list(out.values())
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        con.execute(f"SET temp_directory='{tempfile.gettempdir()}/pixelrec-duckdb'")
-        con.execute("SET enable_progress_bar=false")
-        for split in SPLIT_NAMES:
-            con.execute(f"CREATE VIEW {split} AS SELECT user_id, item_id, timestamp FROM "
-                        f"read_parquet('{_sql_path(release / 'splits' / (split + '.parquet'))}')")
-        for split, path in out.items():
-            _write_sequences(con.sql(_sequence_sql(split)), path, sources)
-    finally:
-        con.close()
-    return list(out.values())
-
-
-_ITEM_ORDER = "timestamp, TRY_CAST(substr(item_id, 2) AS BIGINT), item_id"
-_USER_ORDER = "TRY_CAST(substr(user_id, 2) AS BIGINT), user_id"
-
-
-def _sequence_sql(split: str) -> str:
-    agg = (f"list(item_id ORDER BY {_ITEM_ORDER}) AS items, "
-           f"list(timestamp ORDER BY {_ITEM_ORDER}) AS times")
-    if split == "train":
-        return (f"WITH h AS (SELECT user_id, {agg} FROM train GROUP BY user_id) "
-                "SELECT user_id, list_slice(items, 1, len(items) - 1) AS history_item_ids, "
-                "list_slice(times, 1, len(times) - 1) AS history_timestamps, "
-                "items[len(items)] AS target_item_id, times[len(times)] AS target_timestamp "
-                f"FROM h ORDER BY {_USER_ORDER}")
-    before = "train" if split == "validation" else "(SELECT * FROM train UNION ALL SELECT * FROM validation)"
-    return (f"WITH h AS (SELECT user_id, {agg} FROM {before} GROUP BY user_id) "
-            "SELECT t.user_id, coalesce(h.items, []::VARCHAR[]) AS history_item_ids, "
-            "coalesce(h.times, []::BIGINT[]) AS history_timestamps, "
-            "t.item_id AS target_item_id, t.timestamp AS target_timestamp "
-            f"FROM {split} t LEFT JOIN h USING (user_id) ORDER BY {_USER_ORDER.replace('user_id', 't.user_id')}")
-
-
-def _write_sequences(result, path: Path, sources: str) -> None:
-    schema = SEQUENCES_SCHEMA.with_metadata({_SOURCES_KEY: sources.encode()})
-    rows_per_group = 1 << 16
-    with atomic_path(path) as tmp:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            # DuckDB's batch sizes depend on its threads: regroup to fixed row groups so the file
-            # bytes depend on the data only
-            pending, buffered = [], 0
-            for batch in result.to_arrow_reader(rows_per_group):
-                pending.append(pa.Table.from_batches([batch]).cast(schema))
-                buffered += batch.num_rows
-                if buffered >= rows_per_group:
-                    table = pa.concat_tables(pending)
-                    full = buffered - buffered % rows_per_group
-                    writer.write_table(table.slice(0, full), row_group_size=rows_per_group)
-                    pending, buffered = [table.slice(full)], buffered - full
-            if buffered:
-                writer.write_table(pa.concat_tables(pending), row_group_size=rows_per_group)
-
-
-def _sources_digest(release: Path) -> str:
-    digest = hashlib.sha256()
-    for split in SPLIT_NAMES:
-        with open(release / "splits" / f"{split}.parquet", "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _digest_of(path: Path) -> str | None:
-    try:
-        meta = pq.read_schema(path).metadata or {}
-    except (OSError, pa.ArrowInvalid):
-        return None
-    value = meta.get(_SOURCES_KEY)
-    return value.decode() if value else None
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 # --- prose ----------------------------------------------------------------------------------------
@@ -355,17 +258,17 @@ def _license_text() -> str:
             "belong to their owners on the source platform; this card's `license: other` says so.\n")
 
 
-def _release_prose(release: Path) -> str:
+def _release_prose(release: Path, name: str) -> str:
     manifest = read_json_or_empty(release / "manifest.json")
     counts = _counts(release)
-    lines = [f"# PixelRec release `{release.name}`", "", _about(manifest.get("created_by", "pixelrec")),
+    lines = [f"# PixelRec release `{name}`", "", _about(manifest.get("created_by", "pixelrec")),
              "## Counts", "", "| measure | value |", "|---|---|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in counts.items()]
     build = manifest.get("build", {})
     if build:
         lines += ["", "## Build parameters", "", "```json",
                   json.dumps(build, indent=2, sort_keys=True, default=str), "```"]
-    lines += ["", _PROTOCOL, _LAYOUT, _USAGE.format(path=".", name=release.name, root=".."),
+    lines += ["", _PROTOCOL, _LAYOUT, _USAGE.format(path=".", name=name, root=".."),
               _license_text(), "## Citation", "", "```bibtex", CITATION, "```", ""]
     return "\n".join(lines)
 
