@@ -35,7 +35,7 @@ from pixelrec_data.baselines.data import Interactions  # noqa: E402
 from pixelrec_data.baselines.pixelnet.models import PixelNetSASRec  # noqa: E402
 from pixelrec_data.baselines.samples import make_samples  # noqa: E402
 
-PIXEL200K_WINDOWS = 323_715  # SEQ windows of the Pixel200K-shaped file (protocol 1.5)
+PIXEL200K_WINDOWS = 323_715  # SEQ windows of the Pixel200K-shaped file (as in the paper's official code)
 
 
 def interactions(n_users: int, n_items: int, seed: int = 0) -> Interactions:
