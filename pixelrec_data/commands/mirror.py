@@ -45,7 +45,21 @@ def publish(data_dir, out_dir, releases, copy):
 @click.option("--with-covers", is_flag=True,
               help="Then fetch the release's cover images from their URLs (fetch-covers with its "
                    "defaults; rerun `pixelrec fetch-covers --release DIR` for other settings).")
-def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers):
+@click.option("--manifest-sha256", default=None, metavar="HEX",
+              help="Bind the mirror: the release's manifest.json must have this sha256 (checked "
+                   "before any file is trusted).")
+@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(min=0.001),
+              help="Seconds to wait for a connection or for data; each attempt at a file may take "
+                   "this plus its size / --min-rate.")
+@click.option("--min-rate", default=32 * 1024, show_default=True, type=click.IntRange(min=1),
+              help="Bytes per second below which an attempt at a file is cut off (and retried).")
+@click.option("--allow-cross-host-redirects", is_flag=True,
+              help="Follow mirror redirects to another host or port (default: refused).")
+@click.option("--allow-private-hosts", is_flag=True,
+              help="Let redirects and --with-covers cover URLs reach loopback, private or "
+                   "link-local addresses (the --mirror URL itself is always used as given).")
+def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers, manifest_sha256,
+             timeout, min_rate, allow_cross_host_redirects, allow_private_hosts):
     """Download a release from a mirror, verifying every file's size and sha256.
 
     Resumable: rerun the same command after an interruption. The release folder appears only once
@@ -63,7 +77,10 @@ def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers)
         lines.append(check_published_counts(folder, counts, where=label, log=log))
 
     folder = download_release(subset, mirror or default_mirror(), out_dir, concurrency=concurrency,
-                              progress=bar, retries=retries, counts=counts, check_release=check_counts)
+                              progress=bar, retries=retries, counts=counts, check_release=check_counts,
+                              manifest_sha256=manifest_sha256, timeout=timeout, min_rate=min_rate,
+                              allow_private_hosts=allow_private_hosts,
+                              allow_cross_host_redirects=allow_cross_host_redirects)
     from pixelrec_data.commands.release import card_is_ours_or_absent
     from pixelrec_data.card import write_cards, write_release_card
     if not (folder / "README.md").exists():  # cards are written locally, after the manifest
@@ -77,4 +94,4 @@ def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers)
         from pixelrec_data.commands.covers import run_fetch
         from pixelrec_data.downloader import FetchOptions
 
-        run_fetch(folder, FetchOptions())
+        run_fetch(folder, FetchOptions(allow_private_hosts=allow_private_hosts))
