@@ -158,3 +158,31 @@ def test_a_planted_symlink_is_never_written_through(setup):
     (partial / "items.parquet.part").symlink_to(victim)
     run_hostile(setup, {}, words=("symbolic link",))
     assert victim.read_text() == "keep me\n"
+
+
+def test_free_space_is_checked_before_any_byte(setup, monkeypatch):
+    from pixelrec_data.downloader import transfer
+    from pixelrec_data.mirror import download as download_release
+    from schemas.errors import InputError
+
+    _, mirror, out = setup
+    monkeypatch.setattr(transfer.shutil, "disk_usage", lambda _: type("U", (), {"free": 1000})())
+    with pytest.raises(InputError, match="free"):
+        download_release("pixel200k", str(mirror), out, counts="off")
+    assert not any(p.is_file() for p in out.rglob("*"))
+
+
+def test_planted_symlinks_in_the_covers_folder_are_not_followed(tmp_path):
+    from pixelrec_data.downloader import FetchOptions, fetch_release_covers
+    from schemas.errors import InputError
+    from test_downloader import write_items
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    release = tmp_path / "rel"
+    release.mkdir()
+    write_items(release, {"i1": "http://127.0.0.1:9/a.jpg"})
+    (release / "covers").symlink_to(victim)
+    with pytest.raises(InputError, match="symbolic link"):
+        fetch_release_covers(release, FetchOptions(retries=0, allow_private_hosts=True))
+    assert list(victim.iterdir()) == []
