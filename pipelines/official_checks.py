@@ -51,7 +51,7 @@ def check_canonical_ids(con, view: str, column: str, prefix: str, where: str) ->
 
 def check_integer_timestamps(con, view: str, where: str) -> None:
     bad = _first(con, f"""SELECT timestamp FROM {view} WHERE timestamp IS NULL
-                          OR NOT regexp_full_match(trim(timestamp), '{INTEGER_TIMESTAMP}') LIMIT 1""")
+                          OR NOT regexp_full_match(timestamp, '{INTEGER_TIMESTAMP}') LIMIT 1""")
     if bad is not None:
         raise InputError(f"{where}: column 'timestamp' holds {str(bad[0])[:40]!r}, expected an "
                          f"integer (unix seconds)")
