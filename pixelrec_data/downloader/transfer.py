@@ -32,6 +32,7 @@ REDIRECT_HTTP = {301, 302, 303, 307, 308}
 MAX_REDIRECTS = 5
 MIN_RATE = 32 * 1024  # bytes/s: an attempt at a file may take timeout + size / MIN_RATE seconds
 IDENTITY = {"Accept-Encoding": "identity"}
+MAX_DOCUMENT_BYTES = 256 << 20  # a document read whole into memory when no smaller cap is given
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
@@ -44,7 +45,7 @@ class Source:
 
     label: str
 
-    async def read_bytes(self, rel: str, limit: int) -> bytes:
+    async def read_bytes(self, rel: str, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
         """The whole of `rel`, refused when longer than `limit` bytes."""
         raise NotImplementedError
 
@@ -103,7 +104,7 @@ class FolderSource(Source):
             raise InputError(f"mirror {label}: no such folder")
         self.root, self.label = root, label
 
-    async def read_bytes(self, rel: str, limit: int) -> bytes:
+    async def read_bytes(self, rel: str, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
         path = self.root / rel
         try:
             if path.stat().st_size > limit:
@@ -164,7 +165,7 @@ class HttpSource(Source):
         if self._session is not None:
             await self._session.close()
 
-    async def read_bytes(self, rel: str, limit: int) -> bytes:
+    async def read_bytes(self, rel: str, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
         async def once():
             async with await self._response(rel) as resp:
                 self._check_status(resp, rel)
