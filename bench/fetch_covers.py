@@ -168,7 +168,8 @@ def make_release(urls: list[str], folder: Path) -> Path:
 def run_pixelrec(urls, args, work: Path, resize: bool, profile: Path | None = None) -> dict:
     release = make_release(urls, Path(tempfile.mkdtemp(dir=work)) / "release")
     cmd = PIXELREC + ["fetch-covers", "--release", str(release), "--rate", "0", "--retries", "1",
-                      "--concurrency", str(args.concurrency), "--timeout", "30"]
+                      "--concurrency", str(args.concurrency), "--timeout", "30",
+                      "--allow-private-hosts"]  # the cover server is on 127.0.0.1
     if resize:
         cmd += ["--resize", str(args.size), "--resize-mode", args.mode]
     if profile is not None:

@@ -24,6 +24,8 @@ from .engine import as_input_error, session, sql_path, write_query
 from .finish import release_work
 from .ingest import MIN_TIMESTAMP, max_timestamp
 from .manifest import read_manifest
+from .official_checks import (MAX_LINE_BYTES, check_canonical_ids, check_integer_timestamps,
+                              csv_errors, duplicate_rows, earliest_per_pair)
 from .splits import ITEM_ID, USER_ID
 
 _ITEM_NUMBER = "CAST(substr(item_id, 2) AS BIGINT)"
@@ -38,9 +40,10 @@ def _read_csv(con, path: Path, view: str, required: list[str]) -> list[str]:
         raise InputError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file")
-    with as_input_error(str(path)):
+    with csv_errors(path):
         con.execute(f"""CREATE OR REPLACE TABLE {view} AS SELECT * FROM read_csv({sql_path(path)},
-                        header=true, all_varchar=true, delim=',', quote='"', escape='"')""")
+                        header=true, all_varchar=true, delim=',', quote='"', escape='"',
+                        max_line_size={MAX_LINE_BYTES})""")
         columns = [row[0] for row in con.execute(f"DESCRIBE {view}").fetchall()]
         rows = con.execute(f"SELECT count(*) FROM {view}").fetchall()[0][0]
     missing = [c for c in required if c not in columns]
@@ -65,12 +68,11 @@ def _check_interactions(con, path: Path) -> None:
                                  OR NOT regexp_full_match(item_id, '{ITEM_ID[1:-1]}')
                                  OR NOT regexp_full_match(user_id, '{USER_ID[1:-1]}') LIMIT 1""")
         if bad:
-            raise InputError(f"{where}: bad id (item_id {bad[0]!r}, user_id {bad[1]!r}); "
+            raise InputError(f"{where}: bad id (item_id {bad[0]!r:.40}, user_id {bad[1]!r:.40}); "
                              f"ids must look like i<digits> and u<digits>")
-        bad = _first(con, """SELECT timestamp FROM official_inter
-                             WHERE TRY_CAST(timestamp AS BIGINT) IS NULL LIMIT 1""")
-        if bad:
-            raise InputError(f"{where}: column 'timestamp' holds {bad[0]!r}, expected an integer (unix seconds)")
+        check_canonical_ids(con, "official_inter", "user_id", "u", where)
+        check_canonical_ids(con, "official_inter", "item_id", "i", where)
+        check_integer_timestamps(con, "official_inter", where)
         low, high = _first(con, "SELECT min(CAST(timestamp AS BIGINT)), max(CAST(timestamp AS BIGINT)) "
                                 "FROM official_inter")
     if low < MIN_TIMESTAMP:
@@ -85,7 +87,8 @@ def _check_items(con, path: Path, columns: list[str]) -> None:
         bad = _first(con, f"""SELECT item_id FROM official_items WHERE item_id IS NULL
                               OR NOT regexp_full_match(item_id, '{ITEM_ID[1:-1]}') LIMIT 1""")
         if bad:
-            raise InputError(f"{where}: bad item_id {bad[0]!r}; ids must look like i<digits>")
+            raise InputError(f"{where}: bad item_id {bad[0]!r:.40}; ids must look like i<digits>")
+        check_canonical_ids(con, "official_items", "item_id", "i", where)
         for column in COUNT_COLUMNS:
             bad = _first(con, f"""SELECT {column} FROM official_items WHERE {column} IS NOT NULL
                                   AND TRY_CAST({column} AS BIGINT) IS NULL LIMIT 1""")
@@ -97,7 +100,10 @@ def _check_items(con, path: Path, columns: list[str]) -> None:
 
 
 def import_official(interactions_csv, items_csv, out, covers=None, overwrite: bool = False) -> dict:
-    """Official CSVs (+ optional covers folder) -> release folder `out`; return a report."""
+    """Official CSVs (+ optional covers folder) -> release folder `out`; return a report.
+
+    The report: the release counts, `missing_examples` (items without item info, first ones) and
+    `duplicates_dropped` (rows repeating a (user, item) pair: the earliest is kept)."""
     interactions_csv, items_csv, out = Path(interactions_csv), Path(items_csv), Path(out)
     if covers is not None and not Path(covers).is_dir():
         raise InputError(f"{covers}: covers folder not found")
@@ -117,6 +123,7 @@ def _import(interactions_csv: Path, items_csv: Path, staging, name: str, covers)
         columns = _read_csv(con, items_csv, "official_items",
                             [c for c in OFFICIAL_ITEM_COLUMNS if c != "description"])
         _check_items(con, items_csv, columns)
+        duplicates = duplicate_rows(con, "official_inter")
         missing = con.execute(f"""SELECT DISTINCT item_id FROM official_inter
                                   ANTI JOIN official_items USING (item_id) ORDER BY {_ITEM_NUMBER}""").fetchall()
         description = "description" if "description" in columns else "NULL"
@@ -133,13 +140,14 @@ def _import(interactions_csv: Path, items_csv: Path, staging, name: str, covers)
             ORDER BY {_ITEM_NUMBER}""", tmp / "items.parquet", "items", ITEMS)
         write_query(con, f"""
             SELECT item_id, user_id, CAST(timestamp AS BIGINT) AS timestamp, 'official' AS source
-            FROM official_inter ORDER BY {_USER_NUMBER}, CAST(timestamp AS BIGINT), {_ITEM_NUMBER}""",
+            FROM {earliest_per_pair("official_inter", "CAST(timestamp AS BIGINT)")}
+            ORDER BY {_USER_NUMBER}, CAST(timestamp AS BIGINT), {_ITEM_NUMBER}""",
                     tmp / "interactions.parquet", "interactions", INTERACTIONS)
         copied = _copy_covers(con, Path(covers), tmp / "covers") if covers is not None else 0
         build = {"source": "official", "interactions_file": interactions_csv.name,
                  "items_file": items_csv.name, "items_missing_info": len(missing)}
-        counts = splits_and_stats(tmp, {"items_missing_info": len(missing),
-                                        "covers_copied": copied}, con=con)
+        counts = splits_and_stats(tmp, {"items_missing_info": len(missing), "covers_copied": copied,
+                                        "duplicates_dropped": duplicates}, con=con)
         staging.complete(name, build, counts, con=con)
     return {**counts, "missing_examples": [m[0] for m in missing[:10]]}
 

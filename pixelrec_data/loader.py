@@ -19,6 +19,8 @@ import yaml
 
 from schemas.errors import InputError, one_line
 from schemas.lifecycle import require_whole
+
+from .integrity import check_release_files
 from schemas.tables import SPLIT_NAMES
 
 CONFIGS = ("interactions", "sequences", "items")
@@ -121,7 +123,7 @@ def _hf_config(release: Path, config: str) -> str:
 
 
 def load_dataset(name: str = "pixel200k", split=None, *, root=None, config: str = "interactions",
-                 streaming: bool = False, with_covers: bool = False, **kwargs):
+                 streaming: bool = False, with_covers: bool = False, verify="size", **kwargs):
     """Load release `name` under `root` with `datasets`.
 
     config: "interactions" (train/validation/test rows: item_id, user_id, timestamp), "sequences"
@@ -129,7 +131,9 @@ def load_dataset(name: str = "pixel200k", split=None, *, root=None, config: str 
     target_timestamp) or "items" (one table; with_covers=True adds `cover`, an Image() feature,
     None where the cover is missing or failed). split=None gives a DatasetDict for interactions and
     sequences and the items table itself for items. Extra keyword arguments (cache_dir, num_proc,
-    verification_mode, ...) go to datasets.load_dataset.
+    verification_mode, ...) go to datasets.load_dataset. verify: the config's files are checked
+    against manifest.json first: "size" (default, one stat per file), "sha256" or True (every
+    byte hashed), "none" or False (pixelrec_data.integrity).
     """
     import datasets
 
@@ -142,6 +146,7 @@ def load_dataset(name: str = "pixel200k", split=None, *, root=None, config: str 
         raise InputError(f"{release / 'README.md'}: dataset card has no config '{hf_config}'; "
                          f"rerun `pixelrec build-splits --release {release}` to rewrite it")
     _check_card_files(release, header)
+    check_release_files(release, _config_files(config, with_covers), verify)
     if with_covers and config != "items":
         raise InputError("with_covers=True needs config='items' (covers belong to items)")
     if with_covers and not (release / "covers").is_dir():
@@ -159,6 +164,13 @@ def load_dataset(name: str = "pixel200k", split=None, *, root=None, config: str 
     if with_covers:
         ds = add_covers(ds, release)
     return ds
+
+
+def _config_files(config: str, with_covers: bool) -> list[str]:
+    if config == "items":
+        return ["items.parquet", *(["covers.parquet"] if with_covers else [])]
+    folder = "splits" if config == "interactions" else "sequences"
+    return [f"{folder}/{split}.parquet" for split in SPLIT_NAMES]
 
 
 def cover_paths(release: Path, item_ids) -> list[str | None]:
@@ -279,6 +291,9 @@ class Release:
         return con
 
 
-def open_release(path) -> Release:
-    """Open a release folder (data/<release>/) for polars and DuckDB."""
-    return Release(path)
+def open_release(path, verify="size") -> Release:
+    """Open a release folder (data/<release>/) for polars and DuckDB; its table files are checked
+    against manifest.json first (verify: "size" default, "sha256"/True, "none"/False)."""
+    release = Release(path)
+    check_release_files(release.path, list(TABLE_FILES.values()), verify)
+    return release

@@ -27,7 +27,8 @@ from schemas.tables import ITEMS
 from test_downloader_server import HITS, LocalServer, cover_app, make_image
 
 ROOT = Path(__file__).resolve().parent.parent
-FAST = ["--retries", "2", "--backoff", "0.01", "--timeout", "1", "--rate", "0"]
+FAST = ["--retries", "2", "--backoff", "0.01", "--timeout", "1", "--rate", "0",
+        "--allow-private-hosts"]  # the test server is on 127.0.0.1
 
 
 def write_items(release: Path, urls: dict[str, str | None]) -> None:
@@ -192,7 +193,8 @@ def test_fetch_covers_statuses_retries_and_near_duplicates(tmp_path, served):
 def test_rerun_skips_done_work_and_refetches_only_what_needs_it(tmp_path, served):
     server, hits, images = served
     release = release_with_every_case(tmp_path, server.url)
-    options = FetchOptions(rate=0, retries=2, backoff=0.01, timeout=1.0, shard_size=5)
+    options = FetchOptions(rate=0, retries=2, backoff=0.01, timeout=1.0, shard_size=5,
+                           allow_private_hosts=True)
     fetch_release_covers(release, options)  # in-process: the CLI itself is tested above
     first_table = (release / "covers.parquet").read_bytes()
     before = dict(hits)
@@ -233,10 +235,10 @@ def test_parts_split_the_shards_and_a_final_run_joins_them(tmp_path, served):
     release = tmp_path / "rel"
     release.mkdir()
     write_items(release, {f"i{n}": f"{server.url}/img/{n}.jpg" for n in range(7)})
-    options = dict(rate=0, retries=0, timeout=5.0, shard_size=2)
+    options = dict(rate=0, retries=0, timeout=5.0, shard_size=2, allow_private_hosts=True)
     first = fetch_release_covers(release, FetchOptions(**options, shard=(0, 2)))
     proc = pixelrec("fetch-covers", "--release", release, "--shard-size", 2, "--shard", "1/2",
-                    "--rate", 0, "--retries", 0)
+                    "--rate", 0, "--retries", 0, "--allow-private-hosts")
     assert proc.returncode == 0, proc.stderr
     second = json.loads(max((release / "covers/_stats").glob("shard-*.json")).read_text())
     assert first["items"] == 4 and first["shards"] == 2  # shards 0, 2 and shards 1, 3 (i6)
@@ -248,5 +250,5 @@ def test_parts_split_the_shards_and_a_final_run_joins_them(tmp_path, served):
     assert [r["status"] for r in covers_by_id(release).values()] == ["ok"] * 7
     proc = pixelrec("fetch-covers", "--release", release, "--shard", "2/2")
     assert proc.returncode == 2 and "--shard" in proc.stderr
-    proc = pixelrec("fetch-covers", "--release", release, "--part", "1/2")  # the old name works
+    proc = pixelrec("fetch-covers", "--release", release, "--part", "1/2", "--allow-private-hosts")  # the old name works
     assert proc.returncode == 0 and "--part" not in pixelrec("fetch-covers", "--help").stdout

@@ -39,7 +39,8 @@ def fault_run(tmp_path_factory):
         })
         started = time.perf_counter()
         summary = fetch_release_covers(release, FetchOptions(
-            rate=0, retries=1, backoff=0.01, timeout=1.0, concurrency=8, per_host=4, shard_size=8))
+            rate=0, retries=1, backoff=0.01, timeout=1.0, concurrency=8, per_host=4, shard_size=8,
+            allow_private_hosts=True))
         elapsed = time.perf_counter() - started
         yield release, summary, app[HITS], app[HIT_TIMES], app[SENT], elapsed
 
@@ -92,7 +93,7 @@ def test_per_host_bounds_requests_in_flight(tmp_path):
     app = cover_app(images, slow_s=0.15)
     with LocalServer(app) as server:
         write_items(tmp_path, {f"i{n}": f"{server.url}/slow/{n}.jpg" for n in range(8)})
-        options = dict(rate=0, retries=0, timeout=5.0, concurrency=8)
+        options = dict(rate=0, retries=0, timeout=5.0, concurrency=8, allow_private_hosts=True)
         fetch_release_covers(tmp_path, FetchOptions(**options, per_host=2))
         assert app[IN_FLIGHT]["max"] == 2
         app[IN_FLIGHT]["max"] = 0
@@ -112,7 +113,8 @@ def test_kill_mid_run_leaves_no_partial_cover_and_resume_finishes(tmp_path):
     with LocalServer(app) as server:
         write_items(release, {f"i{n}": f"{server.url}/slow/{n}.jpg" for n in range(60)})
         args = [sys.executable, "-c", code, "fetch-covers", "--release", str(release), "--rate",
-                "0", "--concurrency", "4", "--shard-size", "16", "--timeout", "5"]
+                "0", "--concurrency", "4", "--shard-size", "16", "--timeout", "5",
+                "--allow-private-hosts"]
         proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 30
         while len(list((release / "covers").glob("*.jpg"))) < 20 and time.monotonic() < deadline:
@@ -154,7 +156,7 @@ def test_files_from_before_the_attempts_column_still_resume(tmp_path):
     app = cover_app(images)
     with LocalServer(app) as server:
         write_items(tmp_path, {f"i{n}": f"{server.url}/img/{n}.jpg" for n in range(4)})
-        options = FetchOptions(rate=0, retries=0, timeout=5.0, shard_size=2)
+        options = FetchOptions(rate=0, retries=0, timeout=5.0, shard_size=2, allow_private_hosts=True)
         fetch_release_covers(tmp_path, options)
         old_files = [tmp_path / "covers.parquet", *(tmp_path / "covers/_stats").glob("*.parquet")]
         for path in old_files:  # as an older version wrote them: no attempts column

@@ -148,7 +148,7 @@ def test_fetch_covers_resize_end_to_end_and_format_changes(tmp_path):
             assert row["status"] == "ok" and (row["width"], row["height"]) == (48, 48)
             assert decoded(data).size == (48, 48) and len(data) == row["bytes"]
             assert hashlib.sha256(data).hexdigest() == row["sha256"] and row["attempts"] == 1
-        options = dict(rate=0, retries=0, timeout=5.0, shard_size=4)
+        options = dict(rate=0, retries=0, timeout=5.0, shard_size=4, allow_private_hosts=True)
         resize = ResizeSpec(48, "center_crop")
         assert fetch_release_covers(release, FetchOptions(**options, resize=resize))[
             "fetched_this_run"] == 0  # same settings: nothing to do

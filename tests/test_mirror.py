@@ -286,7 +286,7 @@ def test_fetched_covers_join_the_manifest_and_travel_through_the_mirror(tmp_path
     data = tmp_path / "data"
     with LocalServer(cover_app(images)) as server:
         release = release_with_cover_urls(data, server.url, images)
-        proc = pixelrec("fetch-covers", "--release", release)
+        proc = pixelrec("fetch-covers", "--release", release, "--allow-private-hosts")
     assert proc.returncode == 0, proc.stderr
     assert "covers listed" in proc.stdout
     listed = {e["path"] for e in json.loads((release / "manifest.json").read_text())["files"]}
@@ -307,7 +307,7 @@ def test_download_with_covers_fetches_them_and_lists_them(tmp_path):
         release_with_cover_urls(data, server.url, images)
         publish(data, tmp_path / "mirror")
         proc = pixelrec("download", "--subset", "pixel200k", "--mirror", tmp_path / "mirror",
-                        "--root", tmp_path / "dl", "--with-covers")
+                        "--root", tmp_path / "dl", "--with-covers", "--allow-private-hosts")
     assert proc.returncode == 0, proc.stderr
     folder = tmp_path / "dl" / "pixel200k"
     assert (folder / "covers" / "i2.jpg").read_bytes() == images["2.jpg"]
@@ -324,6 +324,6 @@ def test_fetch_covers_refuses_to_vouch_for_a_file_changed_since_the_manifest(tmp
         before = (release / "manifest.json").read_bytes()
         with open(release / "splits" / "train.parquet", "ab") as handle:
             handle.write(b"tampered")
-        proc = pixelrec("fetch-covers", "--release", release)
+        proc = pixelrec("fetch-covers", "--release", release, "--allow-private-hosts")
     assert proc.returncode == 2 and "changed since manifest.json was written" in proc.stderr
     assert (release / "manifest.json").read_bytes() == before

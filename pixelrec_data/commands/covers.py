@@ -8,6 +8,9 @@ import click
 from pixelrec_data.downloader.limits import JPEG_QUALITY, MAX_COVER_BYTES, RESIZE_MODES
 from schemas.errors import InputError
 
+ALLOW_PRIVATE_HELP = ("Also fetch cover URLs (and redirects) that reach loopback, private or "
+                      "link-local addresses (a local simulator or mirror). Default: public only.")
+
 
 @click.command("fetch-covers")
 @click.option("--release", "release_dir", required=True, type=click.Path(path_type=Path),
@@ -46,15 +49,17 @@ from schemas.errors import InputError
               help="Fetch only shards I, I+N, I+2N, ... (machine I of N, sharing the release "
                    "folder); then run once without --shard to write covers.parquet.")
 @click.option("--part", default=None, hidden=True, help="Old name of --shard.")
+@click.option("--allow-private-hosts", is_flag=True, help=ALLOW_PRIVATE_HELP)
 def fetch_covers(release_dir, concurrency, per_host, rate, retries, timeout, backoff, resize_size,
                  resize_mode, jpeg_quality, max_bytes, shard_size, limit, dup_threshold, shard,
-                 part):
+                 part, allow_private_hosts):
     """Download every cover of a release: covers/<item_id>.jpg, covers.parquet, covers/_stats/.
 
     Every cover is decoded to check it. covers.parquet status: ok, http_<code>, timeout,
     connection, truncated, not_image, corrupt, bomb (over 40M pixels), too_large, bad_url,
-    too_many_redirects. Rerunning skips covers already stored and verified, and retries only
-    transient failures.
+    too_many_redirects, blocked_host (a loopback/private address), bad_encoding (a compressed
+    answer). Rerunning skips covers already stored and verified, whatever the --shard-size, and
+    retries only transient failures.
     """
     from pixelrec_data.downloader import FetchOptions
     from pixelrec_data.downloader.images import ResizeSpec
@@ -65,6 +70,7 @@ def fetch_covers(release_dir, concurrency, per_host, rate, retries, timeout, bac
     options = FetchOptions(concurrency=concurrency, per_host=per_host, rate=rate, retries=retries,
                            timeout=timeout, backoff=backoff, shard_size=shard_size, limit=limit,
                            dup_threshold=dup_threshold, resize=resize, max_bytes=max_bytes,
+                           allow_private_hosts=allow_private_hosts,
                            shard=_parse_shard(shard if part is None else part,
                                               "--shard" if part is None else "--part"))
     run_fetch(Path(release_dir), options)

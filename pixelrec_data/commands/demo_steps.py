@@ -187,7 +187,8 @@ def run_demo(workdir: Path, scale: str = "small", suite: str | None = None, log=
             "--seed", plan.seed, "--rate", "0", "--concurrency", "16"))
         steps.run(2, "build-release", build)
         steps.run(3, "fetch-covers", lambda: pixelrec(
-            "fetch-covers", "--release", plan.release, "--concurrency", "16"))
+            "fetch-covers", "--release", plan.release, "--concurrency", "16",
+            "--allow-private-hosts"))  # the simulator's covers are on 127.0.0.1
     steps.run(4, "stats", lambda: pixelrec("stats", "--release", plan.release))
     validate_args = ["validate-baselines", "--release", plan.release, "--suite", suite or cfg["suite"],
                      "--out", plan.runs]

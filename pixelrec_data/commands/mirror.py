@@ -44,9 +44,23 @@ def publish(data_dir, out_dir, releases, copy):
 @click.option("--with-covers", is_flag=True,
               help="Then fetch the release's cover images from their URLs (fetch-covers with its "
                    "defaults; rerun `pixelrec fetch-covers --release DIR` for other settings).")
+@click.option("--manifest-sha256", default=None, metavar="HEX",
+              help="Bind the mirror: the release's manifest.json must have this sha256 (checked "
+                   "before any file is trusted).")
+@click.option("--timeout", default=60.0, show_default=True, type=click.FloatRange(min=0.001),
+              help="Seconds to wait for a connection or for data; each attempt at a file may take "
+                   "this plus its size / --min-rate.")
+@click.option("--min-rate", default=32 * 1024, show_default=True, type=click.IntRange(min=1),
+              help="Bytes per second below which an attempt at a file is cut off (and retried).")
+@click.option("--allow-cross-host-redirects", is_flag=True,
+              help="Follow mirror redirects to another host or port (default: refused).")
+@click.option("--allow-private-hosts", is_flag=True,
+              help="Let redirects and --with-covers cover URLs reach loopback, private or "
+                   "link-local addresses (the --mirror URL itself is always used as given).")
 @click.option("--overwrite", is_flag=True,
               help="Replace an existing release even when its image cache or features would be lost.")
-def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers, overwrite):
+def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers, manifest_sha256,
+             timeout, min_rate, allow_cross_host_redirects, allow_private_hosts, overwrite):
     """Download a release from a mirror, verifying every file's size and sha256.
 
     Resumable: rerun the same command after an interruption. The release folder appears only once
@@ -74,7 +88,10 @@ def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers,
     with release_lock(out_dir / subset, "download"):
         folder = download_release(subset, mirror or default_mirror(), out_dir,
                                   concurrency=concurrency, progress=bar, retries=retries,
-                                  counts=counts, check_release=check_and_card, place=place)
+                                  counts=counts, check_release=check_and_card, place=place,
+                                  manifest_sha256=manifest_sha256, timeout=timeout,
+                                  min_rate=min_rate, allow_private_hosts=allow_private_hosts,
+                                  allow_cross_host_redirects=allow_cross_host_redirects)
     click.echo(f"downloaded {subset} to {folder} (every file verified against manifest.json)")
     for line in filter(None, lines):
         click.echo(line)
@@ -83,7 +100,8 @@ def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers,
         from pixelrec_data.downloader import FetchOptions
         from pixelrec_data.downloader.stats import summary_line
 
-        summary = fetch_and_list_covers(folder, FetchOptions(), progress=bar)
+        summary = fetch_and_list_covers(folder, FetchOptions(allow_private_hosts=allow_private_hosts),
+                                        progress=bar)
         click.echo(summary_line(summary))
         if summary["manifest_updated"]:
             click.echo(f"updated {folder / 'manifest.json'} (covers listed)")

@@ -110,6 +110,9 @@ def import_official(interactions, items, covers, out, overwrite):
                f"without item info; {report['covers_copied']:,} covers copied")
     if report["items_missing_info"]:
         click.echo(f"items without item info (first ones): {', '.join(report['missing_examples'])}")
+    if report.get("duplicates_dropped"):
+        click.echo(f"{report['duplicates_dropped']:,} rows repeated a (user, item) pair: the "
+                   f"earliest of each pair was kept")
 
 
 @click.command("export")

@@ -2,8 +2,11 @@
 
 Knows nothing about images or files: it returns bytes or an error kind. Error kinds are the
 `status` values of covers.parquet: http_<code>, timeout, truncated, connection, too_large,
-too_many_redirects, bad_url. Retried: timeout, connection, truncated, 5xx, 429 (and 408, and the
-platform's 412 ban); final: every other 4xx (404, 403, 410 ...), too_large, redirect loops, bad_url.
+too_many_redirects, bad_url, blocked_host (an address the policy of schemas.hosts refuses, checked
+on every redirect hop, every name resolution and the connected address), bad_encoding (a
+Content-Encoding other than identity). The error column never quotes the answer's bytes.
+Retried: timeout, connection, truncated, 5xx, 429 (and 408, and the platform's 412 ban); final:
+every other 4xx (404, 403, 410 ...), too_large, redirect loops, bad_url, blocked_host, bad_encoding.
 """
 from __future__ import annotations
 
@@ -13,12 +16,12 @@ import random
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time as wall_clock
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 
-from schemas.errors import one_line
-from schemas.hosts import is_loopback
+from schemas.hosts import (is_loopback, peer_refusal, public_only_resolver, refused_address,
+                           url_refusal)
 
 from .limits import MAX_COVER_BYTES, MAX_REDIRECTS
 
@@ -28,6 +31,8 @@ RETRY_HTTP = {408, 412, 429}
 COOL_DOWN_HTTP = {412, 429, 503}
 MAX_COOL_DOWN_S = 600.0
 RETRY_KINDS = {"timeout", "truncated", "connection"}
+REDIRECT_HTTP = {301, 302, 303, 307, 308}
+IDENTITY = {"Accept-Encoding": "identity"}  # a packed body is refused (bad_encoding)
 DEFAULT_REMOTE_RATE = 5.0  # requests/s per host: the platform bans at about 6/s per IP
 CONNECT_TIMEOUT_S = 10.0  # at most this of the --timeout budget waits for the TCP/TLS connection
 USER_AGENT = "pixelrec-fetch-covers/0.1 (+https://github.com/westlake-repl/PixelRec)"
@@ -91,8 +96,10 @@ class Fetcher:
     def __init__(self, session: aiohttp.ClientSession, limiter: HostRateLimiter, *,
                  retries: int = 3, timeout: float = 20.0, backoff: float = 1.0,
                  max_bytes: int = MAX_COVER_BYTES, max_redirects: int = MAX_REDIRECTS,
-                 per_host: int | None = None):
+                 per_host: int | None = None, allow_private_hosts: bool = False):
         self.session = session
+        # loopback/private/link-local targets (cover URLs, redirects) only when the user allows
+        self.allow_private_hosts = allow_private_hosts
         self.limiter = limiter
         self.retries = retries
         self.timeout = aiohttp.ClientTimeout(total=timeout,
@@ -135,50 +142,81 @@ class Fetcher:
 
     async def _attempt(self, url: str) -> FetchResult:
         try:
-            # aiohttp counts redirect answers, including the one it then refuses to follow
-            async with self.session.get(url, timeout=self.timeout,
-                                        max_redirects=self.max_redirects + 1) as resp:
-                if resp.status != 200:
-                    await resp.release()
-                    return FetchResult(f"http_{resp.status}",
-                                       f"HTTP {resp.status} {resp.reason or ''}".strip(),
-                                       retry_after=_seconds(resp.headers.get("Retry-After")))
-                if resp.content_length is not None and resp.content_length > self.max_bytes:
-                    resp.close()  # drop the connection rather than drain the body
-                    return FetchResult("too_large", f"Content-Length {resp.content_length} bytes, "
-                                                    f"over {self.max_bytes}")
-                expected = resp.content_length
-                # a declared length within the cap is read in one call; an undeclared one in
-                # chunks, counted against the cap as they come
-                body = await (resp.read() if expected is not None else self._read_capped(resp))
-                checked = expected is not None and "Content-Encoding" not in resp.headers
-                if checked and len(body) != expected:
-                    return FetchResult("truncated", f"got {len(body)} of {expected} bytes")
-                return FetchResult("ok", body=body, length_checked=checked)
+            for hop in range(self.max_redirects + 1):
+                refusal = url_refusal(url, self.allow_private_hosts)
+                if refusal is not None:
+                    return _refused(refusal, hop)
+                async with self.session.get(url, timeout=self.timeout, allow_redirects=False,
+                                            headers=IDENTITY) as resp:
+                    refusal = peer_refusal(_peer(resp), self.allow_private_hosts)
+                    if refusal is not None:
+                        resp.close()
+                        return FetchResult("blocked_host", refusal)
+                    if resp.status in REDIRECT_HTTP and resp.headers.get("Location"):
+                        resp.close()  # the body of a redirect is never read
+                        url = urljoin(str(resp.url), resp.headers["Location"])
+                        continue
+                    return await self._answer(resp)
+            return FetchResult("too_many_redirects",
+                               f"more than {self.max_redirects} redirects")
         except _TooLarge as exc:
             return FetchResult("too_large", str(exc))
-        except aiohttp.TooManyRedirects as exc:
-            last = exc.request_info.real_url
-            return FetchResult("too_many_redirects",
-                               f"more than {self.max_redirects} redirects (last {last})"[:300])
-        except aiohttp.RedirectClientError as exc:  # e.g. a redirect to file:// or to no URL
-            return FetchResult("bad_url", f"redirect to a non-http(s) URL: {_one_line(exc)}"[:300])
         except asyncio.TimeoutError:
             return FetchResult("timeout", f"no complete response within {self.timeout.total:g}s")
         except aiohttp.ClientPayloadError as exc:
-            return FetchResult("truncated", _one_line(exc))
-        except (aiohttp.ClientError, OSError) as exc:
-            return FetchResult("connection", _one_line(exc))
+            return FetchResult("truncated", type(exc).__name__)
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            refused = refused_address(exc)
+            if refused is not None:
+                return FetchResult("blocked_host", str(refused))
+            return FetchResult("connection", _network_error(exc))
+
+    async def _answer(self, resp: aiohttp.ClientResponse) -> FetchResult:
+        """The result of a final (non-redirect) answer: its body read within the byte cap."""
+        if resp.status != 200:
+            resp.close()  # never read: an error page's bytes are not ours to keep
+            return FetchResult(f"http_{resp.status}", f"HTTP {resp.status}",
+                               retry_after=_seconds(resp.headers.get("Retry-After")))
+        encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            # asked for identity: a packed body could unpack far past the cap, so it is refused
+            resp.close()
+            return FetchResult("bad_encoding", f"Content-Encoding {encoding[:20]!r} "
+                                               f"(asked for identity)")
+        expected = resp.content_length
+        if expected is not None and expected > self.max_bytes:
+            resp.close()  # drop the connection rather than drain the body
+            return FetchResult("too_large", f"Content-Length {expected} bytes, over {self.max_bytes}")
+        body = await self._read_capped(resp)
+        checked = expected is not None
+        if checked and len(body) != expected:
+            return FetchResult("truncated", f"got {len(body)} of {expected} bytes")
+        return FetchResult("ok", body=body, length_checked=checked)
 
     async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
+        """The body, read in chunks counted against the cap (the session never decompresses, so
+        what is counted is what is kept)."""
         chunks, size = [], 0
         async for chunk in resp.content.iter_chunked(64 * 1024):
             size += len(chunk)
             if size > self.max_bytes:
                 resp.close()  # stop reading: the rest of the body is never downloaded
-                raise _TooLarge(f"body over {self.max_bytes} bytes (no Content-Length)")
+                raise _TooLarge(f"body over {self.max_bytes} bytes")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _refused(reason: str, hop: int) -> FetchResult:
+    if reason == "not an http(s) URL":
+        where = "redirect to a non-http(s) URL" if hop else "not an http(s) URL"
+        return FetchResult("bad_url", where)
+    return FetchResult("blocked_host", reason if not hop else f"redirect refused: {reason}")
+
+
+def _peer(resp: aiohttp.ClientResponse):
+    connection = resp.connection
+    transport = connection.transport if connection is not None else None
+    return transport.get_extra_info("peername") if transport is not None else None
 
 
 def _seconds(value: str | None) -> float | None:
@@ -199,14 +237,24 @@ class _TooLarge(Exception):
     pass
 
 
-def _one_line(exc: BaseException) -> str:
-    text = one_line(exc)
-    return type(exc).__name__ if text == type(exc).__name__ else f"{type(exc).__name__}: {text}"
+def _network_error(exc: BaseException) -> str:
+    """A connection failure in words of our own: the errors of a bad answer (a parser error, a
+    cut body) may quote the answer's bytes, so they are named by their type only."""
+    if isinstance(exc, (aiohttp.ClientResponseError, aiohttp.ClientPayloadError)):
+        return type(exc).__name__
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
-def make_session(concurrency: int, per_host: int | None = None) -> aiohttp.ClientSession:
-    """One pooled session: at most `concurrency` connections in all, `per_host` to one host."""
+def make_session(concurrency: int, per_host: int | None = None,
+                 allow_private_hosts: bool = False) -> aiohttp.ClientSession:
+    """One pooled session: at most `concurrency` connections in all, `per_host` to one host.
+
+    Names resolve to public addresses only (unless allowed), and bodies are never decompressed
+    (identity is asked for; anything else is refused), so the byte cap counts what is kept."""
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=min(per_host or concurrency,
                                                                            concurrency),
-                                     ttl_dns_cache=300)
-    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT})
+                                     ttl_dns_cache=300,
+                                     resolver=public_only_resolver(allow_private_hosts))
+    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT},
+                                 auto_decompress=False)

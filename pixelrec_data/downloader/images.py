@@ -88,7 +88,8 @@ def process_cover(body: bytes, complete: bool = False, resize: ResizeSpec | None
         # reads the header only; a JPEG signature skips asking every other format plugin first
         image = Image.open(io.BytesIO(body), formats=_JPEG_ONLY if body[:3] == JPEG_SOI else None)
     except UnidentifiedImageError:
-        return Cover("not_image", f"not an image ({len(body)} bytes, starts {body[:16]!r})")
+        # the body's bytes are never quoted: they may be an internal service's answer
+        return Cover("not_image", f"not an image ({len(body)} bytes, no known image header)")
     except Image.DecompressionBombError as exc:  # PIL's own limit, when lower than ours
         return Cover("bomb", _one_line(exc))
     except _DECODE_ERRORS as exc:  # a known signature, but no header that makes sense

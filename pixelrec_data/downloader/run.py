@@ -25,6 +25,7 @@ from .images import ResizeSpec, process_cover
 from .limits import ORIGINAL
 from .neardup import near_duplicate_groups
 from .reader import CoverTask, Shard, read_cover_tasks, shard_tasks
+from .reuse import carried_rows
 from .stats import ShardStats, summarize
 from .work import error_row, fetch_and_store, keep_image_memory, ok_row, store_cover
 from .writer import MIXED, CoverWriter
@@ -48,6 +49,8 @@ class FetchOptions:
     resize: ResizeSpec | None = None  # None: keep the original bytes
     max_bytes: int = fetch_mod.MAX_COVER_BYTES
     max_redirects: int = fetch_mod.MAX_REDIRECTS
+    # cover URLs come from data: loopback/private/link-local hosts only when the user allows them
+    allow_private_hosts: bool = False
 
     @property
     def cover_format(self) -> str:
@@ -72,6 +75,9 @@ def fetch_release_covers(release_dir: str | Path, options: FetchOptions, progres
     # format; while a format switch is unfinished the marker says "mixed", so none is trusted.
     stored = writer.stored_format()
     disk_reuse = options.resize is None and stored == options.cover_format
+    # rows of every finished shard still valid, read before this run rewrites any shard file
+    carried = carried_rows(writer, tasks, options.cover_format) if stored == options.cover_format \
+        else {}
     if stored != options.cover_format:
         writer.set_stored_format(MIXED)
     mine, desc = shards, "covers"
@@ -82,7 +88,8 @@ def fetch_release_covers(release_dir: str | Path, options: FetchOptions, progres
         mine, desc = [shard for shard in shards if shard.number % n == i], f"covers shard {i}/{n}"
     started = time.perf_counter()
     with (progress or _NoBar)(total=sum(len(s.tasks) for s in mine), desc=desc, unit="cover") as bar:
-        shard_stats, rows = asyncio.run(_run_shards(mine, writer, options, bar, disk_reuse))
+        shard_stats, rows = asyncio.run(_run_shards(mine, writer, options, bar, disk_reuse,
+                                                             carried))
     writer.set_stored_format(options.cover_format)
     elapsed = time.perf_counter() - started
     if options.shard is not None:
@@ -117,7 +124,7 @@ def _check_options(o: FetchOptions) -> None:
 
 
 async def _run_shards(shards: list[Shard], writer: CoverWriter, options: FetchOptions, progress,
-                      disk_reuse: bool):
+                      disk_reuse: bool, carried: dict[str, dict]):
     limiter = fetch_mod.HostRateLimiter(options.rate)
     all_stats, all_rows = [], []
     keep_image_memory()
@@ -125,14 +132,16 @@ async def _run_shards(shards: list[Shard], writer: CoverWriter, options: FetchOp
     # fight over the GIL). Pillow releases the GIL while it decodes, resizes and encodes, so with
     # --resize these threads use every core.
     with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1))) as pool:
-        async with fetch_mod.make_session(options.concurrency, options.per_host) as session:
+        async with fetch_mod.make_session(options.concurrency, options.per_host,
+                                          options.allow_private_hosts) as session:
             fetcher = fetch_mod.Fetcher(session, limiter, retries=options.retries,
                                         timeout=options.timeout, backoff=options.backoff,
                                         max_bytes=options.max_bytes,
                                         max_redirects=options.max_redirects,
-                                        per_host=options.per_host)
+                                        per_host=options.per_host,
+                                        allow_private_hosts=options.allow_private_hosts)
             for shard in shards:
-                run = ShardRun(shard, writer, fetcher, pool, progress, options, disk_reuse)
+                run = ShardRun(shard, writer, fetcher, pool, progress, options, disk_reuse, carried)
                 stats, rows = await run.run(options.concurrency)
                 all_stats.append(stats)
                 all_rows.extend(rows)
@@ -143,7 +152,7 @@ class ShardRun:
     """Processes one shard with `concurrency` workers pulling from a queue (img2dataset-style)."""
 
     def __init__(self, shard: Shard, writer: CoverWriter, fetcher, pool, progress,
-                 options: FetchOptions, disk_reuse: bool):
+                 options: FetchOptions, disk_reuse: bool, carried: dict[str, dict] | None = None):
         self.shard, self.writer, self.fetcher, self.pool, self.progress = (
             shard, writer, fetcher, pool, progress)
         self.resize = options.resize
@@ -154,7 +163,11 @@ class ShardRun:
         self.finished_before = (old_stats is not None
                                 and old_stats.get("items_digest") == digest
                                 and old_stats.get("cover_format", ORIGINAL) == options.cover_format)
-        self.previous = {row["item_id"]: row for row in old_rows} if self.finished_before else {}
+        if self.finished_before:
+            self.previous = {row["item_id"]: row for row in old_rows}
+        else:  # rows of the same items from shards of another layout (another --shard-size)
+            carried = carried or {}
+            self.previous = {t.item_id: carried[t.item_id] for t in shard.tasks if t.item_id in carried}
         # files of a shard recorded in another format are that format's, never originals
         self.disk_reuse = disk_reuse and (old_stats is None or self.finished_before)
 

@@ -32,6 +32,10 @@ class CoverWriter:
         self.release_dir = Path(release_dir)
         self.covers_dir = self.release_dir / "covers"
         self.stats_dir = self.covers_dir / STATS_DIR
+        for folder in (self.covers_dir, self.stats_dir):
+            if folder.is_symlink():  # covers are never written through a planted link
+                raise InputError(f"{folder}: a symbolic link; fetch-covers never writes through "
+                                 f"links (make it a plain folder)")
         self.stats_dir.mkdir(parents=True, exist_ok=True)
 
     def cover_path(self, item_id: str) -> Path:
@@ -54,14 +58,18 @@ class CoverWriter:
         self.cover_path(item_id).unlink(missing_ok=True)
 
     def read_cover(self, item_id: str) -> bytes | None:
+        path = self.cover_path(item_id)
+        if path.is_symlink():  # a link is no stored cover: it is fetched again (and replaced)
+            return None
         try:
-            return self.cover_path(item_id).read_bytes()
+            return path.read_bytes()
         except FileNotFoundError:
             return None
 
     def stored_cover_matches(self, item_id: str, size: int | None, sha256: str | None) -> bool:
-        """True when the stored file has exactly the recorded size and sha256."""
-        return size is not None and file_matches(self.cover_path(item_id), size, sha256)
+        """True when the stored file (a plain file, not a link) has the recorded size and sha256."""
+        path = self.cover_path(item_id)
+        return size is not None and not path.is_symlink() and file_matches(path, size, sha256)
 
     # --- shard records -------------------------------------------------------------------------
     def shard_paths(self, shard_name: str) -> tuple[Path, Path]:

@@ -25,8 +25,9 @@ from pathlib import Path
 
 import jsonschema
 
-from pixelrec_data.mirror.transfer import (Source, TransferError, fetch_verified,
-                                               link_or_copy, open_source)
+from pixelrec_data.mirror.transfer import (MIN_RATE, Source, TransferError, check_free_space,
+                                           fetch_verified, link_or_copy, open_source, part_size,
+                                           refuse_symlinks)
 from schemas.errors import InputError
 from schemas.io import atomic_dir, atomic_write_text, swap_dir
 from schemas.lifecycle import require_whole
@@ -38,6 +39,12 @@ MANIFEST = "manifest.json"
 MIRROR_FORMAT = "pixelrec-mirror"
 MIRROR_FORMAT_VERSION = 1
 RELEASE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+# Caps on the documents read whole into memory (a file is streamed to disk, bounded by its size):
+# an index lists a few releases; a manifest lists every file, covers included (about 120 bytes
+# each), so 256 MiB is room for two million files.
+MAX_INDEX_BYTES = 16 << 20
+MAX_MANIFEST_BYTES = 256 << 20
+SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 # --- manifests and paths ----------------------------------------------------------------------
@@ -172,34 +179,62 @@ def parse_index(data: bytes, where: str) -> dict:
 # --- download ---------------------------------------------------------------------------------
 def download(subset: str, mirror: str, out_dir: str | Path, concurrency: int = 4,
              progress=None, retries: int = 3, backoff: float = 1.0, counts: str = "auto",
-             check_release=None, place=swap_dir) -> Path:
+             check_release=None, place=swap_dir, *, manifest_sha256: str | None = None,
+             timeout: float = 60.0, min_rate: float = MIN_RATE, allow_private_hosts: bool = False,
+             allow_cross_host_redirects: bool = False) -> Path:
     """Fetch release `subset` from `mirror` into out_dir/<subset>; returns that folder.
 
     counts: which releases must carry the published counts of their official name (COUNT_MODES);
     the manifest's counts are checked before any file is fetched. check_release(folder, label), when
     given, checks the whole fetched release before it is renamed into place (raise to refuse it);
     place(partial, final) then puts it in place (default: a plain swap of the folders).
+    manifest_sha256 binds the mirror: the release's manifest.json must have this sha256, checked
+    before any file is trusted. timeout / min_rate bound each attempt at a file (timeout + size /
+    min_rate seconds); redirects to another host or port are refused unless
+    allow_cross_host_redirects, and then reach public addresses only unless allow_private_hosts.
     """
     check_release_name(subset, "--subset")
     if concurrency < 1:
         raise InputError("--concurrency must be at least 1")
-    source = open_source(mirror, retries=retries, backoff=backoff)
+    if manifest_sha256 is not None and not SHA256_HEX.fullmatch(manifest_sha256.lower()):
+        raise InputError(f"--manifest-sha256 {manifest_sha256[:80]!r}: expected 64 hex digits")
+    if timeout <= 0 or min_rate <= 0:
+        raise InputError("--timeout and --min-rate must be > 0")
+    source = open_source(mirror, retries=retries, backoff=backoff, timeout=timeout,
+                         min_rate=min_rate, allow_private_hosts=allow_private_hosts,
+                         allow_cross_host_redirects=allow_cross_host_redirects)
+    pinned = manifest_sha256.lower() if manifest_sha256 else None
     return asyncio.run(_download(source, subset, Path(out_dir), concurrency, progress, counts,
-                                 check_release, place))
+                                 check_release, pinned, place))
+
+
+async def _read_manifest(source: Source, subset: str, pinned: str | None):
+    """(index entry, manifest bytes) of `subset`, the bytes checked against the index's sha256
+    and against `pinned` (the sha256 the user expects) before anything else is read."""
+    index = parse_index(await source.read_bytes(INDEX, MAX_INDEX_BYTES), f"{source.label}/{INDEX}")
+    entry = index["releases"].get(subset)
+    if entry is None:
+        have = ", ".join(sorted(index["releases"])) or "none"
+        raise InputError(f"mirror {source.label} has no release '{subset}' (it has: {have})")
+    manifest_rel = f"{entry['path']}/{MANIFEST}"
+    if pinned is not None and entry["manifest_sha256"].lower() != pinned:
+        raise TransferError(f"mirror {source.label}: the manifest of '{subset}' is not the one "
+                            f"expected (sha256 {entry['manifest_sha256'][:16]}..., expected "
+                            f"{pinned[:16]}...); refusing every file of it")
+    declared = entry.get("manifest_bytes")
+    limit = declared if isinstance(declared, int) and 0 < declared <= MAX_MANIFEST_BYTES \
+        else MAX_MANIFEST_BYTES
+    manifest_bytes = await source.read_bytes(manifest_rel, limit)
+    if hashlib.sha256(manifest_bytes).hexdigest() != entry["manifest_sha256"].lower():
+        raise TransferError(f"{manifest_rel}: sha256 differs from the mirror's {INDEX}")
+    return entry, manifest_bytes
 
 
 async def _download(source: Source, subset: str, out_dir: Path, concurrency: int, progress,
-                    counts: str, check_release, place) -> Path:
+                    counts: str, check_release, pinned: str | None = None, place=swap_dir) -> Path:
     try:
-        index = parse_index(await source.read_bytes(INDEX), f"{source.label}/{INDEX}")
-        entry = index["releases"].get(subset)
-        if entry is None:
-            have = ", ".join(sorted(index["releases"])) or "none"
-            raise InputError(f"mirror {source.label} has no release '{subset}' (it has: {have})")
+        entry, manifest_bytes = await _read_manifest(source, subset, pinned)
         manifest_rel = f"{entry['path']}/{MANIFEST}"
-        manifest_bytes = await source.read_bytes(manifest_rel)
-        if hashlib.sha256(manifest_bytes).hexdigest() != entry["manifest_sha256"]:
-            raise TransferError(f"{manifest_rel}: sha256 differs from the mirror's {INDEX}")
         manifest = parse_manifest(manifest_bytes, manifest_rel)
         if manifest["name"] != subset:
             raise InputError(f"{manifest_rel}: names release '{manifest['name']}', not '{subset}'")
@@ -208,11 +243,15 @@ async def _download(source: Source, subset: str, out_dir: Path, concurrency: int
             check_manifest_counts(manifest, official, f"{source.label}/{entry['path']}", counts)
         final = out_dir / subset
         partial = out_dir / f".{subset}.partial"
+        refuse_symlinks(partial)
+        refuse_symlinks(final)
         partial.mkdir(parents=True, exist_ok=True)
+        check_free_space(partial, _bytes_to_fetch(partial, manifest))
         await _fetch_all(source, entry["path"], manifest, partial, final, concurrency, progress)
     finally:
         await source.close()
     _drop_unlisted(partial, manifest)
+    (partial / MANIFEST).unlink(missing_ok=True)  # never written through a planted link
     (partial / MANIFEST).write_bytes(manifest_bytes)
     if check_release is not None:
         check_release(partial, f"{source.label}/{entry['path']}")
@@ -273,6 +312,15 @@ async def _fetch_file(source: Source, rel: str, dest: Path, size: int, sha256: s
         if not resumed or part.exists():  # a network failure keeps the part: nothing to redo
             raise
         await fetch_verified(source, rel, dest, size, sha256, on_bytes)
+
+
+def _bytes_to_fetch(partial: Path, manifest: dict) -> int:
+    """The manifest's bytes less what the partial folder already holds (files and parts)."""
+    have = 0
+    for entry in manifest["files"]:
+        dest = partial / entry["path"]
+        have += min(entry["bytes"], max(part_size(dest), part_size(dest.with_name(dest.name + ".part"))))
+    return sum(entry["bytes"] for entry in manifest["files"]) - have
 
 
 def _reuse_verified(dest: Path, existing: Path, size: int, sha256: str) -> bool:

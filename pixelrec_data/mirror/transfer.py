@@ -3,6 +3,14 @@
 A file is fetched into '<dest>.part' (continued with an HTTP Range request, or a seek for a local
 mirror, when a part is already there), checked against its expected size and sha256, and only then
 renamed to <dest>: a file under its final name is always whole and verified.
+
+Every read is bounded: a file stops at the first byte past its manifest size, a declared
+Content-Length or Content-Range must agree with the manifest, documents (index.json,
+manifest.json) have a byte cap, and each attempt at a file has a deadline (timeout + size /
+min_rate), so a server dripping a byte at a time cannot hold a download forever. Parts are opened
+with O_NOFOLLOW: a symbolic link planted in the download folder is never written through.
+Redirects stay on the mirror's own scheme, host and port unless cross-host redirects are allowed;
+then the target follows the address policy of schemas.hosts.
 """
 from __future__ import annotations
 
@@ -10,15 +18,22 @@ import asyncio
 import os
 import shutil
 from pathlib import Path
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 
 import aiohttp
 
 from schemas.errors import InputError
+from schemas.hosts import peer_refusal, public_only_resolver, refused_address, url_refusal
 from schemas.manifest import sha256_file
 
 CHUNK = 1 << 20
 RETRY_HTTP = {408, 429, 500, 502, 503, 504}
+REDIRECT_HTTP = {301, 302, 303, 307, 308}
+MAX_REDIRECTS = 5
+MIN_RATE = 32 * 1024  # bytes/s: an attempt at a file may take timeout + size / MIN_RATE seconds
+IDENTITY = {"Accept-Encoding": "identity"}
+MAX_DOCUMENT_BYTES = 256 << 20  # a document read whole into memory when no smaller cap is given
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class TransferError(InputError):
@@ -30,28 +45,57 @@ class Source:
 
     label: str
 
-    async def read_bytes(self, rel: str) -> bytes:
+    async def read_bytes(self, rel: str, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+        """The whole of `rel`, refused when longer than `limit` bytes."""
         raise NotImplementedError
 
-    async def copy_into(self, rel: str, part: Path, on_bytes) -> None:
-        """Append the rest of `rel` to `part` (which may hold a prefix already)."""
+    async def copy_into(self, rel: str, part: Path, on_bytes, size: int) -> None:
+        """Append the rest of `rel` to `part` (which may hold a prefix already), never past `size`."""
         raise NotImplementedError
 
     async def close(self) -> None:
         pass
 
 
-def open_source(spec: str, *, timeout: float = 60.0, retries: int = 3, backoff: float = 1.0) -> Source:
+def open_source(spec: str, *, timeout: float = 60.0, retries: int = 3, backoff: float = 1.0,
+                min_rate: float = MIN_RATE, allow_private_hosts: bool = False,
+                allow_cross_host_redirects: bool = False) -> Source:
     if not spec:
         raise InputError("no mirror given: pass --mirror URL or set PIXELREC_MIRROR")
     parts = urlsplit(spec)
     if parts.scheme in ("http", "https"):
-        return HttpSource(spec, timeout=timeout, retries=retries, backoff=backoff)
+        return HttpSource(spec, timeout=timeout, retries=retries, backoff=backoff,
+                          min_rate=min_rate, allow_private_hosts=allow_private_hosts,
+                          allow_cross_host_redirects=allow_cross_host_redirects)
     if parts.scheme == "file":
         return FolderSource(Path(unquote(parts.path)), spec)
     if parts.scheme and len(parts.scheme) > 1:  # one letter: a Windows drive, i.e. a folder
         raise InputError(f"mirror {spec}: unsupported scheme '{parts.scheme}' (use http(s)://, file:// or a folder)")
     return FolderSource(Path(spec), spec)
+
+
+def open_part(part: Path):
+    """`part` opened for appending, never through a symbolic link (O_NOFOLLOW)."""
+    try:
+        fd = os.open(part, os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o644)
+    except OSError as exc:
+        if part.is_symlink():
+            raise TransferError(f"{part}: a symbolic link in the download folder; remove it "
+                                f"(downloads never write through links)") from None
+        raise TransferError(f"{part}: cannot write ({exc.strerror})") from None
+    return os.fdopen(fd, "ab")
+
+
+def part_size(part: Path) -> int:
+    """Bytes already in `part` (0 when absent); a symbolic link there is refused."""
+    try:
+        st = os.lstat(part)
+    except FileNotFoundError:
+        return 0
+    if not os.path.isfile(part) or os.path.islink(part):
+        raise TransferError(f"{part}: not a plain file (a symbolic link?) in the download folder; "
+                            f"remove it")
+    return st.st_size
 
 
 class FolderSource(Source):
@@ -60,31 +104,46 @@ class FolderSource(Source):
             raise InputError(f"mirror {label}: no such folder")
         self.root, self.label = root, label
 
-    async def read_bytes(self, rel: str) -> bytes:
+    async def read_bytes(self, rel: str, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
         path = self.root / rel
         try:
-            return path.read_bytes()
-        except FileNotFoundError:
+            if path.stat().st_size > limit:
+                raise TransferError(f"{rel}: over {limit} bytes on mirror {self.label}")
+            with open(path, "rb") as handle:
+                data = handle.read(limit + 1)
+        except (FileNotFoundError, NotADirectoryError):
             raise TransferError(f"{rel}: not found on mirror {self.label}") from None
+        if len(data) > limit:
+            raise TransferError(f"{rel}: over {limit} bytes on mirror {self.label}")
+        return data
 
-    async def copy_into(self, rel: str, part: Path, on_bytes) -> None:
+    async def copy_into(self, rel: str, part: Path, on_bytes, size: int) -> None:
         src = self.root / rel
         if not src.is_file():
             raise TransferError(f"{rel}: not found on mirror {self.label}")
-        done = part.stat().st_size if part.exists() else 0
-        with open(src, "rb") as fin, open(part, "ab") as fout:
+        done = part_size(part)
+        with open(src, "rb") as fin, open_part(part) as fout:
             fin.seek(done)
-            while block := fin.read(CHUNK):
+            while block := fin.read(min(CHUNK, size - done + 1)):
+                if done + len(block) > size:
+                    raise _Oversend(rel, size)
                 fout.write(block)
+                done += len(block)
                 on_bytes(len(block))
                 await asyncio.sleep(0)  # let other transfers and the progress bar run
 
 
 class HttpSource(Source):
-    def __init__(self, base: str, *, timeout: float, retries: int, backoff: float):
+    def __init__(self, base: str, *, timeout: float, retries: int, backoff: float,
+                 min_rate: float = MIN_RATE, allow_private_hosts: bool = False,
+                 allow_cross_host_redirects: bool = False):
         self.base = base.rstrip("/") + "/"
         self.label = base
         self.retries, self.backoff = retries, backoff
+        self.timeout_s, self.min_rate = timeout, min_rate
+        self.allow_private_hosts = allow_private_hosts
+        self.allow_cross_host_redirects = allow_cross_host_redirects
+        self.origin = _origin(self.base)
         self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
 
@@ -94,38 +153,87 @@ class HttpSource(Source):
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
+            # the mirror's own host is the user's choice; any other name follows the policy
+            resolver = public_only_resolver(self.allow_private_hosts,
+                                            trusted=(urlsplit(self.base).hostname or "",))
+            self._session = aiohttp.ClientSession(
+                timeout=self.timeout, auto_decompress=False, headers=IDENTITY,
+                connector=aiohttp.TCPConnector(resolver=resolver))
         return self._session
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
 
-    async def read_bytes(self, rel: str) -> bytes:
+    async def read_bytes(self, rel: str, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
         async def once():
-            async with self.session.get(self.url(rel)) as resp:
+            async with await self._response(rel) as resp:
                 self._check_status(resp, rel)
-                return await resp.read()
-        return await self._with_retries(rel, once)
+                _check_identity(resp, rel)
+                if resp.content_length is not None and resp.content_length > limit:
+                    raise TransferError(f"{rel}: mirror declares {resp.content_length} bytes, "
+                                        f"over the {limit} allowed")
+                chunks, got = [], 0
+                async for block in resp.content.iter_chunked(CHUNK):
+                    got += len(block)
+                    if got > limit:
+                        raise TransferError(f"{rel}: mirror sent over {limit} bytes")
+                    chunks.append(block)
+                return b"".join(chunks)
+        return await self._with_retries(rel, once, limit)
 
-    async def copy_into(self, rel: str, part: Path, on_bytes) -> None:
+    async def copy_into(self, rel: str, part: Path, on_bytes, size: int) -> None:
         async def once():
-            done = part.stat().st_size if part.exists() else 0
+            done = part_size(part)
             headers = {"Range": f"bytes={done}-"} if done else {}
-            async with self.session.get(self.url(rel), headers=headers) as resp:
+            async with await self._response(rel, headers) as resp:
                 if resp.status == 416:  # the part is longer than the file: start over
                     part.unlink()
                     on_bytes(-done)
                     raise _Retry("range not satisfiable")
                 self._check_status(resp, rel)
+                _check_identity(resp, rel)
                 if done and resp.status == 200:  # the server ignored Range: rewrite from 0
                     part.unlink()
                     on_bytes(-done)
-                with open(part, "ab") as fout:
+                    done = 0
+                _check_declared(resp, rel, done, size)
+                with open_part(part) as fout:
                     async for block in resp.content.iter_chunked(CHUNK):
+                        if done + len(block) > size:  # never a byte past the manifest's size
+                            raise _Oversend(rel, size)
                         fout.write(block)
+                        done += len(block)
                         on_bytes(len(block))
-        await self._with_retries(rel, once)
+        await self._with_retries(rel, once, size - part_size(part))
+
+    async def _response(self, rel: str, headers: dict | None = None) -> aiohttp.ClientResponse:
+        """The answer for `rel`, redirects followed by hand: each hop is checked first."""
+        url = self.url(rel)
+        for _ in range(MAX_REDIRECTS + 1):
+            resp = await self.session.get(url, headers=headers, allow_redirects=False)
+            location = resp.headers.get("Location")
+            if resp.status not in REDIRECT_HTTP or not location:
+                refusal = None if _origin(url) == self.origin else \
+                    peer_refusal(_peer(resp), self.allow_private_hosts)
+                if refusal is not None:
+                    resp.close()
+                    raise TransferError(f"{rel}: redirect refused ({refusal})")
+                return resp
+            resp.close()
+            url = self._redirect_target(rel, urljoin(url, location))
+        raise TransferError(f"{rel}: more than {MAX_REDIRECTS} redirects on mirror {self.label}")
+
+    def _redirect_target(self, rel: str, target: str) -> str:
+        if _origin(target) == self.origin:
+            return target
+        if not self.allow_cross_host_redirects:
+            raise TransferError(f"{rel}: mirror {self.label} redirects to another host or port "
+                                f"(refused; pass --allow-cross-host-redirects to follow)")
+        refusal = url_refusal(target, self.allow_private_hosts)
+        if refusal is not None:
+            raise TransferError(f"{rel}: redirect refused ({refusal})")
+        return target
 
     def _check_status(self, resp: aiohttp.ClientResponse, rel: str) -> None:
         if resp.status in RETRY_HTTP:
@@ -135,13 +243,21 @@ class HttpSource(Source):
         if resp.status not in (200, 206):
             raise TransferError(f"{rel}: mirror {self.label} answered HTTP {resp.status}")
 
-    async def _with_retries(self, rel: str, once):
+    async def _with_retries(self, rel: str, once, expected_bytes: int):
+        # one attempt may take timeout + bytes / min_rate: a slow drip ends, and is retried
+        deadline = self.timeout_s + max(0, expected_bytes) / self.min_rate
         for attempt in range(self.retries + 1):
             try:
-                return await once()
-            except (_Retry, aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+                async with asyncio.timeout(deadline):
+                    return await once()
+            except (_Retry, aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
+                refused = refused_address(exc)
+                if refused is not None:
+                    raise TransferError(f"{rel}: {refused}") from None
                 if attempt == self.retries:
-                    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+                    reason = (f"timed out: over {deadline:.0f} s, slower than "
+                              f"{self.min_rate:g} bytes/s" if isinstance(exc, TimeoutError)
+                              else _reason(exc))
                     raise TransferError(f"{rel}: cannot fetch from mirror {self.label} after "
                                         f"{attempt + 1} tries ({reason})") from None
                 await asyncio.sleep(self.backoff * 2 ** attempt)
@@ -151,19 +267,77 @@ class _Retry(Exception):
     pass
 
 
+class _Oversend(TransferError):
+    def __init__(self, rel: str, size: int):
+        super().__init__(f"{rel}: mirror sent more than the manifest's {size} bytes (stopped there)")
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        port = -1
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _peer(resp: aiohttp.ClientResponse):
+    transport = resp.connection.transport if resp.connection is not None else None
+    return transport.get_extra_info("peername") if transport is not None else None
+
+
+def _reason(exc: BaseException) -> str:
+    # an answer's own bytes are never quoted: parser errors are named by their type
+    if isinstance(exc, (aiohttp.ClientResponseError, aiohttp.ClientPayloadError)):
+        return type(exc).__name__
+    text = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return text or type(exc).__name__
+
+
+def _check_identity(resp: aiohttp.ClientResponse, rel: str) -> None:
+    encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise TransferError(f"{rel}: mirror answered with Content-Encoding {encoding[:20]!r} "
+                            f"(identity was asked for)")
+
+
+def _check_declared(resp: aiohttp.ClientResponse, rel: str, done: int, size: int) -> None:
+    """A Content-Length or Content-Range that disagrees with the manifest ends the transfer before
+    a byte of the body is written."""
+    declared = resp.content_length
+    if declared is not None and declared != size - done:
+        raise TransferError(f"{rel}: mirror declares {declared} bytes from byte {done}; the "
+                            f"manifest's size leaves {size - done}")
+    if resp.status == 206:
+        value = resp.headers.get("Content-Range", "")
+        unit, _, spec = value.partition(" ")
+        span, _, total = spec.partition("/")
+        start, _, end = span.partition("-")
+        expected = (str(done), str(size - 1), str(size))
+        if unit != "bytes" or (start, end, total) != expected:
+            raise TransferError(f"{rel}: mirror answered Content-Range {value[:60]!r}, expected "
+                                f"bytes {done}-{size - 1}/{size}")
+
+
 async def fetch_verified(source: Source, rel: str, dest: Path, size: int, sha256: str,
                          on_bytes) -> None:
     """Fetch `rel` to `dest` through '<dest>.part', resuming a part left by an earlier run."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
-    done = part.stat().st_size if part.exists() else 0
+    done = part_size(part)
     if done > size:
         part.unlink()
         done = 0
     on_bytes(done)  # the resumed prefix counts as transferred
     if done < size or size == 0:
-        await source.copy_into(rel, part, on_bytes)
-    got_size = part.stat().st_size if part.exists() else 0
+        try:
+            await source.copy_into(rel, part, on_bytes, size)
+        except _Oversend:
+            got = part_size(part)
+            part.unlink(missing_ok=True)  # a lying mirror's bytes are not kept for a resume
+            on_bytes(-got)
+            raise
+    got_size = part_size(part)
     # the size is checked first: a file of the wrong size is not worth hashing
     got_sha = await asyncio.to_thread(sha256_file, part) if got_size == size else ""
     if got_size != size or got_sha != sha256:
@@ -173,6 +347,32 @@ async def fetch_verified(source: Source, rel: str, dest: Path, size: int, sha256
                 else f"sha256 {got_sha[:12]}..., expected {sha256[:12]}...")
         raise TransferError(f"{rel}: mirror copy does not match the manifest ({what})")
     os.replace(part, dest)
+
+
+def refuse_symlinks(folder: Path) -> None:
+    """A one-line error when `folder`, or anything under it, is a symbolic link: a download never
+    writes, reads or renames through a link planted in its folders."""
+    if folder.is_symlink():
+        raise InputError(f"{folder}: a symbolic link; downloads never write through links")
+    if not folder.is_dir():
+        return
+    pending = [str(folder)]
+    while pending:
+        with os.scandir(pending.pop()) as entries:
+            for entry in entries:  # DirEntry knows link-ness without another system call
+                if entry.is_symlink():
+                    raise InputError(f"{entry.path}: a symbolic link in {folder}; remove it "
+                                     f"(downloads never write through links)")
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+
+
+def check_free_space(folder: Path, needed: int, margin: int = 64 << 20) -> None:
+    """A one-line error before any byte is fetched when `folder`'s file system lacks the room."""
+    free = shutil.disk_usage(folder).free
+    if needed + margin > free:
+        raise InputError(f"{folder}: {needed:,} bytes to download but only {free:,} free "
+                         f"(and {margin >> 20} MiB kept spare); free some space and rerun")
 
 
 def link_or_copy(src: Path, dest: Path, copy: bool = False) -> None:

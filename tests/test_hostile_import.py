@@ -1,0 +1,70 @@
+"""import-official on inconsistent official files: one test per case, through the real command."""
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+
+from test_release_cli import GOOD_ITEMS, assert_input_error, pixelrec, write_csv
+
+HEADER = "item_id,user_id,timestamp\n"
+ITEMS2 = GOOD_ITEMS + "i2,1,1,1,1,1,1,1,t,g,d\n"
+
+
+def run_import(tmp_path, inter_text, items_text=ITEMS2):
+    out = tmp_path / "out" / "rel"
+    proc = pixelrec("import-official", "--interactions", write_csv(tmp_path / "i.csv", inter_text),
+                    "--items", write_csv(tmp_path / "items.csv", items_text), "--out", out)
+    return proc, out
+
+
+def assert_refused(tmp_path, proc, out, *words):
+    assert_input_error(proc, *words)
+    assert not out.exists()
+
+
+def test_leading_zero_ids_that_collide_are_refused_naming_the_pair(tmp_path):
+    proc, out = run_import(tmp_path, HEADER + "i1,u1,1600000000\ni1,u01,1600000001\n"
+                                              "i2,u001,1600000002\n")
+    assert_refused(tmp_path, proc, out, "'u001' and 'u1'", "canonical")
+
+
+def test_a_leading_zero_without_a_twin_is_refused_too(tmp_path):
+    proc, out = run_import(tmp_path, HEADER + "i01,u1,1600000000\n")
+    assert_refused(tmp_path, proc, out, "'i01'", "leading zero")
+
+
+def test_a_24_digit_id_is_one_line_not_a_traceback(tmp_path):
+    proc, out = run_import(tmp_path, HEADER + "i1,u" + "9" * 24 + ",1600000000\n")
+    assert_refused(tmp_path, proc, out, "24 digits")
+
+
+def test_a_fractional_timestamp_is_refused_not_rounded(tmp_path):
+    proc, out = run_import(tmp_path, HEADER + "i1,u1,1600000000\ni2,u1,1600000599.5\n")
+    assert_refused(tmp_path, proc, out, "'1600000599.5'", "integer")
+
+
+def test_duplicate_pairs_keep_the_earliest_and_are_counted(tmp_path):
+    proc, out = run_import(tmp_path, HEADER + "i1,u1,1600000300\ni1,u1,1600000000\n"
+                                              "i2,u1,1600000100\ni1,u1,1600000200\n"
+                                              "i2,u2,1600000000\ni1,u2,1600000050\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "2 rows repeated a (user, item) pair" in proc.stdout
+    rows = pq.read_table(out / "interactions.parquet").to_pylist()
+    assert [(r["user_id"], r["item_id"], r["timestamp"]) for r in rows] == [
+        ("u1", "i1", 1600000000), ("u1", "i2", 1600000100),
+        ("u2", "i2", 1600000000), ("u2", "i1", 1600000050)]
+    assert json.loads((out / "manifest.json").read_text())["counts"]["duplicates_dropped"] == 2
+
+
+def test_a_10_mb_title_names_the_file_the_line_and_the_reason(tmp_path):
+    items = GOOD_ITEMS + 'i2,1,1,1,1,1,1,1,"' + "x" * (10 << 20) + '",g,d\n'
+    proc, out = run_import(tmp_path, HEADER + "i1,u1,1600000000\n", items)
+    assert_input_error(proc, "items.csv", "line ", "longer than")
+    assert not out.exists()
+
+
+def test_a_broken_csv_is_one_line_naming_the_file(tmp_path):
+    proc, out = run_import(tmp_path, HEADER + 'i1,u1,1600000000\ni2,"u2,1600000001\ni3,x,y,z\n')
+    assert_refused(tmp_path, proc, out, "i.csv")
+    assert len(proc.stderr) < 400  # the dialect report of DuckDB is not passed on
