@@ -1,4 +1,5 @@
-"""Configs as data: configs/overall.yaml, then configs/<model>.yaml, then `--set key=value`.
+"""Configs as data: configs/overall.yaml, then configs/<model>.yaml, then `--set key=value`,
+checked against configs/schema.yaml (config_schema.py).
 
 The model file wins over overall.yaml: it carries the README's tuned values (lr, batch, wd), which
 the official code would have let overall/ID.yaml override (protocol section 6, quirk 9).
@@ -10,6 +11,8 @@ from pathlib import Path
 import yaml
 
 from schemas.errors import InputError
+
+from .config_schema import validate_config
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -44,4 +47,4 @@ def resolve_config(model: str, overrides: dict | None = None) -> dict:
                          f"(known: {', '.join(sorted(config))})")
     config.update(overrides or {})
     config["model"] = model
-    return config
+    return validate_config(config)  # types, ranges, choices and combinations (configs/schema.yaml)
