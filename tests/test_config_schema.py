@@ -72,3 +72,7 @@ def test_bad_set_is_one_line_and_exit_2(settings, message, tmp_path):
 def test_library_raises_input_error():
     with pytest.raises(InputError, match="n_heads"):
         resolve_config("pixelnet_sasrec", {"n_heads": 5})
+
+
+def test_exponent_without_dot_is_a_number():
+    assert resolve_config("mf", {"learning_rate": "1e-3"})["learning_rate"] == 1e-3

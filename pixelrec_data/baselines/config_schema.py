@@ -44,6 +44,11 @@ def _coerce_scalar(key: str, value, kind: str):
             raise _bad(key, value, "an integer")
         return value
     if kind == "float":
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                raise _bad(key, value, "a number") from None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise _bad(key, value, "a number")
         if not math.isfinite(value):
