@@ -24,6 +24,7 @@ COMMANDS = {
     "export": "release:export",
     "verify": "release:verify",
     "fetch-covers": "covers:fetch_covers",
+    "pack-covers": "pack_covers:pack_covers",
     "publish": "mirror:publish",
     "download": "mirror:download",
     "prepare-images": "images:prepare_images",
