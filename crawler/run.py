@@ -25,6 +25,10 @@ from .state import Known, Worker, load_known, read_journal
 
 MAX_REMOTE_RATE = 2.0          # requests/s: the most a non-loopback target may be asked for
 MAX_REMOTE_CONCURRENCY = 2
+# pace when --rate / --concurrency are not given: politeness for a real site (settings.py), full
+# speed for a loopback target (the simulator on this machine has no one to be polite to)
+REMOTE_PACE = (1.0, 1)
+LOOPBACK_PACE = (0.0, 8)
 PER_VIDEO_CAP = 6500           # users per video (the paper's cap)
 MAX_DURATION_S = 600           # micro-videos only: shorter than 10 minutes
 
@@ -36,8 +40,8 @@ class CrawlOptions:
     key_file: Path
     max_videos: int | None = None
     seed: int = 0
-    rate: float = 1.0
-    concurrency: int = 1
+    rate: float | None = None         # None: LOOPBACK_PACE or REMOTE_PACE by the target
+    concurrency: int | None = None
     redis_url: str | None = None
     join_danmaku: bool = False
     shard_mb: float = 64.0
@@ -78,6 +82,11 @@ def validate(options: CrawlOptions) -> None:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"--base-url {options.base_url!r}: expected http(s)://host[:port]")
     local = is_loopback(options.base_url)
+    default_rate, default_concurrency = LOOPBACK_PACE if local else REMOTE_PACE
+    if options.rate is None:
+        options.rate = default_rate
+    if options.concurrency is None:
+        options.concurrency = default_concurrency
     if options.rate < 0 or (options.rate == 0 and not local):
         raise InputError(f"--rate {options.rate}: must be > 0 (0, unlimited, only for a loopback "
                          f"target such as the simulator)")
