@@ -201,7 +201,8 @@ class Run:
         n_batches = len(self.samples) // global_batch + (len(self.samples) % global_batch >= self.dist.world)
         losses = []
         started = time.perf_counter()
-        with bar(total=n_batches, desc=f"epoch {epoch + 1}", unit="batch") as progress:
+        # off a terminal the epoch's log line (fit) is the one line per finished epoch
+        with bar(total=n_batches, desc=f"epoch {epoch + 1}", unit="batch", line=False) as progress:
             for local, rows in self.batches(epoch):
                 loss = self._loss(local) * (self.dist.world / rows)
                 self.optimizer.zero_grad(set_to_none=True)
