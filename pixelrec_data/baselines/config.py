@@ -37,7 +37,7 @@ def parse_overrides(pairs) -> dict:
 
 def resolve_config(model: str, overrides: dict | None = None) -> dict:
     path = CONFIG_DIR / f"{model}.yaml"
-    if not path.exists():
+    if not path.exists() or model in ("overall", "schema"):  # shared files, not models
         raise InputError(f"unknown model '{model}': no {path.name} in {CONFIG_DIR}")
     config = _load(CONFIG_DIR / "overall.yaml")
     config.update(_load(path))
