@@ -124,3 +124,16 @@ def test_pack_covers_many_shards_and_no_covers(tmp_path):
     bare = make_release(tmp_path / "b", "pixel1m", covers=False)
     with pytest.raises(InputError, match="no covers"):
         pack_covers(bare)
+
+
+def test_pack_covers_lists_the_shards_in_the_manifest(tmp_path):
+    from pipelines.manifest import read_manifest, verify_release, write_manifest
+
+    release = make_release(tmp_path, "pixel200k")
+    write_manifest(release, "pixel200k", {"source": "raw"}, {})
+    proc = subprocess.run([sys.executable, "-m", "pixelrec_data.cli", "pack-covers", "--release",
+                           str(release)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    listed = {f["path"] for f in read_manifest(release)["files"]}
+    assert "cover_shards/items-00000.parquet" in listed and "cover_shards/_complete.json" in listed
+    assert not [p for p in verify_release(release)["unlisted"] if p.startswith("cover_shards/")]

@@ -1,6 +1,8 @@
 """`pixelrec pack-covers`: the covers inside Parquet shards, as the items config's Image column."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -16,6 +18,11 @@ def pack_covers(release, shard_mb):
     from pixelrec_data.cover_shards import pack_covers as run
 
     summary = run(release, shard_bytes=shard_mb * 1024 * 1024)
+    if (Path(release) / "manifest.json").is_file():  # verify and publish vouch for the shards too
+        from pipelines.manifest import refresh_manifest
+
+        refresh_manifest(release, rewritten=("cover_shards/",))
+        click.echo(f"updated {Path(release) / 'manifest.json'} (cover shards listed)")
     click.echo(f"{release}: {summary['with_image']:,} of {summary['items']:,} items with a cover, "
                f"{summary['image_bytes'] / 1e6:,.1f} MB of images in {len(summary['shards'])} shard(s) "
                f"under {release}/cover_shards/")
