@@ -77,16 +77,21 @@ class CrawlResult:
         return self.reason.startswith("challenge")
 
 
+def resolve_pace(options: CrawlOptions) -> None:
+    """Fill rate / concurrency left unset with the target's default pace."""
+    rate, concurrency = LOOPBACK_PACE if is_loopback(options.base_url) else REMOTE_PACE
+    if options.rate is None:
+        options.rate = rate
+    if options.concurrency is None:
+        options.concurrency = concurrency
+
+
 def validate(options: CrawlOptions) -> None:
     parts = urlsplit(options.base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"--base-url {options.base_url!r}: expected http(s)://host[:port]")
     local = is_loopback(options.base_url)
-    default_rate, default_concurrency = LOOPBACK_PACE if local else REMOTE_PACE
-    if options.rate is None:
-        options.rate = default_rate
-    if options.concurrency is None:
-        options.concurrency = default_concurrency
+    resolve_pace(options)
     if options.rate < 0 or (options.rate == 0 and not local):
         raise InputError(f"--rate {options.rate}: must be > 0 (0, unlimited, only for a loopback "
                          f"target such as the simulator)")
@@ -108,6 +113,7 @@ def validate(options: CrawlOptions) -> None:
 
 
 def build_settings(options: CrawlOptions, runtime: Runtime) -> dict:
+    resolve_pace(options)
     local = is_loopback(options.base_url)
     values = {name: getattr(defaults, name) for name in dir(defaults) if name.isupper()}
     loopback = values.pop("LOOPBACK_OVERRIDES")
