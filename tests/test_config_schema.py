@@ -2,7 +2,6 @@
 `--set` ends as one line on stderr with exit status 2 (the real `pixelrec` process)."""
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
