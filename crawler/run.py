@@ -26,6 +26,10 @@ from .state import Known, Worker, load_known, read_journal
 
 MAX_REMOTE_RATE = 2.0          # requests/s: the most a non-loopback target may be asked for
 MAX_REMOTE_CONCURRENCY = 2
+# pace when --rate / --concurrency are not given: politeness for a real site (settings.py), full
+# speed for a loopback target (the simulator on this machine has no one to be polite to)
+REMOTE_PACE = (1.0, 1)
+LOOPBACK_PACE = (0.0, 8)
 PER_VIDEO_CAP = ITEM_USER_CAP  # users per video (the paper's cap)
 MAX_DURATION_S = 600           # micro-videos only: shorter than 10 minutes
 
@@ -37,8 +41,8 @@ class CrawlOptions:
     key_file: Path
     max_videos: int | None = None
     seed: int = 0
-    rate: float = 1.0
-    concurrency: int = 1
+    rate: float | None = None         # None: LOOPBACK_PACE or REMOTE_PACE by the target
+    concurrency: int | None = None
     redis_url: str | None = None
     join_danmaku: bool = False
     shard_mb: float = 64.0
@@ -74,11 +78,21 @@ class CrawlResult:
         return self.reason.startswith("challenge")
 
 
+def resolve_pace(options: CrawlOptions) -> None:
+    """Fill rate / concurrency left unset with the target's default pace."""
+    rate, concurrency = LOOPBACK_PACE if is_loopback(options.base_url) else REMOTE_PACE
+    if options.rate is None:
+        options.rate = rate
+    if options.concurrency is None:
+        options.concurrency = concurrency
+
+
 def validate(options: CrawlOptions) -> None:
     parts = urlsplit(options.base_url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"--base-url {options.base_url!r}: expected http(s)://host[:port]")
     local = is_loopback(options.base_url)
+    resolve_pace(options)
     if options.rate < 0 or (options.rate == 0 and not local):
         raise InputError(f"--rate {options.rate}: must be > 0 (0, unlimited, only for a loopback "
                          f"target such as the simulator)")
@@ -100,6 +114,7 @@ def validate(options: CrawlOptions) -> None:
 
 
 def build_settings(options: CrawlOptions, runtime: Runtime) -> dict:
+    resolve_pace(options)
     local = is_loopback(options.base_url)
     values = {name: getattr(defaults, name) for name in dir(defaults) if name.isupper()}
     loopback = values.pop("LOOPBACK_OVERRIDES")

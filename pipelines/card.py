@@ -7,7 +7,13 @@ so `datasets.load_dataset(<release dir>)` works too). Per release it declares th
 - `<name>`           train / validation / test from `<name>/splits/*.parquet` (one interaction a row);
 - `<name>_sequences` train / validation / test from `<name>/sequences/*.parquet`, one row per user and
                      split, materialised here (see `build_sequences`);
-- `<name>_items`     one split `train` from `<name>/items.parquet` (the HF name for a lone split).
+- `<name>_items`     one split `train` from `<name>/items.parquet` (the HF name for a lone split), or,
+                     once `pixelrec pack-covers` has run, from `<name>/cover_shards/*.parquet`: the
+                     same columns plus `image`, a `datasets.Image` column holding the cover's bytes.
+
+The header follows the Hub's dataset-card conventions (license, license_name, license_link,
+task_categories, pretty_name, size_categories); a release whose manifest says `build.source`
+'official' carries the publisher's licence note and citation (schemas.official_sources).
 
 Each config gets `dataset_info` with features and split sizes: `datasets` checks num_examples itself
 (NonMatchingSplitsSizesError) on every load, so a card that disagrees with the files is caught.
@@ -36,6 +42,11 @@ CITATION = """@article{cheng2023pixelrec,
   year={2023}
 }"""
 DEFAULT_RELEASE = "pixel200k"
+COVER_SHARDS_DIR = "cover_shards"  # written by pixelrec pack-covers (pixelrec_data/cover_shards.py)
+LICENSE_NAME = "pixelrec-research-only"
+LICENSE_LINK = "README.md#license"  # the License section of this card
+LICENSE_NOTE = ("For non-commercial research use. Titles, descriptions and cover images belong to "
+                "their owners on the source platform.")
 
 
 def is_release(path: Path) -> bool:
@@ -57,8 +68,10 @@ def write_cards(data_root, releases_too: bool = True) -> list[Path]:
     written = [write_release_card(r) for r in releases] if releases_too else []
     infos = {r.name: release_configs(r) for r in releases}
     default = pick_default(infos)
-    header = _header([c for r in releases for c in infos[r.name]], default, in_root=True)
-    body = _root_prose(releases, default)
+    official = any(is_official(r) for r in releases)  # the strictest terms cover the folder
+    header = _header([c for r in releases for c in infos[r.name]], default, in_root=True,
+                     official=official)
+    body = _root_prose(releases, default, official)
     written.append(atomic_write_text(root / "README.md", _card(header, body)))
     return written
 
@@ -71,8 +84,30 @@ def write_release_card(release: Path, sequences: bool = True, name: str | None =
     if sequences and has_splits(release):
         build_sequences(release)
     configs = release_configs(release, name)
-    header = _header(configs, name, in_root=False)
+    header = _header(configs, name, in_root=False, official=is_official(release),
+                     pretty_name=f"PixelRec {name}")
     return atomic_write_text(release / "README.md", _card(header, _release_prose(release, name)))
+
+
+def is_official(release: Path) -> bool:
+    """Built from the publisher's files (manifest build.source 'official')."""
+    build = read_json_or_empty(Path(release) / "manifest.json").get("build") or {}
+    return isinstance(build, dict) and build.get("source") == "official"
+
+
+def licence(official: bool) -> dict:
+    """name, link, note and citation of the terms a card states."""
+    ours = {"name": LICENSE_NAME, "link": LICENSE_LINK, "note": LICENSE_NOTE, "citation": CITATION}
+    if not official:
+        return ours
+    try:  # the publisher's terms, kept with the registry of the official sources
+        from schemas import official_sources as publisher
+    except ImportError:
+        return ours
+    return {"name": getattr(publisher, "LICENSE_NAME", LICENSE_NAME),
+            "link": getattr(publisher, "LICENSE_LINK", LICENSE_LINK),
+            "note": getattr(publisher, "PUBLISHER_LICENSE_NOTE", LICENSE_NOTE),
+            "citation": getattr(publisher, "CITATION", CITATION)}
 
 
 def pick_default(infos: dict[str, list[dict]]) -> str | None:
@@ -94,24 +129,42 @@ def release_configs(release: Path, name: str | None = None) -> list[dict]:
     seq_files = {s: f"{SEQUENCES_DIR}/{s}.parquet" for s in SPLIT_NAMES}
     if all((release / f).exists() for f in seq_files.values()):
         configs.append(_config(release, name, f"{name}_sequences", seq_files))
-    if (release / "items.parquet").exists():
+    shards = packed_cover_shards(release)
+    if shards:
+        configs.append(_config(release, name, f"{name}_items",
+                               {"train": f"{COVER_SHARDS_DIR}/*.parquet"}, shards))
+    elif (release / "items.parquet").exists():
         configs.append(_config(release, name, f"{name}_items", {"train": "items.parquet"}))
     return configs
 
 
-def _config(release: Path, release_name: str, name: str, files: dict[str, str]) -> dict:
+def packed_cover_shards(release: Path) -> list[str]:
+    """The cover shards of a finished `pack-covers` (its `_complete` marker lists them), else []."""
+    marker = Path(release) / COVER_SHARDS_DIR / "_complete.json"
+    if not marker.is_file():
+        return []
+    shards = read_json_or_empty(marker).get("shards", [])
+    ok = shards and all((Path(release) / COVER_SHARDS_DIR / s).is_file() for s in shards)
+    return [f"{COVER_SHARDS_DIR}/{s}" for s in shards] if ok else []
+
+
+def _config(release: Path, release_name: str, name: str, files: dict[str, str],
+            parts: list[str] | None = None) -> dict:
+    """One config; `parts` are the files behind a glob pattern (one split only)."""
     from datasets import Features  # heavy import, only when a card is written
 
-    schema = pq.read_schema(release / next(iter(files.values())))
+    paths = {split: parts or [rel] for split, rel in files.items()}
+    schema = pq.read_schema(release / next(iter(paths.values()))[0])
     features = Features.from_arrow_schema(schema)
     splits = []
-    for split, rel in files.items():
-        meta = pq.ParquetFile(release / rel)
-        splits.append({"name": split, "num_bytes": _arrow_bytes(meta, features.arrow_schema),
-                       "num_examples": meta.metadata.num_rows})
-    return {"name": name, "release": release_name, "files": files, "features": features._to_yaml_list(),
-            "splits": splits,
-            "download_size": sum((release / rel).stat().st_size for rel in files.values())}
+    for split, rels in paths.items():
+        metas = [pq.ParquetFile(release / rel) for rel in rels]
+        splits.append({"name": split,
+                       "num_bytes": sum(_arrow_bytes(m, features.arrow_schema) for m in metas),
+                       "num_examples": sum(m.metadata.num_rows for m in metas)})
+    return {"name": name, "release": release_name, "files": files,
+            "features": features._to_yaml_list(), "splits": splits,
+            "download_size": sum((release / rel).stat().st_size for rels in paths.values() for rel in rels)}
 
 
 def _arrow_bytes(parquet_file: pq.ParquetFile, schema: pa.Schema) -> int:
@@ -123,7 +176,8 @@ def _arrow_bytes(parquet_file: pq.ParquetFile, schema: pa.Schema) -> int:
                for b in parquet_file.iter_batches(batch_size=batch))
 
 
-def _header(configs: list[dict], default: str | None, in_root: bool) -> dict:
+def _header(configs: list[dict], default: str | None, in_root: bool, official: bool = False,
+            pretty_name: str = "PixelRec") -> dict:
     """The YAML header; data_files are relative to the card's own folder."""
     entries, infos = [], []
     for c in configs:
@@ -136,12 +190,16 @@ def _header(configs: list[dict], default: str | None, in_root: bool) -> dict:
         infos.append({"config_name": c["name"], "features": c["features"], "splits": c["splits"],
                       "download_size": c["download_size"],
                       "dataset_size": sum(s["num_bytes"] for s in c["splits"])})
+    terms = licence(official)
     return {
         "license": "other",
-        "license_name": "pixelrec-research-only",
-        "pretty_name": "PixelRec",
-        "task_categories": ["image-feature-extraction"],
-        "tags": ["recommendation", "recommender-systems", "image", "implicit-feedback", "pixelrec"],
+        "license_name": terms["name"],
+        "license_link": terms["link"],
+        "pretty_name": pretty_name,
+        # the Hub has no recommendation task: `other`, and the tags say which one
+        "task_categories": ["other"],
+        "tags": ["recommendation", "recommender-systems", "sequential-recommendation",
+                 "collaborative-filtering", "implicit-feedback", "image", "pixelrec"],
         "size_categories": [_size_category(configs)],
         "configs": entries,
         "dataset_info": infos,
@@ -213,15 +271,28 @@ validation NDCG@10; sequential models see at most the last 10 items.
 
 _USAGE = """## Loading
 
-```python
-import datasets
-ds = datasets.load_dataset("{path}", "{name}")             # train / validation / test
-seq = datasets.load_dataset("{path}", "{name}_sequences")  # one row per user and split
-items = datasets.load_dataset("{path}", "{name}_items", split="train")
+From the folder of this card (or give its path; from a hub, the repository id instead):
 
-from pixelrec_data import load_dataset, open_release       # the same, plus covers and polars/DuckDB
-ds = load_dataset("{name}", root="{root}")
+```python
+import os
+import datasets
+here = os.path.abspath(".")  # datasets wants a named folder: "." alone fails
+ds = datasets.load_dataset(here, "{name}")             # train / validation / test
+seq = datasets.load_dataset(here, "{name}_sequences")  # one row per user and split
+items = datasets.load_dataset(here, "{name}_items", split="train")
 ```
+
+With the toolkit installed (the same tables, plus covers and polars/DuckDB views):
+
+```python
+from pixelrec_data import load_dataset, open_release
+ds = load_dataset("{name}", root="{root}")
+rel = open_release("{release_path}")
+```
+
+`pixelrec pack-covers --release <release folder>` stores the covers inside Parquet shards as a
+`datasets.Image` column; the `{name}_items` config then yields each item with its cover as a PIL
+image, and the folder can be pushed to a hub as it is.
 """
 
 _LAYOUT = """## Files
@@ -253,9 +324,12 @@ def _about(created_by: str) -> str:
             "parameters; draws nest).\n")
 
 
-def _license_text() -> str:
-    return ("## License\n\nFor non-commercial research use. Titles, descriptions and cover images "
-            "belong to their owners on the source platform; this card's `license: other` says so.\n")
+def _license_text(official: bool = False) -> str:
+    return f"## License\n\n{licence(official)['note']}\n"
+
+
+def _citation(official: bool = False) -> list[str]:
+    return ["## Citation", "", "```bibtex", licence(official)["citation"], "```", ""]
 
 
 def _release_prose(release: Path, name: str) -> str:
@@ -268,18 +342,20 @@ def _release_prose(release: Path, name: str) -> str:
     if build:
         lines += ["", "## Build parameters", "", "```json",
                   json.dumps(build, indent=2, sort_keys=True, default=str), "```"]
-    lines += ["", _PROTOCOL, _LAYOUT, _USAGE.format(path=".", name=name, root=".."),
-              _license_text(), "## Citation", "", "```bibtex", CITATION, "```", ""]
+    official = is_official(release)
+    lines += ["", _PROTOCOL, _LAYOUT, _USAGE.format(name=name, root="..", release_path="."),
+              _license_text(official), *_citation(official)]
     return "\n".join(lines)
 
 
-def _root_prose(releases: list[Path], default: str | None) -> str:
+def _root_prose(releases: list[Path], default: str | None, official: bool = False) -> str:
     lines = ["# PixelRec releases", "", _about("pixelrec"), "## Releases", "",
              "| release | items | interactions | users |", "|---|---|---|---|"]
     for r in releases:
         c = _counts(r)
         cells = [_fmt(c[k]) if k in c else "-" for k in ("items", "interactions", "users")]
         lines.append(f"| `{r.name}`{' (default)' if r.name == default else ''} | " + " | ".join(cells) + " |")
-    lines += ["", _PROTOCOL, _USAGE.format(path=".", name=default or "pixel200k", root="."),
-              _license_text(), "## Citation", "", "```bibtex", CITATION, "```", ""]
+    name = default or "pixel200k"
+    lines += ["", _PROTOCOL, _USAGE.format(name=name, root=".", release_path=name),
+              _license_text(official), *_citation(official)]
     return "\n".join(lines)

@@ -37,8 +37,8 @@ from .sequences import SEQUENCES_DIR, build_sequences, has_splits
 
 WORK_PREFIX = ".pixelrec-work-"
 # Fetched or derived by the user after a build: never deleted without --overwrite.
-USER_DATA = ("covers", "covers.parquet", "images", "features")
-_LISTED_USER_DATA = ("covers/", "covers.parquet")  # the ones a manifest lists
+USER_DATA = ("covers", "covers.parquet", "cover_shards", "images", "features")
+_LISTED_USER_DATA = ("covers/", "covers.parquet", "cover_shards/")  # the ones a manifest lists
 _CATALOG = "items.parquet"  # covers, image cache and features depend on the item catalog only
 
 

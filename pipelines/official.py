@@ -1,9 +1,9 @@
-"""import-official and export: the official PixelRec CSV files <-> a release folder.
+"""import-official: the official PixelRec CSV files -> a release folder (export.py goes back).
 
 Import keeps the official ids (checked against i<digits> / u<digits>, since covers are named after
 them), copes with quoted titles holding commas and newlines and with item-info files that lack the
 description column, and reports items that occur in the interactions but not in the item info
-(they are kept with empty metadata). Export writes the official CSV layout or RecBole atomic files.
+(they are kept with empty metadata).
 """
 from __future__ import annotations
 
@@ -12,10 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
-import yaml
-
 from schemas.errors import InputError
-from schemas.io import atomic_dir, atomic_path, atomic_write_text
 from schemas.tables import (COUNT_COLUMNS, INTERACTIONS, ITEMS, OFFICIAL_INTERACTION_COLUMNS,
                             OFFICIAL_ITEM_COLUMNS)
 
@@ -23,7 +20,6 @@ from .build import splits_and_stats
 from .engine import as_input_error, session, sql_path, write_query
 from .finish import release_work
 from .ingest import MIN_TIMESTAMP, max_timestamp
-from .manifest import read_manifest
 from .official_checks import (MAX_LINE_BYTES, check_canonical_ids, check_integer_timestamps,
                               csv_errors, duplicate_rows, earliest_per_pair)
 from .splits import ITEM_ID, USER_ID
@@ -166,65 +162,3 @@ def _copy_covers(con, source: Path, target: Path) -> int:
         shutil.copyfile(entry.path, target / entry.name)
         copied += 1
     return copied
-
-
-def export_release(release: Path, fmt: str, out) -> list[Path]:
-    """Write the release as `pixelrec-csv` (official layout) or `recbole` atomic files into `out`."""
-    release, out = Path(release), Path(out)
-    name = read_manifest(release)["name"] if (release / "manifest.json").is_file() else release.name
-    for needed in ("items.parquet", "interactions.parquet"):
-        if not (release / needed).is_file():
-            raise InputError(f"{release / needed}: no such file")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with session(out.parent) as con, atomic_dir(out) as tmp:
-        if fmt == "pixelrec-csv":
-            files = _export_csv(con, release, tmp, name)
-        elif fmt == "recbole":
-            files = _export_recbole(con, release, tmp, name)
-        else:
-            raise InputError(f"--format {fmt}: expected pixelrec-csv or recbole")
-    return [out / f for f in files]
-
-
-def _copy(con, query: str, path: Path, delim: str = ",") -> None:
-    with atomic_path(path) as tmp:
-        con.execute(f"COPY ({query}) TO {sql_path(tmp)} (FORMAT csv, HEADER true, DELIMITER '{delim}')")
-
-
-def _export_csv(con, release: Path, out: Path, name: str) -> list[str]:
-    """`<name>.csv` (item_id,user_id,timestamp) and `<name>_items.csv` (the official item info)."""
-    inter = f"read_parquet({sql_path(release / 'interactions.parquet')})"
-    items = f"read_parquet({sql_path(release / 'items.parquet')})"
-    _copy(con, f"SELECT item_id, user_id, timestamp FROM {inter} "
-               f"ORDER BY {_USER_NUMBER}, timestamp, {_ITEM_NUMBER}", out / f"{name}.csv")
-    _copy(con, f"SELECT {', '.join(OFFICIAL_ITEM_COLUMNS)} FROM {items} ORDER BY {_ITEM_NUMBER}",
-          out / f"{name}_items.csv")
-    return [f"{name}.csv", f"{name}_items.csv"]
-
-
-def _export_recbole(con, release: Path, out: Path, name: str) -> list[str]:
-    """RecBole atomic files: <name>.{train,valid,test}.inter (benchmark_filename), .item, .yaml."""
-    files = []
-    for split, suffix in (("train", "train"), ("validation", "valid"), ("test", "test")):
-        path = release / "splits" / f"{split}.parquet"
-        if not path.is_file():
-            raise InputError(f"{path}: no such file (run pixelrec build-splits first)")
-        _copy(con, f"""SELECT user_id AS "user_id:token", item_id AS "item_id:token",
-                              timestamp AS "timestamp:float" FROM read_parquet({sql_path(path)})
-                       ORDER BY {_USER_NUMBER}, timestamp, {_ITEM_NUMBER}""",
-              out / f"{name}.{suffix}.inter", "\t")
-        files.append(f"{name}.{suffix}.inter")
-    text = [f"regexp_replace(coalesce({c}, ''), '\\s+', ' ', 'g') AS \"{c}:token_seq\""
-            for c in ("title", "tag", "description")]
-    counts = [f'{c} AS "{c}:float"' for c in COUNT_COLUMNS]
-    _copy(con, f"""SELECT item_id AS "item_id:token", {', '.join(text)}, {', '.join(counts)}
-                   FROM read_parquet({sql_path(release / 'items.parquet')}) ORDER BY {_ITEM_NUMBER}""",
-          out / f"{name}.item", "\t")
-    config = {"dataset": name, "benchmark_filename": ["train", "valid", "test"],
-              "field_separator": "\t", "USER_ID_FIELD": "user_id", "ITEM_ID_FIELD": "item_id",
-              "TIME_FIELD": "timestamp",
-              "load_col": {"inter": ["user_id", "item_id", "timestamp"],
-                           "item": ["item_id", "title", "tag", "description", *COUNT_COLUMNS]},
-              "eval_args": {"order": "TO", "split": None, "mode": "full"}}
-    atomic_write_text(out / f"{name}.yaml", yaml.safe_dump(config, sort_keys=False))
-    return [*files, f"{name}.item", f"{name}.yaml"]

@@ -1,17 +1,19 @@
-"""pixelrec_data: the library and the `pixelrec` command of the PixelRec toolkit."""
+"""pixelrec_data: the library and the `pixelrec` command of the PixelRec toolkit.
+
+`load_dataset` and `open_release` are pixelrec_data.loader's own functions (their signatures and
+docstrings show in help()); they are imported on first use, so `pixelrec` commands that never load
+a release do not pay for pyarrow at start-up.
+"""
 __version__ = "0.1.0"
-
-
-def load_dataset(*args, **kwargs):
-    """HF-style loader; see pixelrec_data.loader.load_dataset."""
-    from .loader import load_dataset as _load_dataset
-    return _load_dataset(*args, **kwargs)
-
-
-def open_release(*args, **kwargs):
-    """Polars/DuckDB view of a release folder; see pixelrec_data.loader.open_release."""
-    from .loader import open_release as _open_release
-    return _open_release(*args, **kwargs)
-
-
 __all__ = ["load_dataset", "open_release", "__version__"]
+
+
+def __getattr__(name):  # PEP 562: the loader module is imported on first access
+    if name in ("load_dataset", "open_release"):
+        from . import loader
+        return getattr(loader, name)
+    raise AttributeError(f"module 'pixelrec_data' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(__all__)

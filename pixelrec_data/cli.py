@@ -6,6 +6,7 @@ raised below becomes one line on stderr and exit status 2, never a traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -24,6 +25,7 @@ COMMANDS = {
     "export": "release:export",
     "verify": "release:verify",
     "fetch-covers": "covers:fetch_covers",
+    "pack-covers": "pack_covers:pack_covers",
     "publish": "mirror:publish",
     "download": "mirror:download",
     "prepare-images": "images:prepare_images",
@@ -52,8 +54,15 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pixelrec", prog_name="pixelrec")
-def cli():
-    """Build, ship, load and validate PixelRec-style image-recommendation datasets."""
+@click.option("--quiet", "-q", is_flag=True,
+              help="No progress output (the same as PIXELREC_QUIET=1); results and errors still print.")
+def cli(quiet):
+    """Build, ship, load and validate PixelRec-style image-recommendation datasets.
+
+    Progress: a bar on a terminal, one line per finished step otherwise (pipes, files, CI).
+    """
+    if quiet:  # through the environment, so child processes (the demo's steps) are quiet too
+        os.environ["PIXELREC_QUIET"] = "1"
 
 
 def main(argv=None):

@@ -60,6 +60,15 @@ def _require(release: Path, rel_file: str) -> Path:
 
 
 def release_dir(name: str, root=None) -> Path:
+    """The folder of release `name` under `root`; a `name` holding a path separator (or naming an
+    existing folder) is the release folder itself, e.g. "data/pixel200k"."""
+    name = os.fspath(name)
+    if os.sep in name or "/" in name or (root is None and Path(name).is_dir()):
+        release = Path(name)
+        if not release.is_dir():
+            raise InputError(f"{release}: no such release folder; "
+                             f"{_download_hint(release.name, release.parent)}")
+        return release
     root = data_root(root)
     release = root / name
     if not release.is_dir():
@@ -124,7 +133,8 @@ def _hf_config(release: Path, config: str) -> str:
 
 def load_dataset(name: str = "pixel200k", split=None, *, root=None, config: str = "interactions",
                  streaming: bool = False, with_covers: bool = False, verify="size", **kwargs):
-    """Load release `name` under `root` with `datasets`.
+    """Load release `name` under `root` (default $PIXELREC_DATA, else ./data) with `datasets`;
+    `name` may also be a release folder's path ("data/pixel200k").
 
     config: "interactions" (train/validation/test rows: item_id, user_id, timestamp), "sequences"
     (one row per user and split: history_item_ids, history_timestamps, target_item_id,
@@ -292,8 +302,10 @@ class Release:
 
 
 def open_release(path, verify="size") -> Release:
-    """Open a release folder (data/<release>/) for polars and DuckDB; its table files are checked
-    against manifest.json first (verify: "size" default, "sha256"/True, "none"/False)."""
+    """Open a release folder (data/<release>/) for polars and DuckDB: `.scan(table)` gives a lazy
+    polars frame, `.duckdb()` a connection with one view per table (items, interactions, train,
+    validation, test, covers, sequences_<split>), `.tables` the tables on disk. Its table files are
+    checked against manifest.json first (verify: "size" default, "sha256"/True, "none"/False)."""
     release = Release(path)
     check_release_files(release.path, list(TABLE_FILES.values()), verify)
     return release

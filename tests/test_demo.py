@@ -1,6 +1,7 @@
 """`pixelrec demo` at a tiny scale: every step runs through the real commands and leaves its output;
 a rerun reuses every finished step."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,9 +17,10 @@ FAST = {"embedding_size": 16, "epochs": 2, "stopping_step": 1, "eval_batch_size"
 
 
 def _demo(workdir: Path, suite: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PIXELREC_QUIET"}  # progress on, but piped
     return subprocess.run([sys.executable, "-m", "pixelrec_data.cli", "demo", "--scale", "tiny",
                            "--workdir", str(workdir), "--suite", str(suite)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, env=env)
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +43,7 @@ def test_every_step_leaves_its_output(demo_run):
     work, _, proc = demo_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
+    assert "\r" not in proc.stdout + proc.stderr  # piped: one line per step, no bar redraws
     assert list((work / "raw" / "interactions").glob("*.parquet"))
     assert json.loads((work / "raw" / "crawl_stats.json").read_text())
     for name in ("pixelrec", "pixel8m", "pixel1m", "pixel200k"):

@@ -184,3 +184,31 @@ def test_root_from_environment(data, cache, monkeypatch):
     monkeypatch.delenv("PIXELREC_DATA")
     monkeypatch.chdir(data.parent)
     _one_line_error(lambda: load_dataset(), "pixelrec download --subset pixel200k --root data")
+
+
+def test_public_functions_carry_their_signatures_and_docs():
+    import inspect
+
+    import pixelrec_data
+
+    params = inspect.signature(pixelrec_data.load_dataset).parameters
+    assert list(params)[:3] == ["name", "split", "root"] and "with_covers" in params
+    assert "datasets" in pixelrec_data.load_dataset.__doc__
+    assert list(inspect.signature(pixelrec_data.open_release).parameters) == ["path", "verify"]
+    assert "polars" in pixelrec_data.open_release.__doc__
+
+
+def test_path_names_get_path_hints(tmp_path, monkeypatch):
+    from pixelrec_data import load_dataset
+    from pathlib import Path
+
+    from pixelrec_data.loader import release_dir
+    from schemas.errors import InputError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as caught:
+        load_dataset("data/pixel200k")
+    message = str(caught.value)
+    assert "--subset data/pixel200k" not in message and "--subset pixel200k --root data" in message
+    (tmp_path / "data" / "pixel200k").mkdir(parents=True)
+    assert release_dir("data/pixel200k") == Path("data/pixel200k")

@@ -47,7 +47,7 @@ def assert_same(a, b):
     torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-6)
     assert ga.keys() == gb.keys() and ga
     for n in ga:
-        torch.testing.assert_close(ga[n], gb[n], rtol=1e-4, atol=1e-6, msg=n)
+        torch.testing.assert_close(ga[n], gb[n], rtol=1e-4, atol=1e-6, msg=lambda m, n=n: f"{n}: {m}")  # keeps the sizes
 
 
 @pytest.mark.parametrize("method,tune,cls_only,cache", [

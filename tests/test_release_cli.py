@@ -169,11 +169,12 @@ def test_import_official_round_trip_and_recbole(built, tmp_path):
                     "--out", tmp_path / "csv2").returncode == 0
     assert (tmp_path / "csv2" / "imported.csv").read_bytes() == (tmp_path / "csv" / "all.csv").read_bytes()
     assert pixelrec("export", "--release", release, "--format", "recbole", "--out", tmp_path / "rb").returncode == 0
-    train = (tmp_path / "rb" / "all.train.inter").read_text().splitlines()
+    train = (tmp_path / "rb" / "all" / "all.train.inter").read_text().splitlines()
     assert train[0] == "user_id:token\titem_id:token\ttimestamp:float"
     assert len(train) - 1 == pq.read_metadata(release / "splits" / "train.parquet").num_rows
-    assert "benchmark_filename" in (tmp_path / "rb" / "all.yaml").read_text()
-    assert all(len(line.split("\t")) == 11 for line in (tmp_path / "rb" / "all.item").read_text().splitlines())
+    assert "benchmark_filename" in (tmp_path / "rb" / "all" / "all.yaml").read_text()
+    assert all(len(line.split("\t")) == 11
+               for line in (tmp_path / "rb" / "all" / "all.item").read_text().splitlines())
 
 
 def test_import_official_old_files_missing_items_and_covers(tmp_path):

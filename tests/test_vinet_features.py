@@ -110,3 +110,35 @@ def test_image_cache_and_jpeg_paths_give_the_same_features(release, tmp_path):
     meta = json.loads((copy / "features" / "tiny-rn_pooled.json").read_text())
     assert meta["pixels_from"] == "image-cache" and meta["blank_covers"] == 2
     np.testing.assert_allclose(cached, jpeg, rtol=1e-5, atol=1e-6)
+
+
+def test_killed_extraction_resumes_and_leaves_no_temporaries(release, monkeypatch):
+    from pixelrec_data.baselines.vinet import features as F
+
+    folder = release / "features"
+    (folder).mkdir(exist_ok=True)
+    (folder / ".tiny-vit_pooled.npy.tmp-dead0000").write_bytes(b"left by a SIGKILL")
+    want = extract(release, "tiny-vit", "pooled", batch_size=4, seed=3)
+    full = np.load(want).copy()
+    want.unlink()
+    calls = {"n": 0}
+    original = F.CoverReader.batch
+
+    def dying(self, start, stop):  # a kill during the third batch
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, start, stop)
+
+    monkeypatch.setattr(F.CoverReader, "batch", dying)
+    with pytest.raises(KeyboardInterrupt):
+        extract(release, "tiny-vit", "pooled", batch_size=4, seed=3)
+    assert not want.exists() and (folder / ".tiny-vit_pooled.npy.partial").exists()
+    record = json.loads((folder / ".tiny-vit_pooled.npy.partial.json").read_text())
+    assert record["done"] == 8
+    seen = []
+    monkeypatch.setattr(F.CoverReader, "batch", lambda self, a, b: seen.append(a) or original(self, a, b))
+    extract(release, "tiny-vit", "pooled", batch_size=4, seed=3)
+    assert seen == [8]  # only the batch that was not finished
+    np.testing.assert_array_equal(np.load(want), full)
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith(".tiny-vit_pooled")) == []

@@ -1,4 +1,5 @@
-"""Configs as data: configs/overall.yaml, then configs/<model>.yaml, then `--set key=value`.
+"""Configs as data: configs/overall.yaml, then configs/<model>.yaml, then `--set key=value`,
+checked against configs/schema.yaml (config_schema.py).
 
 The model file wins over overall.yaml: it carries the README's tuned values (lr, batch, wd), which
 the official code would have let overall/ID.yaml override (a quirk of the official code).
@@ -10,6 +11,8 @@ from pathlib import Path
 import yaml
 
 from schemas.errors import InputError, split_assignment
+
+from .config_schema import validate_config
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -32,7 +35,7 @@ def parse_overrides(pairs) -> dict:
 
 def resolve_config(model: str, overrides: dict | None = None) -> dict:
     path = CONFIG_DIR / f"{model}.yaml"
-    if not path.exists():
+    if not path.exists() or model in ("overall", "schema"):  # shared files, not models
         raise InputError(f"unknown model '{model}': no {path.name} in {CONFIG_DIR}")
     config = _load(CONFIG_DIR / "overall.yaml")
     config.update(_load(path))
@@ -42,4 +45,4 @@ def resolve_config(model: str, overrides: dict | None = None) -> dict:
                          f"(known: {', '.join(sorted(config))})")
     config.update(overrides or {})
     config["model"] = model
-    return config
+    return validate_config(config)  # types, ranges, choices and combinations (configs/schema.yaml)

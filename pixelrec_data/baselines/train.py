@@ -1,7 +1,7 @@
 """The training loop shared by every model (as in the paper's official code), and a run folder.
 
 runs/<id>/ holds config.yaml (resolved), metrics.json (validation and test per epoch, and final),
-groups.json (Figures 7/8), train.log, best.pt (the best-validation weights) and last.pt (the state
+groups.json (Figures 7/8), train.log, provenance.json (runlog.py), best.pt (the best-validation weights) and last.pt (the state
 after the last finished epoch: weights, optimizer, RNG, early-stopping counters, history). The id
 is <release>-<model>-<hash of the config without epochs and num_workers>, so rerunning the same command resumes
 from last.pt after a kill, and rerunning with more --epochs extends the run.
@@ -34,6 +34,7 @@ from . import evaluate as E
 from .config import resolve_config
 from .data import Interactions, load_interactions
 from .models import model_class
+from .runlog import RunLog, iso_utc, provenance, write_provenance
 from .samples import EpochBatches, make_samples
 
 NAN_CHECK_EVERY = 50  # steps between host syncs that look for a non-finite loss
@@ -200,7 +201,8 @@ class Run:
         n_batches = len(self.samples) // global_batch + (len(self.samples) % global_batch >= self.dist.world)
         losses = []
         started = time.perf_counter()
-        with bar(total=n_batches, desc=f"epoch {epoch + 1}", unit="batch") as progress:
+        # off a terminal the epoch's log line (fit) is the one line per finished epoch
+        with bar(total=n_batches, desc=f"epoch {epoch + 1}", unit="batch", line=False) as progress:
             for local, rows in self.batches(epoch):
                 loss = self._loss(local) * (self.dist.world / rows)
                 self.optimizer.zero_grad(set_to_none=True)
@@ -257,16 +259,32 @@ class Run:
         ranks, top1 = self.dist.sum_array(ranks), self.dist.sum_array(top1)
         return E.metrics_from_ranks(ranks[1:], tuple(self.config["topk"])), ranks, top1
 
+    # -- provenance -----------------------------------------------------------------------------
+    def record_provenance(self):
+        """provenance.json: wall time so far counts every session that worked on this run."""
+        self.state["wall_s"] = self.wall_before + time.perf_counter() - self.session_started
+        if self.dist.main:
+            write_provenance(self.folder, provenance(
+                self.release, self.dist.device, self.seed, self.state["started_at"],
+                self.state["epoch_wall_s"], self.state["wall_s"], self.dist.world))
+
     # -- the whole run --------------------------------------------------------------------------
     def fit(self) -> Path:
         epochs = int(self.config["epochs"]) if self.trainable else 0
         metric = self.config["valid_metric"]
+        self.session_started = time.perf_counter()
         if self.dist.main:
             self.folder.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.folder / "config.yaml", yaml.safe_dump(self.config, sort_keys=True))
+            if hasattr(self.log, "attach"):
+                self.log.attach(self.folder / "train.log")
         self.dist.barrier()
         if self.try_resume():
             self.log(f"resuming {self.folder} after epoch {self.state['epoch']}")
+        self.state.setdefault("started_at", iso_utc())  # runs saved before provenance lack these
+        self.state.setdefault("epoch_wall_s", [])
+        self.wall_before = float(self.state.setdefault("wall_s", 0.0))
+        self.record_provenance()
         patience = int(self.config["stopping_step"])
         while self.state["epoch"] < epochs and self.state["bad_epochs"] <= patience:
             epoch = self.state["epoch"]
@@ -285,6 +303,8 @@ class Run:
             else:
                 self.state["bad_epochs"] += 1
             self.state["epoch"] = epoch + 1
+            self.state["epoch_wall_s"].append(time.perf_counter() - started)
+            self.record_provenance()
             self.save_last()
             self.log(f"epoch {epoch + 1}: loss {loss:.5f}, validation {metric} {valid[metric]:.7f} "
                      f"(best {self.state['best']:.7f} at epoch {self.state['best_epoch']}), "
@@ -310,6 +330,7 @@ class Run:
             atomic_write_text(self.folder / "metrics.json", json.dumps(metrics, indent=1))
             atomic_write_text(self.folder / "groups.json", json.dumps(groups, indent=1))
             self.log("final test: " + ", ".join(f"{k} {v:.7f}" for k, v in test.items()))
+        self.record_provenance()
         self.dist.barrier()
         return self.folder
 
@@ -317,17 +338,10 @@ class Run:
 def train(release, model: str, out="runs", overrides=None, device="cpu", init_from=None) -> Path:
     """Train and evaluate one model on one release (starting from the weights of the run folder or
     .pt file `init_from` where names and shapes match); returns the run folder."""
-    logs = []
-
-    def log(message):
-        logs.append(message)
-        print(message, flush=True)
-
+    log = RunLog()  # train.log: timestamped lines, flushed as they are logged
     run = Run(release, model, out, overrides, device, log=log, init_from=init_from)
     try:
         return run.fit()
     finally:
-        if run.dist.main and run.folder.exists():
-            with open(run.folder / "train.log", "a") as handle:
-                handle.writelines(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {m}\n" for m in logs)
+        log.close()
         run.dist.close()

@@ -20,9 +20,11 @@ EXIT_INTERRUPTED = 130
               help="Secret key of the user-id hash (created when absent); keep it outside --out.")
 @click.option("--max-videos", type=int, default=None, help="Stop after this many kept videos.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the related-video walk.")
-@click.option("--rate", type=float, default=1.0, show_default=True,
-              help="Requests per second (0 = unlimited, loopback targets only).")
-@click.option("--concurrency", type=int, default=1, show_default=True, help="Requests in flight.")
+@click.option("--rate", type=float, default=None,
+              help="Requests per second (0 = unlimited, loopback targets only). Default: 1 for a "
+                   "remote site, 0 for a loopback target such as the simulator.")
+@click.option("--concurrency", type=int, default=None,
+              help="Requests in flight. Default: 1 for a remote site, 8 for a loopback target.")
 @click.option("--redis-url", default=None, help="Share the queue and duplicate filter with other "
               "crawler processes through this Redis (scrapy-redis).")
 @click.option("--join-danmaku", is_flag=True, help="Hash commenters through crc32(mid) so comment "
@@ -38,7 +40,8 @@ def crawl(base_url, out, key_file, max_videos, seed, rate, concurrency, redis_ur
                            seed=seed, rate=rate, concurrency=concurrency, redis_url=redis_url,
                            join_danmaku=join_danmaku, shard_mb=shard_mb)
     validate(options)
-    with bar(desc="videos", unit="video") as progress:
+    # a total (and so an ETA) only where one is known: --max-videos; else the bar shows the rate
+    with bar(total=max_videos, desc="videos", unit="video") as progress:
         def on_video(kept: bool, events: int) -> None:
             if kept:
                 progress.update(1)

@@ -23,7 +23,9 @@ from pixelrec_data import progress
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of a randomly initialised tower.")
 def extract_features(release, encoder, layer, encoder_weights, size, batch_size, dtype, device, seed):
-    """Write <release>/features/<encoder>_<layer>.npy (+ .json, .index.parquet), rows = item ids."""
+    """Write <release>/features/<encoder>_<layer>.npy (+ .json, .index.parquet), rows = item ids.
+
+    Resumable: a rerun after a kill continues from the last finished batch (same inputs)."""
     from schemas.errors import InputError
     from pixelrec_data.baselines.vinet import features
 
@@ -35,6 +37,11 @@ def extract_features(release, encoder, layer, encoder_weights, size, batch_size,
         if not torch.cuda.is_available():
             raise InputError(f"--device {device}: no CUDA device is available")
     items = features.release_item_ids(release)
+    if encoder_weights is None:  # said first, loudly: the run may take hours and be worthless
+        click.echo(f"WARNING: no --encoder-weights given: {encoder} is RANDOMLY INITIALISED and its "
+                   f"features carry no pretrained knowledge (fine for a smoke run only). For real "
+                   f"features pass --encoder-weights PATH (a local open_clip/CLIP checkpoint).",
+                   err=True)
     with progress.bar(total=len(items), desc=f"features {encoder} {layer}", unit="item") as bar:
         out = features.extract(release, encoder, layer, encoder_weights, size, batch_size, dtype,
                                device, progress=bar, seed=seed)

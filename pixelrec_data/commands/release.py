@@ -120,8 +120,17 @@ def import_official(interactions, items, covers, out, overwrite):
 @click.option("--format", "fmt", required=True, type=click.Choice(["pixelrec-csv", "recbole"]))
 @click.option("--out", required=True, type=click.Path(), help="output folder")
 def export(release, fmt, out):
-    """Export a release as the official CSV layout or RecBole atomic files."""
-    from pipelines.official import export_release
+    """Export a release as the official CSV layout or RecBole atomic files.
+
+    pixelrec-csv: OUT/<name>.csv and OUT/<name>_items.csv. These are files people open in
+    spreadsheets, so a text cell starting with =, +, -, @, a tab or a carriage return gets a
+    leading apostrophe (it would run as a formula otherwise), and NUL bytes are dropped.
+
+    recbole: OUT/<name>/<name>.{train,valid,test}.inter, OUT/<name>/<name>.item and
+    OUT/<name>/<name>.yaml (RecBole's atomic files, `field:type` headers; data_path is OUT), so
+    run_recbole(dataset='<name>', config_file_list=['OUT/<name>/<name>.yaml']) loads them.
+    """
+    from pipelines.export import export_release
 
     files = export_release(_release_dir(release), fmt, out)
     click.echo("\n".join(str(f) for f in files))

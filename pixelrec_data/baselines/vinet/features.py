@@ -11,10 +11,17 @@ Covers come from the prepared image cache when baselines/images.py provides one 
 release, else each covers/<item_id>.jpg is decoded with Pillow (squashed to size x size, bilinear,
 the official generate_lmdb transform). An item without a readable cover gets the features of the
 blank (all-zero normalised) image, and the count is recorded in the JSON.
+
+Resumable: rows are written into `.<name>.npy.partial`, and `.<name>.npy.partial.json` records how
+many are done and for which inputs (encoder, weights file, size, dtype, seed, item ids). A rerun after
+a kill continues from there when the inputs are the same, else starts over; the finished array is
+renamed into place, and temporary files of earlier killed runs are removed.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -126,28 +133,85 @@ def extract(release, encoder_name: str = "RN50", layer: str = "pooled", weights=
     blank_feat = encoder.features(blank_x, layer)[0].cpu().numpy()
     name = feature_name(encoder_name, layer)
     out = release / "features" / f"{name}.npy"
-    n_blank = 0
-    with atomic_path(out) as tmp:
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(len(item_ids) + 1, *blank_feat.shape))
-        arr[0] = 0  # PAD row
-        for start in range(0, len(item_ids), batch_size):
-            stop = min(start + batch_size, len(item_ids))
-            pixels, blank = reader.batch(start, stop)
-            x = encoder.normalise(torch.from_numpy(pixels).to(device))
-            feats = encoder.features(x, layer).cpu().numpy()
-            feats[blank] = blank_feat
-            arr[1 + start:1 + stop] = feats
-            n_blank += int(blank.sum())
-            if progress is not None:
-                progress.update(stop - start)
-        arr.flush()
-        del arr
-        _write_index(release / "features" / f"{name}.index.parquet", item_ids)
-        meta = {"name": name, "encoder": encoder.describe(), "layer": layer, "shape": [len(item_ids) + 1, *blank_feat.shape],
-                "dtype": dtype, "size": size, "seed": seed, "items": len(item_ids), "blank_covers": n_blank,
-                "pixels_from": reader.source, "row0": "PAD (zeros)", "order": "item number"}
-        atomic_write_text(release / "features" / f"{name}.json", json.dumps(meta, indent=2, default=str))
+    shape = (len(item_ids) + 1, *blank_feat.shape)
+    key = _inputs_key(encoder_name, layer, weights, size, dtype, seed, item_ids)
+    partial = Partial(out, key)
+    arr, done, n_blank = partial.open(dtype, shape)
+    if progress is not None and done:
+        progress.update(done)
+    for start in range(done, len(item_ids), batch_size):
+        stop = min(start + batch_size, len(item_ids))
+        pixels, blank = reader.batch(start, stop)
+        x = encoder.normalise(torch.from_numpy(pixels).to(device))
+        feats = encoder.features(x, layer).cpu().numpy()
+        feats[blank] = blank_feat
+        arr[1 + start:1 + stop] = feats
+        n_blank += int(blank.sum())
+        partial.checkpoint(arr, stop, n_blank)
+        if progress is not None:
+            progress.update(stop - start)
+    arr.flush()
+    del arr
+    _write_index(release / "features" / f"{name}.index.parquet", item_ids)
+    meta = {"name": name, "encoder": encoder.describe(), "layer": layer, "shape": list(shape),
+            "dtype": dtype, "size": size, "seed": seed, "items": len(item_ids), "blank_covers": n_blank,
+            "pixels_from": reader.source, "row0": "PAD (zeros)", "order": "item number"}
+    atomic_write_text(release / "features" / f"{name}.json", json.dumps(meta, indent=2, default=str))
+    partial.finish()  # the array appears last, described
     return out
+
+
+def _inputs_key(encoder_name, layer, weights, size, dtype, seed, item_ids) -> str:
+    """What the rows depend on; a partial file made from other inputs is not continued."""
+    weights_id = None
+    if weights is not None:
+        stat = Path(weights).stat()
+        weights_id = [str(Path(weights).resolve()), stat.st_size, stat.st_mtime_ns]
+    ids = hashlib.sha256("\n".join(item_ids).encode()).hexdigest()
+    return json.dumps([encoder_name, layer, weights_id, size, dtype, seed, ids])
+
+
+class Partial:
+    """The array being written (`.<name>.npy.partial`) and its progress record."""
+
+    def __init__(self, out: Path, key: str):
+        self.out, self.key = out, key
+        self.path = out.with_name(f".{out.name}.partial")
+        self.record = out.with_name(f".{out.name}.partial.json")
+
+    def open(self, dtype: str, shape: tuple):
+        """(memmap, rows done, blank covers so far): continued when the record matches."""
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        for stale in self.out.parent.glob(f".{self.out.name}.tmp-*"):  # killed earlier writers
+            stale.unlink(missing_ok=True)
+        state = _read_record(self.record)
+        if state.get("key") == self.key and self.path.is_file():
+            try:
+                arr = np.lib.format.open_memmap(self.path, mode="r+")
+                if arr.shape == tuple(shape) and str(arr.dtype) == dtype:
+                    return arr, int(state["done"]), int(state["blank"])
+                del arr
+            except (ValueError, OSError):
+                pass  # unreadable: start over
+        self.record.unlink(missing_ok=True)
+        arr = np.lib.format.open_memmap(self.path, mode="w+", dtype=dtype, shape=shape)
+        arr[0] = 0  # PAD row
+        return arr, 0, 0
+
+    def checkpoint(self, arr, done: int, blank: int) -> None:
+        arr.flush()  # rows first, then the record that vouches for them
+        atomic_write_text(self.record, json.dumps({"key": self.key, "done": done, "blank": blank}))
+
+    def finish(self) -> None:
+        os.replace(self.path, self.out)
+        self.record.unlink(missing_ok=True)
+
+
+def _read_record(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def _write_index(path: Path, item_ids: list[str]) -> None:
