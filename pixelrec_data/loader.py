@@ -36,6 +36,39 @@ def data_root(root=None) -> Path:
     return Path(root if root is not None else os.environ.get("PIXELREC_DATA") or "data")
 
 
+DOWNLOAD_MODES = ("reuse_dataset_if_exists", "reuse_cache_if_exists", "force_redownload")
+
+
+def pixelrec_home() -> Path:
+    """Where load_dataset(download=True) keeps releases: $PIXELREC_HOME, else ~/.cache/pixelrec."""
+    return Path(os.environ.get("PIXELREC_HOME") or Path.home() / ".cache" / "pixelrec").expanduser()
+
+
+def download_release(name: str, root=None, mode: str | None = None) -> Path:
+    """Make sure official subset `name` is there (fetched as `pixelrec download` does); return
+    the data root that holds it."""
+    from .official import get_official
+
+    mode = mode or "reuse_dataset_if_exists"
+    if mode not in DOWNLOAD_MODES:
+        raise InputError(f"download_mode {mode!r}: expected one of {', '.join(DOWNLOAD_MODES)}")
+    if root is None and not os.environ.get("PIXELREC_DATA"):
+        root = data_root() if (data_root() / name).is_dir() else pixelrec_home()
+    root = data_root(root)
+    if mode == "reuse_dataset_if_exists" and (root / name / "manifest.json").is_file():
+        return root
+    get_official(name, root, overwrite=mode != "reuse_dataset_if_exists",
+                 refetch=mode == "force_redownload", log=_log)
+    return root
+
+
+def _log(message: str) -> None:
+    from .progress import quiet
+
+    if not quiet():
+        print(message, flush=True)
+
+
 def _download_hint(name: str, root: Path) -> str:
     return f"run `pixelrec download --subset {name} --root {root}`"
 
@@ -119,7 +152,8 @@ def _hf_config(release: Path, config: str) -> str:
 
 
 def load_dataset(name: str = "pixel200k", split=None, *, root=None, config: str = "interactions",
-                 streaming: bool = False, with_covers: bool = False, **kwargs):
+                 streaming: bool = False, with_covers: bool = False, download: bool = False,
+                 download_mode: str | None = None, **kwargs):
     """Load release `name` under `root` with `datasets`.
 
     config: "interactions" (train/validation/test rows: item_id, user_id, timestamp), "sequences"
@@ -128,11 +162,21 @@ def load_dataset(name: str = "pixel200k", split=None, *, root=None, config: str 
     None where the cover is missing or failed). split=None gives a DatasetDict for interactions and
     sequences and the items table itself for items. Extra keyword arguments (cache_dir, num_proc,
     verification_mode, ...) go to datasets.load_dataset.
+
+    download=True: an official subset that is absent is fetched from its publisher first
+    (`pixelrec download --subset NAME`), into `root`, else $PIXELREC_DATA, else $PIXELREC_HOME
+    (default ~/.cache/pixelrec). download_mode, as in datasets: "reuse_dataset_if_exists" (the
+    default), "reuse_cache_if_exists" (rebuild the release from the files fetched before) or
+    "force_redownload" (fetch them again); a mode other than the default implies download=True.
     """
     import datasets
 
     from .progress import quiet
 
+    if download or download_mode not in (None, "reuse_dataset_if_exists"):
+        root = download_release(name, root, download_mode)
+    elif root is None and not os.environ.get("PIXELREC_DATA") and not (data_root() / name).is_dir():
+        root = pixelrec_home() if (pixelrec_home() / name).is_dir() else None
     release = release_dir(name, root)
     hf_config = _hf_config(release, config)
     header = read_card(release)

@@ -30,6 +30,7 @@ from pixelrec_data.downloader.transfer import (Source, TransferError, fetch_veri
 from schemas.errors import InputError
 from schemas.io import atomic_dir, atomic_write_text, swap_dir
 from schemas.manifest import MANIFEST_SCHEMA, file_matches
+from schemas.official_sources import PUBLISHER_RULE
 from schemas.official_subsets import check_manifest_counts, subset_to_check
 
 INDEX = "index.json"
@@ -79,11 +80,13 @@ def parse_manifest(data: bytes, where: str) -> dict:
 
 # --- publish ----------------------------------------------------------------------------------
 def publish(data_dir: str | Path, out_dir: str | Path, releases: list[str] | None = None,
-            copy: bool = False, progress=None) -> dict:
+            copy: bool = False, progress=None, publisher: bool = False) -> dict:
     """Write (or update) the mirror folder out_dir with the given releases of data_dir.
 
     Every file is checked against its release's manifest first: a mirror never serves a file the
-    manifest does not vouch for. Returns the index written to out_dir/index.json.
+    manifest does not vouch for. A release of the official data (build.source 'official') is
+    refused unless `publisher` (its publisher forbids secondary downloads). Returns the index
+    written to out_dir/index.json.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     names = list(releases) if releases else _releases_in(data_dir)
@@ -92,7 +95,8 @@ def publish(data_dir: str | Path, out_dir: str | Path, releases: list[str] | Non
     index = _read_local_index(out_dir)
     for name in names:
         check_release_name(name, "--release")
-        index["releases"][name] = _publish_release(data_dir / name, out_dir / name, copy, progress)
+        index["releases"][name] = _publish_release(data_dir / name, out_dir / name, copy, progress,
+                                                   publisher)
         # an index that names a release whose folder is gone would be a broken mirror
     index["releases"] = {k: v for k, v in sorted(index["releases"].items())
                          if (out_dir / v["path"] / MANIFEST).is_file()}
@@ -114,7 +118,7 @@ def _read_local_index(out_dir: Path) -> dict:
     return parse_index(path.read_bytes(), str(path))
 
 
-def _publish_release(release_dir: Path, dest: Path, copy: bool, progress) -> dict:
+def _publish_release(release_dir: Path, dest: Path, copy: bool, progress, publisher: bool) -> dict:
     manifest_path = release_dir / MANIFEST
     if not manifest_path.is_file():
         raise InputError(f"{manifest_path}: no such file (build or verify the release first)")
@@ -123,6 +127,10 @@ def _publish_release(release_dir: Path, dest: Path, copy: bool, progress) -> dic
     if manifest["name"] != release_dir.name:
         raise InputError(f"{manifest_path}: name '{manifest['name']}' differs from the folder name "
                          f"'{release_dir.name}'")
+    if manifest["build"].get("source") == "official" and not publisher:
+        raise InputError(f"{release_dir}: official PixelRec data (build.source 'official'), not "
+                         f"published: \"{PUBLISHER_RULE}\" (its publisher; --i-am-the-publisher "
+                         f"if that is you)")
     bar = progress(total=sum(f["bytes"] for f in manifest["files"]), desc=f"publish {dest.name}",
                    unit="B", unit_scale=True) if progress else None
     try:

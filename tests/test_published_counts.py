@@ -43,6 +43,7 @@ def tiny_pixel200k(monkeypatch):
 
 def test_registry_holds_the_papers_counts():
     assert {n: s.counts() for n, s in OFFICIAL_SUBSETS.items()} == {
+        "pixel50k": {"users": 50_000, "items": 82_865, "interactions": 989_494},
         "pixel200k": {"users": 200_000, "items": 96_282, "interactions": 3_965_656},
         "pixel1m": {"users": 1_001_822, "items": 100_541, "interactions": 19_886_579},
         "pixel8m": {"users": 8_886_078, "items": 407_082, "interactions": 158_488_652},

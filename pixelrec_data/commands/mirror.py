@@ -17,12 +17,19 @@ from schemas.official_subsets import COUNT_MODES
 @click.option("--release", "releases", multiple=True,
               help="Release to publish (repeatable). Default: every release under --data.")
 @click.option("--copy", is_flag=True, help="Copy files instead of hard-linking them.")
-def publish(data_dir, out_dir, releases, copy):
-    """Write MIRROR/index.json and MIRROR/<release>/ (files checked against each manifest)."""
+@click.option("--i-am-the-publisher", "publisher", is_flag=True,
+              help="Publish releases of the official PixelRec data too (manifest build.source "
+                   "'official'): only its publisher may offer secondary downloads.")
+def publish(data_dir, out_dir, releases, copy, publisher):
+    """Write MIRROR/index.json and MIRROR/<release>/ (files checked against each manifest).
+
+    Releases of the official PixelRec data are refused: its publisher forbids secondary downloads.
+    """
     from pixelrec_data.mirror import publish as publish_mirror
     from pixelrec_data.progress import bar
 
-    index = publish_mirror(data_dir, out_dir, list(releases) or None, copy=copy, progress=bar)
+    index = publish_mirror(data_dir, out_dir, list(releases) or None, copy=copy, progress=bar,
+                           publisher=publisher)
     for name in (releases or sorted(index["releases"])):
         entry = index["releases"][name]
         click.echo(f"published {name}: {entry['files']} files, {entry['bytes']} bytes")
@@ -30,10 +37,22 @@ def publish(data_dir, out_dir, releases, copy):
 
 
 @click.command("download")
-@click.option("--subset", required=True, help="Release to download, e.g. pixel200k.")
+@click.option("--subset", required=True,
+              help="Release to download: an official subset (pixel50k, pixel200k, pixel1m, pixel8m, "
+                   "pixelrec) or a release of a mirror.")
 @click.option("--mirror", default=None,
-              help="Mirror: http(s):// URL, file:// URL or folder. Default: $PIXELREC_MIRROR, else "
-                   "mirror = \"URL\" in $PIXELREC_CONFIG or ~/.config/pixelrec/config.toml.")
+              help="Mirror of releases built here: http(s):// URL, file:// URL or folder. Without it, "
+                   "official subsets come from their publisher; other names from $PIXELREC_MIRROR, "
+                   "else mirror = \"URL\" in $PIXELREC_CONFIG or ~/.config/pixelrec/config.toml.")
+@click.option("--from", "from_dir", default=None, type=click.Path(path_type=Path),
+              help="Folder of the official files downloaded by hand (CSVs, zips as served, the "
+                   "covers zip), instead of fetching them.")
+@click.option("--host-url", default=None,
+              help="Base address of the official files' host (default: $PIXELREC_OFFICIAL_HOST, "
+                   "else https://drive.google.com).")
+@click.option("--no-covers", is_flag=True, help="Official subsets: skip the covers archive.")
+@click.option("--overwrite", is_flag=True,
+              help="Official subsets: build the release again although it is there (its covers too).")
 @click.option("--out", "--root", "out_dir", default="data", show_default=True,
               type=click.Path(path_type=Path), help="Data folder; the release lands in <out>/<subset>.")
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(min=1),
@@ -45,17 +64,26 @@ def publish(data_dir, out_dir, releases, copy):
 @click.option("--with-covers", is_flag=True,
               help="Then fetch the release's cover images from their URLs (fetch-covers with its "
                    "defaults; rerun `pixelrec fetch-covers --release DIR` for other settings).")
-def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers):
-    """Download a release from a mirror, verifying every file's size and sha256.
+def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers, from_dir,
+             host_url, no_covers, overwrite):
+    """Download an official subset from its publisher, or a release from a mirror.
 
-    Resumable: rerun the same command after an interruption. The release folder appears only once
-    every file is verified and, as in `pixelrec verify`, a release claiming to be official data has
-    the paper's counts (checked in its manifest before fetching, then in its files).
+    Official subsets (no --mirror): the publisher's files, fetched (or taken from --from DIR),
+    become DATA/<subset> with every official column, the covers of its items (from the covers
+    archive, with covers.parquet statuses) and the published counts checked. Mirrors: every file's
+    size and sha256 verified. Resumable both ways: rerun the same command after an interruption.
+    The release folder appears only once whole and, as in `pixelrec verify`, a release claiming to
+    be official data has the paper's counts.
     """
     from pipelines.published import check_published_counts
     from pixelrec_data.mirror import default_mirror, download as download_release
+    from pixelrec_data.official import is_official_name
     from pixelrec_data.progress import bar, quiet
 
+    if mirror is None and (from_dir is not None or is_official_name(subset)):
+        _download_official(subset, out_dir, from_dir, host_url, not no_covers, counts, retries,
+                           overwrite)
+        return
     lines = []
 
     def check_counts(folder, label):  # before the release is renamed into place
@@ -78,3 +106,25 @@ def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers)
         from pixelrec_data.downloader import FetchOptions
 
         run_fetch(folder, FetchOptions())
+
+
+def _download_official(subset, out_dir, from_dir, host_url, covers, counts, retries, overwrite):
+    from pixelrec_data.official import get_official
+    from pixelrec_data.progress import bar, quiet
+    from schemas.official_sources import PUBLISHER_RULE
+
+    log = (lambda message: None) if quiet() else click.echo
+    folder = get_official(subset, out_dir, from_dir=from_dir, host=host_url, covers=covers,
+                          counts=counts, retries=max(retries, 1), overwrite=overwrite, log=log,
+                          progress=bar)
+    _write_root_card(folder.parent)
+    click.echo(f"official {subset} in {folder} (build.source 'official'; the publisher's rule: "
+               f"\"{PUBLISHER_RULE}\")")
+
+
+def _write_root_card(root):
+    from pixelrec_data.card import write_cards
+    from pixelrec_data.commands.release import card_is_ours_or_absent
+
+    if card_is_ours_or_absent(root / "README.md"):
+        write_cards(root, releases_too=False)

@@ -1,0 +1,223 @@
+"""The official files -> a verified release folder <root>/<subset>, with build.source 'official'.
+
+Everything is written under the data root:
+    <root>/.official/downloads/<file id>/<name>   the files as served (kept: a rerun fetches none
+                                                  that finished; .partial files resume with Range)
+    <root>/.official/work/<subset>/               CSVs taken out of zips, the covers so far, and
+                                                  the release being built (renamed into place last)
+The release goes through `import-official` (ids and columns checked), gets the official columns
+that import leaves out (title_en), the covers streamed out of the archive with their statuses,
+sequences, manifest and card, is held to the published counts, and only then appears as
+<root>/<subset> with one rename.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+
+from schemas.errors import InputError
+from schemas.io import atomic_path, swap_dir
+from schemas.official_sources import DRIVE_HOST, HOST_ENV, OfficialSource, official_source
+from schemas.official_subsets import official_subset
+
+from .covers import extract_covers, write_covers_table
+from .drive import DriveClient, HostRefused
+from .unpack import OfficialFiles, classify
+
+OFFICIAL_DIR = ".official"
+EXTRA_ITEM_COLUMNS = ("title_en",)  # official item-info columns our items table does not name
+
+
+def host_url(host: str | None = None) -> str:
+    """--host-url, else $PIXELREC_OFFICIAL_HOST, else the publisher's host."""
+    return (host or os.environ.get(HOST_ENV) or DRIVE_HOST).rstrip("/")
+
+
+def source_for(subset: str) -> OfficialSource:
+    source = official_source(subset)
+    if source is None:
+        from schemas.official_sources import OFFICIAL_SOURCES
+        raise InputError(f"--subset {subset}: not an official subset (official: "
+                         f"{', '.join(OFFICIAL_SOURCES)}); releases built here come from a mirror "
+                         f"(--mirror URL)")
+    return source
+
+
+def get_official(subset: str, root, *, from_dir=None, host: str | None = None, covers: bool = True,
+                 counts: str = "auto", retries: int = 5, backoff: float = 1.0, workers: int = 2,
+                 overwrite: bool = False, refetch: bool = False, log=print, progress=None) -> Path:
+    """Build <root>/<subset> from the publisher's files (fetched, or found in from_dir)."""
+    source = source_for(subset)
+    root = Path(root)
+    final = root / source.name
+    if final.is_dir() and (final / "manifest.json").is_file() and not overwrite:
+        log(f"{final}: already there (rerun with --overwrite to build it again)")
+        return final
+    work = root / OFFICIAL_DIR / "work" / source.name
+    work.mkdir(parents=True, exist_ok=True)
+    if from_dir is not None:
+        files = _local_files(Path(from_dir), source, covers)
+    else:
+        files = fetch_files(source, root / OFFICIAL_DIR / "downloads", host_url(host), covers,
+                            retries, backoff, log, progress, refetch)
+    found = classify(files, source, work / "extracted")
+    if covers and found.covers is None:
+        log(f"note: no covers archive of {source.name} found; covers.parquet marks every cover missing")
+    return _build(source, found, root, work, covers, counts, workers, log, progress)
+
+
+def _local_files(folder: Path, source: OfficialSource, covers: bool) -> list[tuple[str, Path]]:
+    """Every CSV and zip under `folder` (and folders holding covers), by path relative to it."""
+    if not folder.is_dir():
+        raise InputError(f"--from {folder}: no such folder")
+    out = []
+    for path in sorted(folder.rglob("*")):
+        rel = path.relative_to(folder).as_posix()
+        if path.is_symlink() or any(p.startswith(".") for p in path.relative_to(folder).parts):
+            continue
+        if path.is_file() and path.suffix.lower() in (".csv", ".zip"):
+            out.append((rel, path))
+        elif covers and path.is_dir():
+            out.append((rel, path))
+    return out
+
+
+def fetch_files(source: OfficialSource, downloads: Path, host: str, covers: bool, retries: int,
+                backoff: float, log, progress, refetch: bool = False) -> list[tuple[str, Path]]:
+    client = DriveClient(host, retries=retries, backoff=backoff, log=log)
+    wanted: list[tuple[str, str]] = []  # (logical path, file id)
+    for entry in source.tables:
+        for path, file_id in _listing(client, entry, source):
+            if path.lower().endswith((".csv", ".zip")) and source.matches(path):
+                wanted.append((f"{entry.title}/{path}", file_id))
+    if covers and source.covers.kind == "file":
+        wanted.append((source.covers.title, source.covers.id))
+    out = []
+    for logical, file_id in dict.fromkeys(wanted):
+        log(f"fetching {logical} ({file_id}) ...")
+        if refetch:
+            shutil.rmtree(downloads / file_id, ignore_errors=True)
+        try:
+            path = client.download(file_id, downloads / file_id, progress=_bytes_bar(progress, logical))
+        except HostRefused as exc:
+            raise InputError(f"{logical}: the host refuses it for now ({exc}); retry later, or "
+                             f"download the files by hand from {' , '.join(source.links())} and "
+                             f"run `pixelrec download --subset {source.name} --from DIR`") from None
+        out.append((logical, path))
+    return out
+
+
+def _listing(client: DriveClient, entry, source) -> list[tuple[str, str]]:
+    if entry.kind == "file":
+        return [(entry.title, entry.id)]
+    try:
+        return client.list_tree(entry.id)
+    except HostRefused as exc:
+        raise InputError(f"{entry.link}: the host refuses the listing ({exc}); download the files "
+                         f"by hand and use --from DIR") from None
+
+
+def _bytes_bar(progress, label):
+    if progress is None:
+        return None
+    state = {}
+
+    def update(n, total, name):
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = progress(total=total, desc=label[-40:], unit="B", unit_scale=True)
+        bar.update(n)
+        if total is not None and bar.n >= total:
+            bar.close()
+    return update
+
+
+def _build(source, found: OfficialFiles, root: Path, work: Path, covers: bool, counts: str,
+           workers: int, log, progress) -> Path:
+    from pipelines.official import import_official
+    from pipelines.published import check_published_counts
+
+    staging = work / "release" / source.name  # import names the release after its folder
+    log(f"importing {found.interactions.name} and {found.items.name} ...")
+    import_official(found.interactions, found.items, staging)
+    add_official_columns(staging, found.items)
+    covers_dir = work / "covers"
+    if covers:
+        item_ids = pq.read_table(staging / "items.parquet", columns=["item_id"]).column(0).to_pylist()
+        log(f"storing the covers of {len(item_ids):,} items ...")
+        bar = progress(total=len(item_ids), desc="covers", unit="cover") if progress else None
+        if found.covers is not None:
+            rows = extract_covers(found.covers, item_ids, covers_dir, workers,
+                                  bar.update if bar else None)
+        else:
+            rows = [_missing(i) for i in item_ids]
+        if bar:
+            bar.close()
+        write_covers_table(rows, staging / "covers.parquet")
+        if covers_dir.is_dir():
+            os.replace(covers_dir, staging / "covers")
+    finish_official_release(staging)
+    check_published_counts(staging, counts, where=f"{source.name} (official files)", log=None)
+    final = root / source.name
+    swap_dir(staging, final)
+    shutil.rmtree(work, ignore_errors=True)  # the extracted CSVs; downloads stay for reruns
+    return final
+
+
+def _missing(item_id: str) -> dict:
+    return {"item_id": item_id, "status": "missing", "error": "no covers archive given",
+            "sha256": None, "width": None, "height": None, "bytes": None, "phash": None,
+            "attempts": 0}
+
+
+def add_official_columns(release: Path, items_csv: Path) -> None:
+    """Put the official item-info columns that import leaves out (title_en) back into
+    items.parquet, after `title`, as in the official file."""
+    path = release / "items.parquet"
+    con = duckdb.connect()
+    try:
+        header = [r[0] for r in con.execute(
+            "DESCRIBE SELECT * FROM read_csv(?, header=true, all_varchar=true, delim=',', "
+            "quote='\"', escape='\"')", [str(items_csv)]).fetchall()]
+        extra = [c for c in EXTRA_ITEM_COLUMNS if c in header]
+        if not extra:
+            return
+        have = pq.read_schema(path).names
+        columns = []
+        for name in have:
+            if name == "title":
+                columns.extend(f"o.{c}" for c in extra)
+            columns.append(f"i.{name}")
+        query = (f"SELECT {', '.join(columns)} FROM read_parquet(?) i LEFT JOIN "
+                 f"(SELECT item_id, {', '.join(extra)} FROM read_csv(?, header=true, all_varchar=true, "
+                 f"delim=',', quote='\"', escape='\"')) o USING (item_id) "
+                 f"ORDER BY CAST(substr(i.item_id, 2) AS BIGINT)")
+        table = con.execute(query, [str(path), str(items_csv)]).arrow()
+    finally:
+        con.close()
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
+
+
+def finish_official_release(folder: Path) -> None:
+    """Sequences, manifest (every file described afresh: items and covers changed) and the
+    release card: the one place this package completes a release."""
+    from pipelines.manifest import refresh_manifest
+    from pixelrec_data.card import build_sequences, has_splits, write_release_card
+
+    if has_splits(folder):
+        build_sequences(folder)
+    refresh_manifest(folder)
+    write_release_card(folder, sequences=False)
+
+
+def is_official_name(subset: str) -> bool:
+    return official_subset(subset) is not None and official_source(subset) is not None
+
+
+__all__ = ["add_official_columns", "fetch_files", "finish_official_release", "get_official",
+           "host_url", "is_official_name", "source_for"]
