@@ -8,6 +8,7 @@ a truncated body once, or a body of the wrong size once; /embeddedfolderview?id=
 """
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import zipfile
@@ -33,6 +34,7 @@ class HostFile:
     failures: list = field(default_factory=list)  # statuses answered first, one per request
     truncate_once: bool = False  # the first full answer stops halfway
     short_once: bool = False     # the first answer announces the full size, sends one byte less
+    slow_s: float = 0.0          # pause between 64 KB pieces of the body
 
 
 class DriveHost:
@@ -108,8 +110,12 @@ class DriveHost:
             self.body_bytes[file_id] += len(half)
             request.transport.close()
             return resp
-        await resp.write(body)
-        self.body_bytes[file_id] += len(body)
+        step = 1 << 16 if f.slow_s else len(body) or 1
+        for at in range(0, len(body), step):
+            await resp.write(body[at:at + step])
+            self.body_bytes[file_id] += len(body[at:at + step])
+            if f.slow_s:
+                await asyncio.sleep(f.slow_s)
         await resp.write_eof()
         return resp
 

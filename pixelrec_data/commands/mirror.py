@@ -1,6 +1,7 @@
 """`pixelrec publish` (write a mirror folder) and `pixelrec download` (fetch a release from one)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -113,6 +114,10 @@ def _download_official(subset, out_dir, from_dir, host_url, covers, counts, retr
     from pixelrec_data.progress import bar, quiet
     from schemas.official_sources import PUBLISHER_RULE
 
+    # nothing is written outside the data root: matplotlib (the stats plots) would otherwise
+    # create its font cache under ~/.cache and ~/.config
+    if "MPLCONFIGDIR" not in os.environ:
+        os.environ["MPLCONFIGDIR"] = str(Path(out_dir).absolute() / ".official" / "matplotlib")
     log = (lambda message: None) if quiet() else click.echo
     folder = get_official(subset, out_dir, from_dir=from_dir, host=host_url, covers=covers,
                           counts=counts, retries=max(retries, 1), overwrite=overwrite, log=log,

@@ -16,7 +16,6 @@ import os
 import shutil
 from pathlib import Path
 
-import duckdb
 import pyarrow.parquet as pq
 
 from schemas.errors import InputError
@@ -177,12 +176,13 @@ def _missing(item_id: str) -> dict:
 def add_official_columns(release: Path, items_csv: Path) -> None:
     """Put the official item-info columns that import leaves out (title_en) back into
     items.parquet, after `title`, as in the official file."""
+    from pipelines.engine import session, sql_path
+
     path = release / "items.parquet"
-    con = duckdb.connect()
-    try:
-        header = [r[0] for r in con.execute(
-            "DESCRIBE SELECT * FROM read_csv(?, header=true, all_varchar=true, delim=',', "
-            "quote='\"', escape='\"')", [str(items_csv)]).fetchall()]
+    with session(release.parent) as con:
+        csv = (f"read_csv({sql_path(items_csv)}, header=true, all_varchar=true, delim=',', "
+               f"quote='\"', escape='\"')")
+        header = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {csv}").fetchall()]
         extra = [c for c in EXTRA_ITEM_COLUMNS if c in header]
         if not extra:
             return
@@ -192,13 +192,9 @@ def add_official_columns(release: Path, items_csv: Path) -> None:
             if name == "title":
                 columns.extend(f"o.{c}" for c in extra)
             columns.append(f"i.{name}")
-        query = (f"SELECT {', '.join(columns)} FROM read_parquet(?) i LEFT JOIN "
-                 f"(SELECT item_id, {', '.join(extra)} FROM read_csv(?, header=true, all_varchar=true, "
-                 f"delim=',', quote='\"', escape='\"')) o USING (item_id) "
-                 f"ORDER BY CAST(substr(i.item_id, 2) AS BIGINT)")
-        table = con.execute(query, [str(path), str(items_csv)]).arrow()
-    finally:
-        con.close()
+        table = con.sql(f"SELECT {', '.join(columns)} FROM read_parquet({sql_path(path)}) i LEFT JOIN "
+                        f"(SELECT item_id, {', '.join(extra)} FROM {csv}) o USING (item_id) "
+                        f"ORDER BY CAST(substr(i.item_id, 2) AS BIGINT)").to_arrow_table()
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", write_statistics=True)
 
