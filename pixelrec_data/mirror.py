@@ -315,6 +315,15 @@ def config_path() -> Path:
 def default_mirror() -> str:
     """The mirror when --mirror is not given: $PIXELREC_MIRROR, else `mirror = "..."` in the
     config file; a one-line error naming the three ways when neither is set."""
+    mirror = configured_mirror()
+    if mirror is None:
+        raise InputError(f"no mirror given: pass --mirror URL, set PIXELREC_MIRROR, or write "
+                         f"mirror = \"URL\" in {config_path()}")
+    return mirror
+
+
+def configured_mirror() -> str | None:
+    """$PIXELREC_MIRROR, else `mirror = "..."` in the config file, else None."""
     from_env = os.environ.get("PIXELREC_MIRROR", "").strip()
     if from_env:
         return from_env
@@ -331,8 +340,8 @@ def default_mirror() -> str:
             return mirror.strip()
     elif os.environ.get("PIXELREC_CONFIG"):
         raise InputError(f"{path}: no such file (named by $PIXELREC_CONFIG)")
-    raise InputError(f"no mirror given: pass --mirror URL, set PIXELREC_MIRROR, or write "
-                     f"mirror = \"URL\" in {path}")
+    return None
 
 
-__all__ = ["publish", "download", "parse_manifest", "check_relpath", "config_path", "default_mirror"]
+__all__ = ["publish", "download", "parse_manifest", "check_relpath", "config_path", "configured_mirror",
+           "default_mirror"]

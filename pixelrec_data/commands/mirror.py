@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from pixelrec_data.commands.release import COUNTS_HELP
+from schemas.errors import InputError
 from schemas.official_subsets import COUNT_MODES
 
 
@@ -42,9 +43,10 @@ def publish(data_dir, out_dir, releases, copy, publisher):
               help="Release to download: an official subset (pixel50k, pixel200k, pixel1m, pixel8m, "
                    "pixelrec) or a release of a mirror.")
 @click.option("--mirror", default=None,
-              help="Mirror of releases built here: http(s):// URL, file:// URL or folder. Without it, "
-                   "official subsets come from their publisher; other names from $PIXELREC_MIRROR, "
-                   "else mirror = \"URL\" in $PIXELREC_CONFIG or ~/.config/pixelrec/config.toml.")
+              help="Mirror of releases built here: http(s):// URL, file:// URL or folder. Default: "
+                   "$PIXELREC_MIRROR, else mirror = \"URL\" in $PIXELREC_CONFIG or "
+                   "~/.config/pixelrec/config.toml; with none of them, official subsets come from "
+                   "their publisher.")
 @click.option("--from", "from_dir", default=None, type=click.Path(path_type=Path),
               help="Folder of the official files downloaded by hand (CSVs, zips as served, the "
                    "covers zip), instead of fetching them.")
@@ -77,11 +79,14 @@ def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers,
     be official data has the paper's counts.
     """
     from pipelines.published import check_published_counts
-    from pixelrec_data.mirror import default_mirror, download as download_release
+    from pixelrec_data.mirror import configured_mirror, default_mirror, download as download_release
     from pixelrec_data.official import is_official_name
     from pixelrec_data.progress import bar, quiet
 
-    if mirror is None and (from_dir is not None or is_official_name(subset)):
+    if from_dir is not None and mirror is not None:
+        raise InputError("--from and --mirror: give one (--from is for the official files)")
+    if from_dir is not None or (mirror is None and configured_mirror() is None
+                                and is_official_name(subset)):
         _download_official(subset, out_dir, from_dir, host_url, not no_covers, counts, retries,
                            overwrite)
         return
