@@ -170,6 +170,28 @@ def prepare_images(release, size: int = 224, mode: str = "squash", workers: int 
     return _finish(files, state, item_ids, size, mode, fingerprint, seconds, todo)
 
 
+def new_cache_array(release, size: int, mode: str, n: int) -> np.ndarray:
+    """A fresh `.partial` array for a step that decodes the covers itself (as decode_cover does)
+    and finishes the cache with adopt_cache; rows left unwritten read as zeros until then."""
+    files = cache_files(release, size, mode)
+    files["partial"].parent.mkdir(parents=True, exist_ok=True)
+    return np.lib.format.open_memmap(files["partial"], mode="w+", dtype=np.uint8,
+                                     shape=(n, size, size, 3))
+
+
+def adopt_cache(release, size: int, mode: str, failures: list, seconds: float) -> dict:
+    """Turn the `.partial` array of new_cache_array into the cache of the release's covers as they
+    are now (failures: [row, status, error] of the placeholder rows, filled with PLACEHOLDER)."""
+    release = Path(release)
+    if mode not in MODES:
+        raise InputError(f"--mode {mode}: expected one of {', '.join(MODES)}")
+    files = cache_files(release, size, mode)
+    item_ids, paths = _inputs(release)
+    fingerprint = _fingerprint(item_ids, paths, size, mode)
+    return _finish(files, {"failures": failures}, item_ids, size, mode, fingerprint, seconds,
+                   len(item_ids) - len(failures))
+
+
 def _read_state(path: Path) -> dict:
     """{fingerprint, done: set of chunks, failures} from the append-only state log."""
     state = {"fingerprint": None, "done": set(), "failures": []}

@@ -209,3 +209,25 @@ def test_publish_refuses_an_official_release(published_as_synthetic, tmp_path, c
         main(["publish", "--data", str(root), "--out", str(tmp_path / "mirror"),
               "--i-am-the-publisher"])
     assert exit_info.value.code == 0 and (tmp_path / "mirror" / "pixel200k" / "manifest.json").is_file()
+
+
+def test_image_cache_from_the_same_decode_equals_prepare_images(published_as_synthetic, tmp_path):
+    import numpy as np
+
+    from pixelrec_data import images
+
+    source = hand_downloaded(tmp_path / "by-hand")
+    root = tmp_path / "data"
+    assert run("--subset", "pixel200k", "--root", root, "--from", source, "--image-cache", 16) == 0
+    release = root / "pixel200k"
+    assert images.is_current(release, 16, "squash")  # prepare-images would find nothing to do
+    cache = np.load(release / "images" / "images_16_squash.npy")
+    index = pq.read_table(release / "images" / "images_16_squash.index.parquet").to_pylist()
+    for entry in index:
+        path = release / "covers" / f"{entry['item_id']}.jpg"
+        if entry["status"] == "ok":
+            pixels, _, _ = images.decode_cover(str(path), 16, "squash")
+            assert np.array_equal(cache[entry["row"]], pixels), entry
+        else:
+            assert (cache[entry["row"]] == images.PLACEHOLDER).all() and not path.exists()
+    assert {e["item_id"] for e in index if e["status"] != "ok"} == {"i1", "i2"}

@@ -54,6 +54,10 @@ def publish(data_dir, out_dir, releases, copy, publisher):
               help="Base address of the official files' host (default: $PIXELREC_OFFICIAL_HOST, "
                    "else https://drive.google.com).")
 @click.option("--no-covers", is_flag=True, help="Official subsets: skip the covers archive.")
+@click.option("--image-cache", default=0, show_default=True, type=click.IntRange(min=0),
+              metavar="SIZE",
+              help="Official subsets: also write the SIZE px training cache (`prepare-images --size "
+                   "SIZE`, squash) from the decode that checks each cover; 0: none.")
 @click.option("--overwrite", is_flag=True,
               help="Official subsets: build the release again although it is there (its covers too).")
 @click.option("--out", "--root", "out_dir", default="data", show_default=True,
@@ -68,7 +72,7 @@ def publish(data_dir, out_dir, releases, copy, publisher):
               help="Then fetch the release's cover images from their URLs (fetch-covers with its "
                    "defaults; rerun `pixelrec fetch-covers --release DIR` for other settings).")
 def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers, from_dir,
-             host_url, no_covers, overwrite):
+             host_url, no_covers, image_cache, overwrite):
     """Download an official subset from its publisher, or a release from a mirror.
 
     Official subsets (no --mirror): the publisher's files, fetched (or taken from --from DIR),
@@ -88,7 +92,7 @@ def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers,
     if from_dir is not None or (mirror is None and configured_mirror() is None
                                 and is_official_name(subset)):
         _download_official(subset, out_dir, from_dir, host_url, not no_covers, counts, retries,
-                           overwrite)
+                           overwrite, image_cache)
         return
     lines = []
 
@@ -114,7 +118,8 @@ def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers,
         run_fetch(folder, FetchOptions())
 
 
-def _download_official(subset, out_dir, from_dir, host_url, covers, counts, retries, overwrite):
+def _download_official(subset, out_dir, from_dir, host_url, covers, counts, retries, overwrite,
+                       image_cache):
     from pixelrec_data.official import get_official
     from pixelrec_data.progress import bar, quiet
     from schemas.official_sources import PUBLISHER_RULE
@@ -125,8 +130,8 @@ def _download_official(subset, out_dir, from_dir, host_url, covers, counts, retr
         os.environ["MPLCONFIGDIR"] = str(Path(out_dir).absolute() / ".official" / "matplotlib")
     log = (lambda message: None) if quiet() else click.echo
     folder = get_official(subset, out_dir, from_dir=from_dir, host=host_url, covers=covers,
-                          counts=counts, retries=max(retries, 1), overwrite=overwrite, log=log,
-                          progress=bar)
+                          counts=counts, retries=max(retries, 1), overwrite=overwrite,
+                          image_cache=image_cache, log=log, progress=bar)
     _write_root_card(folder.parent)
     click.echo(f"official {subset} in {folder} (build.source 'official'; the publisher's rule: "
                f"\"{PUBLISHER_RULE}\")")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -48,8 +49,12 @@ def source_for(subset: str) -> OfficialSource:
 
 def get_official(subset: str, root, *, from_dir=None, host: str | None = None, covers: bool = True,
                  counts: str = "auto", retries: int = 5, backoff: float = 1.0, workers: int = 2,
-                 overwrite: bool = False, refetch: bool = False, log=print, progress=None) -> Path:
-    """Build <root>/<subset> from the publisher's files (fetched, or found in from_dir)."""
+                 overwrite: bool = False, refetch: bool = False, image_cache: int = 0, log=print,
+                 progress=None) -> Path:
+    """Build <root>/<subset> from the publisher's files (fetched, or found in from_dir).
+
+    image_cache: also write the training cache of that size (`prepare-images --size N`, squash)
+    from the decode that checks each cover (0: none)."""
     source = source_for(subset)
     root = Path(root)
     final = root / source.name
@@ -66,7 +71,7 @@ def get_official(subset: str, root, *, from_dir=None, host: str | None = None, c
     found = classify(files, source, work / "extracted")
     if covers and found.covers is None:
         log(f"note: no covers archive of {source.name} found; covers.parquet marks every cover missing")
-    return _build(source, found, root, work, covers, counts, workers, log, progress)
+    return _build(source, found, root, work, covers, counts, workers, log, progress, image_cache)
 
 
 def _local_files(folder: Path, source: OfficialSource, covers: bool) -> list[tuple[str, Path]]:
@@ -136,7 +141,7 @@ def _bytes_bar(progress, label):
 
 
 def _build(source, found: OfficialFiles, root: Path, work: Path, covers: bool, counts: str,
-           workers: int, log, progress) -> Path:
+           workers: int, log, progress, image_cache: int = 0) -> Path:
     from pipelines.official import import_official
     from pipelines.published import check_published_counts
 
@@ -144,27 +149,45 @@ def _build(source, found: OfficialFiles, root: Path, work: Path, covers: bool, c
     log(f"importing {found.interactions.name} and {found.items.name} ...")
     import_official(found.interactions, found.items, staging)
     add_official_columns(staging, found.items)
-    covers_dir = work / "covers"
     if covers:
-        item_ids = pq.read_table(staging / "items.parquet", columns=["item_id"]).column(0).to_pylist()
-        log(f"storing the covers of {len(item_ids):,} items ...")
-        bar = progress(total=len(item_ids), desc="covers", unit="cover") if progress else None
-        if found.covers is not None:
-            rows = extract_covers(found.covers, item_ids, covers_dir, workers,
-                                  bar.update if bar else None)
-        else:
-            rows = [_missing(i) for i in item_ids]
-        if bar:
-            bar.close()
-        write_covers_table(rows, staging / "covers.parquet")
-        if covers_dir.is_dir():
-            os.replace(covers_dir, staging / "covers")
+        _store_covers(staging, found.covers, work / "covers", workers, image_cache, log, progress)
     finish_official_release(staging)
     check_published_counts(staging, counts, where=f"{source.name} (official files)", log=None)
     final = root / source.name
     swap_dir(staging, final)
     shutil.rmtree(work, ignore_errors=True)  # the extracted CSVs; downloads stay for reruns
     return final
+
+
+def _store_covers(staging: Path, archive: Path | None, covers_dir: Path, workers: int,
+                  image_cache: int, log, progress) -> None:
+    from pixelrec_data import images
+
+    start = time.perf_counter()
+    item_ids = pq.read_table(staging / "items.parquet", columns=["item_id"]).column(0).to_pylist()
+    log(f"storing the covers of {len(item_ids):,} items ...")
+    array = images.new_cache_array(staging, image_cache, "squash", len(item_ids)) if image_cache else None
+    bar = progress(total=len(item_ids), desc="covers", unit="cover") if progress else None
+    try:
+        if archive is None:
+            rows = [_missing(i) for i in item_ids]
+        else:
+            rows = extract_covers(archive, item_ids, covers_dir, workers, bar.update if bar else None,
+                                  (image_cache, "squash", array) if array is not None else None)
+    finally:
+        if bar:
+            bar.close()
+    write_covers_table(rows, staging / "covers.parquet")
+    if covers_dir.is_dir():
+        os.replace(covers_dir, staging / "covers")
+    if array is not None:  # placeholders where prepare-images would put them
+        failures = [[n, "missing", f"covers.parquet status {row['status']}"]
+                    for n, row in enumerate(rows) if row["status"] != "ok"]
+        for n, _, _ in failures:
+            array[n] = images.PLACEHOLDER
+        array.flush()
+        del array
+        images.adopt_cache(staging, image_cache, "squash", failures, time.perf_counter() - start)
 
 
 def _missing(item_id: str) -> dict:

@@ -37,70 +37,100 @@ _ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
            Image.DecompressionBombError, zipfile.BadZipFile)
 
 
-def describe_cover(item_id: str, body: bytes) -> dict:
-    """The covers.parquet row of one cover's bytes (decoded once, at 1/8 scale for a JPEG)."""
+def describe_cover(item_id: str, body: bytes, cache: tuple[int, str] | None = None):
+    """(covers.parquet row, training-cache pixels or None) of one cover's bytes, decoded once.
+
+    Without `cache` a JPEG is decoded at 1/8 scale; with cache=(size, mode) at the scale
+    `prepare-images` uses, and the same decode also gives the size x size pixels it would store.
+    """
     row = {"item_id": item_id, "status": "ok", "error": None, "sha256": None, "width": None,
            "height": None, "bytes": len(body), "phash": None, "attempts": 0}
     try:
         image = Image.open(io.BytesIO(body))
     except UnidentifiedImageError:
-        return {**row, "status": "not_image", "error": f"not an image (starts {body[:16]!r})"}
+        return {**row, "status": "not_image", "error": f"not an image (starts {body[:16]!r})"}, None
     except _ERRORS as exc:
-        return {**row, "status": "not_image", "error": _one_line(exc)}
+        return {**row, "status": "not_image", "error": _one_line(exc)}, None
+    pixels = None
     with image:
         width, height = image.size
         if width * height > MAX_PIXELS:
-            return {**row, "status": "bomb", "error": f"{width}x{height} pixels, over {MAX_PIXELS}"}
+            return {**row, "status": "bomb",
+                    "error": f"{width}x{height} pixels, over {MAX_PIXELS}"}, None
         try:
             if image.format == "JPEG":
-                image.draft("RGB", (max(1, width // 8), max(1, height // 8)))
+                image.draft("RGB", cache_draft_size(cache, width, height))
             image.load()
-            small = image.convert("L")
+            if cache is not None:
+                pixels = resize_for_cache(image, *cache)
+            # phash low-passes to 32x32: a picture of ~1/8 scale is all it needs
+            step = max(1, min(image.size) // max(64, min(width, height) // 8))
+            small = (image.reduce(step) if step > 1 else image).convert("L")
         except _ERRORS as exc:
-            return {**row, "status": "corrupt", "error": _one_line(exc)}
+            return {**row, "status": "corrupt", "error": _one_line(exc)}, None
     phash = np.packbits(imagehash.phash(small).hash.ravel()).tobytes().hex()
     return {**row, "sha256": hashlib.sha256(body).hexdigest(), "width": width, "height": height,
-            "phash": phash}
+            "phash": phash}, pixels
+
+
+def cache_draft_size(cache, width: int, height: int) -> tuple[int, int]:
+    if cache is None:  # 1/8 scale, but not below 64 px (a phash from fewer is poor)
+        return max(width // 8, min(width, 64)), max(height // 8, min(height, 64))
+    return cache[0], cache[0]  # as prepare-images asks: both sides stay >= size
+
+
+def resize_for_cache(image, size: int, mode: str):
+    from pixelrec_data.images import resize  # the training cache's own resize: identical pixels
+
+    return resize(image, size, mode)
 
 
 def extract_covers(source: Path, item_ids: list[str], covers_dir: Path, workers: int = 2,
-                   progress=None) -> list[dict]:
+                   progress=None, cache=None) -> list[dict]:
     """Store the covers of `item_ids` from `source` (a zip, or a folder of <item_id>.jpg) into
     covers_dir; return one row per item, in item order. Covers already stored are re-checked, not
-    read from the archive again (a rerun after a kill continues)."""
+    read from the archive again (a rerun after a kill continues).
+
+    cache: (size, mode, array) to also fill array[row] with the training-cache pixels of each
+    decodable cover, from the same decode (see pixelrec_data.images.new_cache_array)."""
     covers_dir.mkdir(parents=True, exist_ok=True)
     reader = _ZipReader(source) if source.is_file() else _FolderReader(source)
-    chunks = [item_ids[i:i + CHUNK] for i in range(0, len(item_ids), CHUNK)]
+    starts = range(0, len(item_ids), CHUNK)
 
-    def work(chunk):
-        rows = [_one(item, reader, covers_dir) for item in chunk]
+    def work(start):
+        rows = []
+        for row_number, item in enumerate(item_ids[start:start + CHUNK], start):
+            row, pixels = _one(item, reader, covers_dir, cache[:2] if cache else None)
+            if pixels is not None:
+                cache[2][row_number] = pixels
+            rows.append(row)
         if progress:
-            progress(len(chunk))
+            progress(len(rows))
         return rows
 
     with ThreadPoolExecutor(max(1, workers)) as pool:  # PIL decodes without holding the GIL
-        return [row for rows in pool.map(work, chunks) for row in rows]
+        return [row for rows in pool.map(work, starts) for row in rows]
 
 
-def _one(item_id: str, reader, covers_dir: Path) -> dict:
+def _one(item_id: str, reader, covers_dir: Path, cache) -> tuple[dict, object]:
     target = covers_dir / f"{item_id}.jpg"
     size = reader.size(item_id)
     if size is None:
         target.unlink(missing_ok=True)
-        return {**_empty(item_id), "status": "missing", "error": "no such cover in the archive"}
+        return {**_empty(item_id), "status": "missing", "error": "no such cover in the archive"}, None
     stored = target.is_file() and target.stat().st_size == size
     try:
         body = target.read_bytes() if stored else reader.read(item_id)
     except _ERRORS as exc:
-        return {**_empty(item_id), "status": "corrupt", "error": _one_line(exc)}
-    row = describe_cover(item_id, body)
+        return {**_empty(item_id), "status": "corrupt", "error": _one_line(exc)}, None
+    row, pixels = describe_cover(item_id, body, cache)
     if row["status"] != "ok":
         target.unlink(missing_ok=True)
     elif not stored:
         tmp = target.with_name(f".{target.name}.tmp-{threading.get_ident()}")
         tmp.write_bytes(body)
         os.replace(tmp, target)
-    return row
+    return row, pixels
 
 
 def write_covers_table(rows: list[dict], path: Path) -> Path:
@@ -167,4 +197,4 @@ def _one_line(exc: BaseException) -> str:
     return (text[0] if text else type(exc).__name__)[:200]
 
 
-__all__ = ["describe_cover", "extract_covers", "write_covers_table"]
+__all__ = ["cache_draft_size", "describe_cover", "extract_covers", "write_covers_table"]
