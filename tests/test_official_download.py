@@ -231,3 +231,22 @@ def test_image_cache_from_the_same_decode_equals_prepare_images(published_as_syn
         else:
             assert (cache[entry["row"]] == images.PLACEHOLDER).all() and not path.exists()
     assert {e["item_id"] for e in index if e["status"] != "ok"} == {"i1", "i2"}
+
+
+@pytest.mark.parametrize("case", ["truncated items", "bomb in a zip"])
+def test_bad_tables_are_one_line_and_leave_no_release(tmp_path, capsys, case):
+    source = tmp_path / "by-hand"
+    source.mkdir()
+    if case == "truncated items":  # cut inside a quoted title, as a broken download leaves it
+        (source / "Pixel200K.csv").write_bytes(INTER)
+        (source / "item_info.csv").write_bytes(INFO[: INFO.index(b'\xe6\xa0\x87') + 3])
+        expected = "item_info.csv"
+    else:
+        (source / "Pixel200K.zip").write_bytes(zip_of({"Pixel200K.csv": INTER + b"\0" * (40 << 20)}))
+        (source / "item_info.csv").write_bytes(INFO)
+        expected = "zip bomb"
+    root = tmp_path / "data"
+    assert run("--subset", "pixel200k", "--root", root, "--from", source, "--counts", "off") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and expected in err, err
+    assert not (root / "pixel200k").exists()
