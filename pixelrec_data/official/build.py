@@ -17,6 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
+import numpy as np
 import pyarrow.parquet as pq
 
 from schemas.errors import InputError
@@ -166,7 +167,8 @@ def _store_covers(staging: Path, archive: Path | None, covers_dir: Path, workers
     start = time.perf_counter()
     item_ids = pq.read_table(staging / "items.parquet", columns=["item_id"]).column(0).to_pylist()
     log(f"storing the covers of {len(item_ids):,} items ...")
-    array = images.new_cache_array(staging, image_cache, "squash", len(item_ids)) if image_cache else None
+    array = _RowWriter(images.new_cache_array(staging, image_cache, "squash", len(item_ids))) \
+        if image_cache else None
     bar = progress(total=len(item_ids), desc="covers", unit="cover") if progress else None
     try:
         if archive is None:
@@ -185,9 +187,27 @@ def _store_covers(staging: Path, archive: Path | None, covers_dir: Path, workers
                     for n, row in enumerate(rows) if row["status"] != "ok"]
         for n, _, _ in failures:
             array[n] = images.PLACEHOLDER
-        array.flush()
-        del array
+        array.close()
         images.adopt_cache(staging, image_cache, "squash", failures, time.perf_counter() - start)
+
+
+class _RowWriter:
+    """Rows of a fresh .npy cache written with pwrite, not through the memory map: mapped pages
+    count in the process's RSS until the kernel writes them back (GBs for a large subset)."""
+
+    def __init__(self, array):
+        self.offset, self.row_bytes = array.offset, int(np.prod(array.shape[1:]))
+        self.shape = array.shape[1:]
+        path = array.filename
+        del array
+        self.fd = os.open(path, os.O_WRONLY)
+
+    def __setitem__(self, row: int, pixels) -> None:
+        block = np.broadcast_to(np.asarray(pixels, dtype=np.uint8), self.shape)
+        os.pwrite(self.fd, np.ascontiguousarray(block).tobytes(), self.offset + row * self.row_bytes)
+
+    def close(self) -> None:
+        os.close(self.fd)
 
 
 def _missing(item_id: str) -> dict:
