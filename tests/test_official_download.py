@@ -88,9 +88,11 @@ def test_counts_that_differ_from_the_published_ones_exit_2(drive, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "counts users = 12, the published Pixel200K count is 200,000" in err, err
     assert not (root / "pixel200k").exists()
+    assert drive.requests[COVERS.id] == 0  # refused before the covers archive is fetched
 
 
-def test_the_quota_page_is_one_line_with_the_manual_links(drive, tmp_path, capsys):
+def test_the_quota_page_is_one_line_with_the_manual_links(drive, published_as_synthetic, tmp_path,
+                                                         capsys):
     serve_pixel200k(drive, quota=True)
     assert run("--subset", "pixel200k", "--root", tmp_path / "d", "--host-url", drive.url) == 2
     err = capsys.readouterr().err.strip()

@@ -27,7 +27,7 @@ from schemas.official_subsets import official_subset
 
 from .covers import extract_covers, write_covers_table
 from .drive import DriveClient, HostRefused
-from .unpack import OfficialFiles, classify
+from .unpack import OfficialFiles, classify, find_covers
 
 OFFICIAL_DIR = ".official"
 EXTRA_ITEM_COLUMNS = ("title_en",)  # official item-info columns our items table does not name
@@ -64,15 +64,27 @@ def get_official(subset: str, root, *, from_dir=None, host: str | None = None, c
         return final
     work = root / OFFICIAL_DIR / "work" / source.name
     work.mkdir(parents=True, exist_ok=True)
+    downloads = root / OFFICIAL_DIR / "downloads"
     if from_dir is not None:
         files = _local_files(Path(from_dir), source, covers)
     else:
-        files = fetch_files(source, root / OFFICIAL_DIR / "downloads", host_url(host), covers,
-                            retries, backoff, log, progress, refetch)
+        files = fetch_files(source, downloads, host_url(host), "tables", retries, backoff, log,
+                            progress, refetch)
     found = classify(files, source, work / "extracted")
-    if covers and found.covers is None:
-        log(f"note: no covers archive of {source.name} found; covers.parquet marks every cover missing")
-    return _build(source, found, root, work, covers, counts, workers, log, progress, image_cache)
+
+    def covers_archive() -> Path | None:
+        """Fetched only once the tables passed their checks (the archive is tens of GB)."""
+        if found.covers is None and from_dir is None and source.covers.kind == "file":
+            fetched = fetch_files(source, downloads, host_url(host), "covers", retries, backoff,
+                                  log, progress, refetch)
+            found.covers = find_covers(fetched)
+        if found.covers is None:
+            log(f"note: no covers archive of {source.name} found; covers.parquet marks every "
+                f"cover missing")
+        return found.covers
+
+    return _build(source, found, root, work, covers_archive if covers else None, counts, workers,
+                  log, progress, image_cache)
 
 
 def _local_files(folder: Path, source: OfficialSource, covers: bool) -> list[tuple[str, Path]]:
@@ -91,16 +103,18 @@ def _local_files(folder: Path, source: OfficialSource, covers: bool) -> list[tup
     return out
 
 
-def fetch_files(source: OfficialSource, downloads: Path, host: str, covers: bool, retries: int,
+def fetch_files(source: OfficialSource, downloads: Path, host: str, which: str, retries: int,
                 backoff: float, log, progress, refetch: bool = False) -> list[tuple[str, Path]]:
+    """Fetch the subset's "tables" (every matching CSV or zip of its folders) or its "covers"
+    archive; return (logical path, local path) pairs."""
     client = DriveClient(host, retries=retries, backoff=backoff, log=log)
     wanted: list[tuple[str, str]] = []  # (logical path, file id)
-    for entry in source.tables:
+    if which == "covers":
+        wanted.append((source.covers.title, source.covers.id))
+    for entry in source.tables if which == "tables" else ():
         for path, file_id in _listing(client, entry, source):
             if path.lower().endswith((".csv", ".zip")) and source.matches(path):
                 wanted.append((f"{entry.title}/{path}", file_id))
-    if covers and source.covers.kind == "file":
-        wanted.append((source.covers.title, source.covers.id))
     out = []
     for logical, file_id in dict.fromkeys(wanted):
         log(f"fetching {logical} ({file_id}) ...")
@@ -141,8 +155,9 @@ def _bytes_bar(progress, label):
     return update
 
 
-def _build(source, found: OfficialFiles, root: Path, work: Path, covers: bool, counts: str,
+def _build(source, found: OfficialFiles, root: Path, work: Path, covers_archive, counts: str,
            workers: int, log, progress, image_cache: int = 0) -> Path:
+    """covers_archive: None (no covers), or a function giving the archive (None if there is none)."""
     from pipelines.official import import_official
     from pipelines.published import check_published_counts
 
@@ -150,10 +165,12 @@ def _build(source, found: OfficialFiles, root: Path, work: Path, covers: bool, c
     log(f"importing {found.interactions.name} and {found.items.name} ...")
     import_official(found.interactions, found.items, staging)
     add_official_columns(staging, found.items)
-    if covers:
-        _store_covers(staging, found.covers, work / "covers", workers, image_cache, log, progress)
-    finish_official_release(staging)
+    # before the covers: a wrong file is refused before minutes of work on its covers
     check_published_counts(staging, counts, where=f"{source.name} (official files)", log=None)
+    if covers_archive is not None:
+        _store_covers(staging, covers_archive(), work / "covers", workers, image_cache, log,
+                      progress)
+    finish_official_release(staging)
     final = root / source.name
     swap_dir(staging, final)
     shutil.rmtree(work, ignore_errors=True)  # the extracted CSVs; downloads stay for reruns

@@ -127,10 +127,27 @@ def classify(files: list[tuple[str, Path]], source: OfficialSource, work: Path) 
     return OfficialFiles(interactions, items, covers)
 
 
+def find_covers(files: list[tuple[str, Path]]) -> Path | None:
+    """The first covers archive (a zip of <item_id>.jpg) or folder of covers among `files`."""
+    for _, path in files:
+        if path.is_dir() and any(COVER_NAME.match(p.name) for p in _first_entries(path)):
+            return path
+        if path.is_file() and path.suffix.lower() == ".zip":
+            with open_zip(path) as archive:
+                if _holds_covers(archive):
+                    return path
+    return None
+
+
+def _holds_covers(archive: zipfile.ZipFile) -> bool:
+    members = [i for i in archive.infolist()[:1000] if not i.is_dir()]
+    return any(COVER_NAME.match(PurePosixPath(i.filename).name) for i in members)
+
+
 def _classify_zip(logical, path, source, work, found) -> None:
     with open_zip(path) as archive:
         members = [i for i in archive.infolist() if not i.is_dir()]
-        if any(COVER_NAME.match(PurePosixPath(i.filename).name) for i in members[:1000]):
+        if _holds_covers(archive):
             found["covers"].append((logical, path, True))
             return
         for info in members:
@@ -174,4 +191,4 @@ def _first_entries(folder: Path, limit: int = 1000):
 
 
 __all__ = ["OfficialFiles", "check_member_name", "check_member_size", "classify", "csv_role",
-           "extract_member", "open_zip"]
+           "extract_member", "find_covers", "open_zip"]
