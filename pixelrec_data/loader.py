@@ -39,6 +39,39 @@ def data_root(root=None) -> Path:
     return Path(root if root is not None else os.environ.get("PIXELREC_DATA") or "data")
 
 
+DOWNLOAD_MODES = ("reuse_dataset_if_exists", "reuse_cache_if_exists", "force_redownload")
+
+
+def pixelrec_home() -> Path:
+    """Where load_dataset(download=True) keeps releases: $PIXELREC_HOME, else ~/.cache/pixelrec."""
+    return Path(os.environ.get("PIXELREC_HOME") or Path.home() / ".cache" / "pixelrec").expanduser()
+
+
+def download_release(name: str, root=None, mode: str | None = None) -> Path:
+    """Make sure official subset `name` is there (fetched as `pixelrec download` does); return
+    the data root that holds it."""
+    from .official import get_official
+
+    mode = mode or "reuse_dataset_if_exists"
+    if mode not in DOWNLOAD_MODES:
+        raise InputError(f"download_mode {mode!r}: expected one of {', '.join(DOWNLOAD_MODES)}")
+    if root is None and not os.environ.get("PIXELREC_DATA"):
+        root = data_root() if (data_root() / name).is_dir() else pixelrec_home()
+    root = data_root(root)
+    if mode == "reuse_dataset_if_exists" and (root / name / "manifest.json").is_file():
+        return root
+    get_official(name, root, overwrite=mode != "reuse_dataset_if_exists",
+                 refetch=mode == "force_redownload", log=_log)
+    return root
+
+
+def _log(message: str) -> None:
+    from .progress import quiet
+
+    if not quiet():
+        print(message, flush=True)
+
+
 def _download_hint(name: str, root: Path) -> str:
     return f"run `pixelrec download --subset {name} --root {root}`"
 
@@ -132,7 +165,8 @@ def _hf_config(release: Path, config: str) -> str:
 
 
 def load_dataset(name: str = "pixel200k", split=None, *, root=None, config: str = "interactions",
-                 streaming: bool = False, with_covers: bool = False, verify="size", **kwargs):
+                 streaming: bool = False, with_covers: bool = False, verify="size",
+                 download: bool = False, download_mode: str | None = None, **kwargs):
     """Load release `name` under `root` (default $PIXELREC_DATA, else ./data) with `datasets`;
     `name` may also be a release folder's path ("data/pixel200k").
 
@@ -144,11 +178,21 @@ def load_dataset(name: str = "pixel200k", split=None, *, root=None, config: str 
     verification_mode, ...) go to datasets.load_dataset. verify: the config's files are checked
     against manifest.json first: "size" (default, one stat per file), "sha256" or True (every
     byte hashed), "none" or False (pixelrec_data.integrity).
+
+    download=True: an official subset that is absent is fetched from its publisher first
+    (`pixelrec download --subset NAME`), into `root`, else $PIXELREC_DATA, else $PIXELREC_HOME
+    (default ~/.cache/pixelrec). download_mode, as in datasets: "reuse_dataset_if_exists" (the
+    default), "reuse_cache_if_exists" (rebuild the release from the files fetched before) or
+    "force_redownload" (fetch them again); a mode other than the default implies download=True.
     """
     import datasets
 
     from .progress import quiet
 
+    if download or download_mode not in (None, "reuse_dataset_if_exists"):
+        root = download_release(name, root, download_mode)
+    elif root is None and not os.environ.get("PIXELREC_DATA") and not (data_root() / name).is_dir():
+        root = pixelrec_home() if (pixelrec_home() / name).is_dir() else None
     release = release_dir(name, root)
     hf_config = _hf_config(release, config)
     header = read_card(release)

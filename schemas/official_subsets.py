@@ -41,6 +41,8 @@ class OfficialSubset:
 
 
 OFFICIAL_SUBSETS: dict[str, OfficialSubset] = {s.name: s for s in (
+    # the publisher's sample (its README): not in the paper's table, not nested in the others
+    OfficialSubset("pixel50k", "PixelRec50K", 50_000, 82_865, 989_494),
     OfficialSubset("pixel200k", "Pixel200K", 200_000, 96_282, 3_965_656),
     OfficialSubset("pixel1m", "Pixel1M", 1_001_822, 100_541, 19_886_579),
     OfficialSubset("pixel8m", "Pixel8M", 8_886_078, 407_082, 158_488_652),

@@ -41,7 +41,8 @@ def _expected(release, item, size, mode):
 
 @pytest.mark.parametrize("mode", ["squash", "center_crop"])
 def test_pixels_equal_direct_pillow_decode(release, mode):
-    done = _cli("prepare-images", "--release", str(release), "--size", "24", "--mode", mode)
+    done = _cli("prepare-images", "--release", str(release), "--size", "24", "--mode", mode,
+                "--full-decode")
     assert done.returncode == 0, done.stderr
     assert "images/s" in done.stdout
     array = np.load(release / "images" / f"images_24_{mode}.npy", mmap_mode="r")
@@ -59,7 +60,8 @@ def test_pixels_equal_direct_pillow_decode(release, mode):
     report = json.loads((release / "images" / f"images_24_{mode}.report.json").read_text())
     assert (report["ok"], report["missing"], report["failed"]) == (len(ITEMS) - 2, 1, 1)
     assert sorted(p["item_id"] for p in report["placeholders"]) == [f"i{CORRUPT_COVER}", f"i{MISSING_COVER}"]
-    again = _cli("prepare-images", "--release", str(release), "--size", "24", "--mode", mode)
+    again = _cli("prepare-images", "--release", str(release), "--size", "24", "--mode", mode,
+                 "--full-decode")
     assert again.returncode == 0 and "up to date" in again.stdout
 
 
@@ -79,11 +81,11 @@ def test_resume_and_rebuild_on_change(tmp_path, monkeypatch):
     calls = []
     real = images.decode_cover
 
-    def interrupted(path, size, mode):
+    def interrupted(path, size, mode, *full_decode):
         calls.append(path)
         if len(calls) == 5:
             raise KeyboardInterrupt
-        return real(path, size, mode)
+        return real(path, size, mode, *full_decode)
 
     monkeypatch.setattr(images, "decode_cover", interrupted)
     with pytest.raises(KeyboardInterrupt):
@@ -171,3 +173,21 @@ def test_seeded_loader_same_seed_same_batches(release):
     assert other != first
     plain = _batches(seeded_loader(data, batch_size=3, seed=7, shuffle=False))
     assert [r for rows, _ in plain for r in rows] == list(range(len(ITEMS)))
+
+
+def test_scaled_jpeg_decoding_stays_close_to_a_full_decode(tmp_path):
+    """The default decodes a large JPEG at reduced scale (draft) before the same resize: the
+    pixels differ from a full decode by resampling noise only (PSNR printed on failure)."""
+    from pixelrec_data.baselines.images import decode_cover
+
+    rng = np.random.default_rng(0)
+    picture = Image.fromarray(rng.integers(0, 256, (9, 16, 3), dtype=np.uint8)).resize((1280, 720),
+                                                                                       Image.BICUBIC)
+    path = tmp_path / "i0.jpg"
+    picture.save(path, quality=90)
+    for mode in ("squash", "center_crop"):
+        scaled, _, _ = decode_cover(str(path), 224, mode)
+        full, _, _ = decode_cover(str(path), 224, mode, full_decode=True)
+        mse = np.mean((scaled.astype(np.float64) - full.astype(np.float64)) ** 2)
+        psnr = 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))
+        assert psnr > 35.0, f"{mode}: PSNR {psnr:.1f} dB of the scaled decode against the full one"

@@ -43,6 +43,7 @@ def tiny_pixel200k(monkeypatch):
 
 def test_registry_holds_the_papers_counts():
     assert {n: s.counts() for n, s in OFFICIAL_SUBSETS.items()} == {
+        "pixel50k": {"users": 50_000, "items": 82_865, "interactions": 989_494},
         "pixel200k": {"users": 200_000, "items": 96_282, "interactions": 3_965_656},
         "pixel1m": {"users": 1_001_822, "items": 100_541, "interactions": 19_886_579},
         "pixel8m": {"users": 8_886_078, "items": 407_082, "interactions": 158_488_652},
@@ -95,7 +96,7 @@ def test_download_refuses_an_official_release_with_wrong_counts(tmp_path):
     data = tmp_path / "data"
     make_release(data, "pixel200k")
     make_release(data, "pixel1m", source="raw")
-    publish(data, tmp_path / "mirror")
+    publish(data, tmp_path / "mirror", publisher=True)  # a rogue mirror of official data
     requests: list = []
     with LocalServer(static_app(tmp_path / "mirror", requests)) as server:
         proc = pixelrec("download", "--subset", "pixel200k", "--root", tmp_path / "dl",
@@ -114,7 +115,7 @@ def test_download_refuses_an_official_release_with_wrong_counts(tmp_path):
 def test_download_checks_the_fetched_files_before_the_release_appears(tmp_path, tiny_pixel200k):
     data = tmp_path / "data"
     make_release(data, "pixel200k", users=6, items=2, counts={"users": 4, "items": 3, "interactions": 12})
-    publish(data, tmp_path / "mirror")
+    publish(data, tmp_path / "mirror", publisher=True)
     seen = []
 
     def check(folder, label):
@@ -180,7 +181,8 @@ def test_download_command_takes_the_mirror_from_the_config_file(no_mirror_env, t
 
 
 def test_no_mirror_anywhere_is_one_line(no_mirror_env, tmp_path):
-    proc = pixelrec("download", "--subset", "pixel200k", "--out", tmp_path / "dl",
+    # (an official subset's name goes to its publisher instead: tests/test_official_download.py)
+    proc = pixelrec("download", "--subset", "mine", "--out", tmp_path / "dl",
                     env={"HOME": str(tmp_path / "home")})
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "pass --mirror URL, set PIXELREC_MIRROR, or write mirror" in proc.stderr

@@ -18,7 +18,11 @@ from schemas.errors import InputError
                    "center_crop: resize the short side to S, then crop the centre")
 @click.option("--workers", default=2, show_default=True, type=int, help="decoding processes")
 @click.option("--force", is_flag=True, help="rebuild even when the cache is current")
-def prepare_images(release: Path, size: int, mode: str, workers: int, force: bool):
+@click.option("--full-decode", is_flag=True,
+              help="decode every JPEG at full size (the official code's pixels exactly; slower) "
+                   "instead of at the largest 1/2, 1/4 or 1/8 scale that still covers S")
+def prepare_images(release: Path, size: int, mode: str, workers: int, force: bool,
+                   full_decode: bool):
     """Decode every cover once into DIR/images/images_S_MODE.npy (N x S x S x 3 uint8) + an index.
 
     Missing or undecodable covers become mid-grey (128) and are listed in the report file.
@@ -30,7 +34,8 @@ def prepare_images(release: Path, size: int, mode: str, workers: int, force: boo
         raise InputError(f"{release}: no such release folder")
     if workers < 1:
         raise InputError(f"--workers {workers}: expected at least 1")
-    report = build(release, size=size, mode=mode, workers=workers, force=force)
+    report = build(release, size=size, mode=mode, workers=workers, force=force,
+                   full_decode=full_decode)
     files = cache_files(release, size, mode)
     if report.get("up_to_date"):
         click.echo(f"{files['array']}: up to date ({report.get('items')} images)")

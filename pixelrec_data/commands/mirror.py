@@ -1,10 +1,12 @@
 """`pixelrec publish` (write a mirror folder) and `pixelrec download` (fetch a release from one)."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
+from schemas.errors import InputError
 from schemas.official_subsets import COUNT_MODES, COUNTS_HELP
 
 
@@ -16,12 +18,19 @@ from schemas.official_subsets import COUNT_MODES, COUNTS_HELP
 @click.option("--release", "releases", multiple=True,
               help="Release to publish (repeatable). Default: every release under --data.")
 @click.option("--copy", is_flag=True, help="Copy files instead of hard-linking them.")
-def publish(data_dir, out_dir, releases, copy):
-    """Write MIRROR/index.json and MIRROR/<release>/ (files checked against each manifest)."""
+@click.option("--i-am-the-publisher", "publisher", is_flag=True,
+              help="Publish releases of the official PixelRec data too (manifest build.source "
+                   "'official'): only its publisher may offer secondary downloads.")
+def publish(data_dir, out_dir, releases, copy, publisher):
+    """Write MIRROR/index.json and MIRROR/<release>/ (files checked against each manifest).
+
+    Releases of the official PixelRec data are refused: its publisher forbids secondary downloads.
+    """
     from pixelrec_data.mirror import publish as publish_mirror
     from pixelrec_data.progress import bar
 
-    index = publish_mirror(data_dir, out_dir, list(releases) or None, copy=copy, progress=bar)
+    index = publish_mirror(data_dir, out_dir, list(releases) or None, copy=copy, progress=bar,
+                           publisher=publisher)
     for name in (releases or sorted(index["releases"])):
         entry = index["releases"][name]
         click.echo(f"published {name}: {entry['files']} files, {entry['bytes']} bytes")
@@ -29,10 +38,28 @@ def publish(data_dir, out_dir, releases, copy):
 
 
 @click.command("download")
-@click.option("--subset", required=True, help="Release to download, e.g. pixel200k.")
+@click.option("--subset", required=True,
+              help="Release to download: an official subset (pixel50k, pixel200k, pixel1m, pixel8m, "
+                   "pixelrec) or a release of a mirror.")
 @click.option("--mirror", default=None,
-              help="Mirror: http(s):// URL, file:// URL or folder. Default: $PIXELREC_MIRROR, else "
-                   "mirror = \"URL\" in $PIXELREC_CONFIG or ~/.config/pixelrec/config.toml.")
+              help="Mirror of releases built here: http(s):// URL, file:// URL or folder. Default: "
+                   "$PIXELREC_MIRROR, else mirror = \"URL\" in $PIXELREC_CONFIG or "
+                   "~/.config/pixelrec/config.toml; with none of them, official subsets come from "
+                   "their publisher.")
+@click.option("--from", "from_dir", default=None, type=click.Path(path_type=Path),
+              help="Folder of the official files downloaded by hand (CSVs, zips as served, the "
+                   "covers zip), instead of fetching them.")
+@click.option("--host-url", default=None,
+              help="Base address of the official files' host (default: $PIXELREC_OFFICIAL_HOST, "
+                   "else https://drive.google.com).")
+@click.option("--no-covers", is_flag=True, help="Official subsets: skip the covers archive.")
+@click.option("--image-cache", default=0, show_default=True, type=click.IntRange(min=0),
+              metavar="SIZE",
+              help="Official subsets: also write the SIZE px training cache (`prepare-images --size "
+                   "SIZE`, squash) from the decode that checks each cover; 0: none.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace a release that is there: an official subset is built again, a mirror's "
+                   "release replaces the local one even when its image cache or features are lost.")
 @click.option("--out", "--root", "out_dir", default="data", show_default=True,
               type=click.Path(path_type=Path), help="Data folder; the release lands in <out>/<subset>.")
 @click.option("--concurrency", default=4, show_default=True, type=click.IntRange(min=1),
@@ -57,22 +84,32 @@ def publish(data_dir, out_dir, releases, copy):
 @click.option("--allow-private-hosts", is_flag=True,
               help="Let redirects and --with-covers cover URLs reach loopback, private or "
                    "link-local addresses (the --mirror URL itself is always used as given).")
-@click.option("--overwrite", is_flag=True,
-              help="Replace an existing release even when its image cache or features would be lost.")
-def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers, manifest_sha256,
-             timeout, min_rate, allow_cross_host_redirects, allow_private_hosts, overwrite):
-    """Download a release from a mirror, verifying every file's size and sha256.
+def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers, from_dir,
+             host_url, no_covers, image_cache, overwrite, manifest_sha256, timeout, min_rate,
+             allow_cross_host_redirects, allow_private_hosts):
+    """Download an official subset from its publisher, or a release from a mirror.
 
-    Resumable: rerun the same command after an interruption. The release folder appears only once
-    every file is verified and, as in `pixelrec verify`, a release claiming to be official data has
-    the paper's counts (checked in its manifest before fetching, then in its files).
+    Official subsets (no --mirror): the publisher's files, fetched (or taken from --from DIR),
+    become DATA/<subset> with every official column, the covers of its items (from the covers
+    archive, with covers.parquet statuses) and the published counts checked. Mirrors: every file's
+    size and sha256 verified. Resumable both ways: rerun the same command after an interruption.
+    The release folder appears only once whole and, as in `pixelrec verify`, a release claiming to
+    be official data has the paper's counts.
     """
     from pipelines.finish import card_for_downloaded, finish_interrupted_commit, put_in_place
     from pipelines.published import check_published_counts
-    from pixelrec_data.mirror import default_mirror, download as download_release
+    from pixelrec_data.mirror import configured_mirror, default_mirror, download as download_release
+    from pixelrec_data.official import is_official_name
     from pixelrec_data.progress import bar, quiet
     from schemas.lifecycle import release_lock
 
+    if from_dir is not None and mirror is not None:
+        raise InputError("--from and --mirror: give one (--from is for the official files)")
+    if from_dir is not None or (mirror is None and configured_mirror() is None
+                                and is_official_name(subset)):
+        _download_official(subset, out_dir, from_dir, host_url, not no_covers, counts, retries,
+                           overwrite, image_cache)
+        return
     lines = []
 
     def check_and_card(folder, label):  # before the release is put in place
@@ -105,3 +142,21 @@ def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers,
         click.echo(summary_line(summary))
         if summary["manifest_updated"]:
             click.echo(f"updated {folder / 'manifest.json'} (covers listed)")
+
+
+def _download_official(subset, out_dir, from_dir, host_url, covers, counts, retries, overwrite,
+                       image_cache):
+    from pixelrec_data.official import get_official
+    from pixelrec_data.progress import bar, quiet
+    from schemas.official_sources import PUBLISHER_RULE
+
+    # nothing is written outside the data root: matplotlib (the stats plots) would otherwise
+    # create its font cache under ~/.cache and ~/.config
+    if "MPLCONFIGDIR" not in os.environ:
+        os.environ["MPLCONFIGDIR"] = str(Path(out_dir).absolute() / ".official" / "matplotlib")
+    log = (lambda message: None) if quiet() else click.echo
+    folder = get_official(subset, out_dir, from_dir=from_dir, host=host_url, covers=covers,
+                          counts=counts, retries=max(retries, 1), overwrite=overwrite,
+                          image_cache=image_cache, log=log, progress=bar)
+    click.echo(f"official {subset} in {folder} (build.source 'official'; the publisher's rule: "
+               f"\"{PUBLISHER_RULE}\")")

@@ -4,7 +4,8 @@
 - `transfer`: moving bytes from a mirror (HTTP, file:// or a folder) with resume and sha256 checks.
 A mirror serves only releases built here: the official data is fetched from its publisher.
 """
-from .releases import (check_relpath, default_mirror, download, parse_index, parse_manifest,
-                       publish)
+from .releases import (check_relpath, configured_mirror, default_mirror, download, parse_index,
+                       parse_manifest, publish)
 
-__all__ = ["check_relpath", "default_mirror", "download", "parse_index", "parse_manifest", "publish"]
+__all__ = ["check_relpath", "configured_mirror", "default_mirror", "download", "parse_index",
+           "parse_manifest", "publish"]

@@ -32,6 +32,7 @@ from schemas.errors import InputError
 from schemas.io import atomic_dir, atomic_write_text, swap_dir
 from schemas.lifecycle import require_whole
 from schemas.manifest import MANIFEST_SCHEMA, file_matches
+from schemas.official_sources import PUBLISHER_RULE
 from schemas.official_subsets import check_manifest_counts, subset_to_check
 
 INDEX = "index.json"
@@ -87,11 +88,13 @@ def parse_manifest(data: bytes, where: str) -> dict:
 
 # --- publish ----------------------------------------------------------------------------------
 def publish(data_dir: str | Path, out_dir: str | Path, releases: list[str] | None = None,
-            copy: bool = False, progress=None) -> dict:
+            copy: bool = False, progress=None, publisher: bool = False) -> dict:
     """Write (or update) the mirror folder out_dir with the given releases of data_dir.
 
     Every file is checked against its release's manifest first: a mirror never serves a file the
-    manifest does not vouch for. Returns the index written to out_dir/index.json.
+    manifest does not vouch for. A release of the official data (build.source 'official') is
+    refused unless `publisher` (its publisher forbids secondary downloads). Returns the index
+    written to out_dir/index.json.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     names = list(releases) if releases else _releases_in(data_dir)
@@ -100,7 +103,8 @@ def publish(data_dir: str | Path, out_dir: str | Path, releases: list[str] | Non
     index = _read_local_index(out_dir)
     for name in names:
         check_release_name(name, "--release")
-        index["releases"][name] = _publish_release(data_dir / name, out_dir / name, copy, progress)
+        index["releases"][name] = _publish_release(data_dir / name, out_dir / name, copy, progress,
+                                                   publisher)
         # an index that names a release whose folder is gone would be a broken mirror
     index["releases"] = {k: v for k, v in sorted(index["releases"].items())
                          if (out_dir / v["path"] / MANIFEST).is_file()}
@@ -122,7 +126,7 @@ def _read_local_index(out_dir: Path) -> dict:
     return parse_index(path.read_bytes(), str(path))
 
 
-def _publish_release(release_dir: Path, dest: Path, copy: bool, progress) -> dict:
+def _publish_release(release_dir: Path, dest: Path, copy: bool, progress, publisher: bool) -> dict:
     manifest_path = release_dir / MANIFEST
     require_whole(release_dir)
     if not manifest_path.is_file():
@@ -132,6 +136,10 @@ def _publish_release(release_dir: Path, dest: Path, copy: bool, progress) -> dic
     if manifest["name"] != release_dir.name:
         raise InputError(f"{manifest_path}: name '{manifest['name']}' differs from the folder name "
                          f"'{release_dir.name}'")
+    if manifest["build"].get("source") == "official" and not publisher:
+        raise InputError(f"{release_dir}: official PixelRec data (build.source 'official'), not "
+                         f"published: \"{PUBLISHER_RULE}\" (its publisher; --i-am-the-publisher "
+                         f"if that is you)")
     bar = progress(total=sum(f["bytes"] for f in manifest["files"]), desc=f"publish {dest.name}",
                    unit="B", unit_scale=True) if progress else None
     try:
@@ -358,6 +366,15 @@ def config_path() -> Path:
 def default_mirror() -> str:
     """The mirror when --mirror is not given: $PIXELREC_MIRROR, else `mirror = "..."` in the
     config file; a one-line error naming the three ways when neither is set."""
+    mirror = configured_mirror()
+    if mirror is None:
+        raise InputError(f"no mirror given: pass --mirror URL, set PIXELREC_MIRROR, or write "
+                         f"mirror = \"URL\" in {config_path()}")
+    return mirror
+
+
+def configured_mirror() -> str | None:
+    """$PIXELREC_MIRROR, else `mirror = "..."` in the config file, else None."""
     from_env = os.environ.get("PIXELREC_MIRROR", "").strip()
     if from_env:
         return from_env
@@ -374,8 +391,8 @@ def default_mirror() -> str:
             return mirror.strip()
     elif os.environ.get("PIXELREC_CONFIG"):
         raise InputError(f"{path}: no such file (named by $PIXELREC_CONFIG)")
-    raise InputError(f"no mirror given: pass --mirror URL, set PIXELREC_MIRROR, or write "
-                     f"mirror = \"URL\" in {path}")
+    return None
 
 
-__all__ = ["publish", "download", "parse_manifest", "check_relpath", "config_path", "default_mirror"]
+__all__ = ["publish", "download", "parse_manifest", "check_relpath", "config_path", "configured_mirror",
+           "default_mirror"]
