@@ -224,3 +224,44 @@ def test_random_encoder_gets_no_band_and_a_note():
                 config={"encoder": "ViT-B-32", "image_size": 224, "encoder_weights": None})
     band = paper_band(PIXEL200K, row, 200_000)
     assert band["status"] == "no band" and "randomly initialised" in band["detail"]
+
+
+def test_report_shows_provenance_or_not_recorded_and_stats_as_stats_prints(tmp_path):
+    from pixelrec_data.baselines.report import write_report
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "stats.json").write_text(json.dumps({
+        "users": 2000, "items": 900, "interactions": 13150, "avg_interactions_per_user": 6.575,
+        "avg_interactions_per_item": 14.6, "sparsity": 0.992689, "min_session_length": 5,
+        "max_session_length": 40, "median_session_length": 6.0, "max_item_interactions": 300}))
+    recorded, bare = tmp_path / "run-a", tmp_path / "run-b"
+    recorded.mkdir()
+    bare.mkdir()
+    (recorded / "provenance.json").write_text(json.dumps({
+        "release_path": "/data/pixel200k", "manifest_sha256": "ab" * 32, "toolkit_version": "0.4.0",
+        "torch_version": "2.9.0", "python_version": "3.11.9", "device": "cpu", "seed": 2020,
+        "started_at": "2026-01-01T00:00:00Z", "epoch_wall_s": [1.5, 1.25], "wall_s": 3.0}))
+    groups = {"figure7_recall_by_target_popularity": [{"group": 0, "recall@10": 0.1}],
+              "figure8": {"target_popularity_mean": 1.0, "top1_popularity_mean": 2.0}}
+    metrics = {"recall@5": 0.1, "recall@10": 0.2, "ndcg@5": 0.05, "ndcg@10": 0.08}
+    rows = [{"name": name, "model": "mf", "role": "x", "status": "ok", "reason": "", "best_epoch": 3,
+             "epochs_run": 9, "test": metrics, "validation": metrics, "run_folder": str(folder),
+             "command": "pixelrec train", "groups": groups, "random_encoder": "",
+             "convergence": "stopped before converging: best epoch 3 of 9, within its first 5"}
+            for name, folder in (("A", recorded), ("B", bare))]
+    results = {"suite": "quick", "device": "cpu", "passed": True, "leaderboard": rows, "checks": [],
+               "bands": [], "official": None, "official_note": ""}
+    page = write_report(tmp_path, results, release).read_text()
+    assert "abababababab" in page and "2026-01-01T00:00:00Z" in page and "1.5, 1.2" in page
+    assert "not recorded" in page
+    assert "99.2689%" in page and "sparsity" in page and "avg interactions / user" in page
+    assert page.index("#users") < page.index("#items") < page.index("sparsity")
+    assert "valid ndcg@10" in page and "stopped before converging" in page
+    assert "No comparison with the paper's figures" in page
+
+
+def test_docs_table_is_rendered_from_the_published_figures():
+    from pixelrec_data.baselines.published import markdown_table
+    docs = (ROOT / "docs" / "TRAINER.md").read_text()
+    for release in ("pixel200k", "pixel1m", "pixel8m"):
+        assert markdown_table(release) in docs, f"docs/TRAINER.md lacks the {release} table"

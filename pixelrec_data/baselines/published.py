@@ -131,6 +131,8 @@ FIGURES: tuple[Figure, ...] = tuple(_table_5() + _table_6() + _table_8())
 
 def published(release: str, model: str, encoder: str | None = None) -> Figure | None:
     """The paper's row for `model` on `release` (for PixelNet and ViNet: with that encoder)."""
+    if encoder:  # open_clip's -quickgelu variant is the same tower with OpenAI's activation
+        encoder = encoder.removesuffix("-quickgelu")
     for figure in FIGURES:
         if figure.release == release.lower() and figure.model == model and (
                 figure.encoder is None or figure.encoder == encoder):

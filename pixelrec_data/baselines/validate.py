@@ -21,7 +21,7 @@ On a release that is the official data (bands.py) every finished run whose model
 settings the paper reports also gets a band check around the published figure (published.py); a
 suite with `require_encoder_weights: true` (the paper suite) refuses, before training anything,
 image models that would run with randomly initialised encoders there. Runs that stop before they
-converge are marked (convergence()).
+converge are marked (leaderboard.convergence).
 """
 from __future__ import annotations
 
@@ -195,23 +195,6 @@ def _read_run(row: Row, folder: Path) -> None:
         row.config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
 
 
-def convergence(row: Row) -> str:
-    """'' for a run that converged (or does not train), else why it stopped before converging:
-    its best validation came within its first patience window (it never improved after a start
-    that recurrent models, for one, spend at popularity level), or at the last epoch the budget
-    allowed (still rising)."""
-    epochs, patience = int(row.config.get("epochs", 0) or 0), int(row.config.get("stopping_step", 0) or 0)
-    if row.status != "ok" or epochs == 0 or row.epochs_run == 0 or not row.best_epoch:
-        return ""
-    if row.epochs_run >= epochs and row.best_epoch == row.epochs_run and epochs > 1:
-        return (f"stopped before converging: validation still rising at epoch {row.epochs_run}, "
-                f"the last of its budget (raise epochs)")
-    if row.epochs_run < epochs and row.best_epoch <= min(patience, row.epochs_run // 2):
-        return (f"stopped before converging: best epoch {row.best_epoch} of {row.epochs_run}, within "
-                f"its first {patience} (raise stopping_step, or learning_rate)")
-    return ""
-
-
 def run_entries(release: Path, suite: dict, runs_dir: Path, device: str, epochs: int | None,
                 log=print) -> list[Row]:
     from .config import resolve_config
@@ -333,39 +316,6 @@ def validation_id(release: Path, suite: dict, device: str, epochs) -> str:
     return f"validate-{release.name}-{suite['name']}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
-def reproduce(row: Row, release: Path, device: str) -> list[str]:
-    """The commands that rebuild a run: its image inputs first (as validate builds them), then
-    the training."""
-    from .bands import image_encoder
-    kind, encoder, _ = image_encoder(row.config, row.entry_weights)
-    steps = []
-    if kind == "vinet":
-        layer = str(row.config["features"]).rpartition("_")[2]
-        args = ["pixelrec", "extract-features", "--release", str(release), "--encoder", encoder,
-                "--layer", layer, "--device", device]
-        steps.append(shlex.join(args + (["--encoder-weights", str(row.entry_weights)]
-                                        if row.entry_weights else [])))
-    elif kind == "pixelnet":
-        steps.append(shlex.join(["pixelrec", "prepare-images", "--release", str(release), "--size",
-                                 str(row.config["image_size"]), "--mode",
-                                 str(row.config.get("image_mode", "squash"))]))
-    return steps + [row.command(release, device)]
-
-
-def leaderboard_rows(rows: list[Row], release: Path, device: str) -> list[dict]:
-    from .bands import image_encoder
-    out = []
-    for r in rows:
-        kind, encoder, weighted = image_encoder(r.config, r.entry_weights)
-        out.append({"name": r.name, "model": r.model, "role": r.role, "status": r.status,
-                    "reason": r.reason, "best_epoch": r.best_epoch, "epochs_run": r.epochs_run,
-                    "test": r.test, "validation": r.validation, "run_folder": r.run_folder,
-                    "command": r.command(release, device), "steps": reproduce(r, release, device),
-                    "groups": r.groups, "convergence": convergence(r),
-                    "random_encoder": encoder if kind and not weighted else ""})
-    return out
-
-
 def validate(release, suite_name: str = "quick", out="runs", device: str = "cpu",
              epochs: int | None = None, log=print,
              encoder_weights: dict[str, str] | None = None) -> tuple[Path, dict]:
@@ -374,6 +324,7 @@ def validate(release, suite_name: str = "quick", out="runs", device: str = "cpu"
     `encoder_weights` maps an encoder name (RN50, ViT-B-32, ...) to a local weights file for every
     image entry of the suite that uses that encoder."""
     from .bands import official_release, paper_bands, require_weights
+    from . import leaderboard
     from .report import write_report
     release = Path(release)
     if not (release / "splits").is_dir():
@@ -385,15 +336,13 @@ def validate(release, suite_name: str = "quick", out="runs", device: str = "cpu"
     folder = Path(out) / validation_id(release, suite, device, epochs)
     folder.mkdir(parents=True, exist_ok=True)
     log(f"validating {release} with the {suite['name']} suite ({len(suite['entries'])} baselines)")
-    if not_official:
-        log(f"  note: {not_official}")
     rows = run_entries(release, suite, Path(out), device, epochs, log)
     checks = evaluate_checks(rows, suite.get("checks", []))
     bands = paper_bands(subset, rows)
     results = {
         "release": str(release), "suite": suite["name"], "device": device,
         "official": subset.title if subset else None, "official_note": not_official,
-        "leaderboard": leaderboard_rows(rows, release, device),
+        "leaderboard": leaderboard.rows(rows, release, device),
         "checks": checks, "bands": bands,
         "passed": all(c["status"] != "failed" for c in checks + bands),
     }
@@ -402,22 +351,6 @@ def validate(release, suite_name: str = "quick", out="runs", device: str = "cpu"
     return folder, results
 
 
-def leaderboard_text(results: dict) -> str:
-    lines = [f"{'model':<18} {'R@5':>7} {'R@10':>7} {'N@5':>7} {'N@10':>7}  status"]
-    for row in results["leaderboard"]:
-        t = row["test"]
-        if row["status"] == "ok":
-            lines.append(f"{row['name']:<18} {t['recall@5']:7.4f} {t['recall@10']:7.4f} "
-                         f"{t['ndcg@5']:7.4f} {t['ndcg@10']:7.4f}  ok")
-        else:
-            lines.append(f"{row['name']:<18} {'-':>7} {'-':>7} {'-':>7} {'-':>7}  {row['status']}: "
-                         f"{row['reason']}")
-    for row in results["leaderboard"]:
-        if row.get("convergence"):
-            lines.append(f"note    {row['name']}: {row['convergence']}")
-    for check in results["checks"]:
-        status = "not run" if check["status"] == "skipped" else check["status"]
-        lines.append(f"check {status:<7} {check.get('name', check['kind'])}: {check['detail']}")
-    for band in results.get("bands", []):
-        lines.append(f"paper {band['status']:<7} {band['detail']}")
-    return "\n".join(lines)
+def leaderboard_text(results: dict) -> str:  # kept here: the command imports it from validate
+    from .leaderboard import text
+    return text(results)
