@@ -67,6 +67,8 @@ def text(results: dict) -> str:
             lines.append(f"{row['name']:<18} {'-':>7} {'-':>7} {'-':>7} {'-':>7}  {row['status']}: "
                          f"{row['reason']}")
     for row in results["leaderboard"]:
+        if row.get("random_encoder") and row["status"] == "ok":
+            lines.append(f"note    {row['name']}: encoder {row['random_encoder']} randomly initialised")
         if row.get("convergence"):
             lines.append(f"note    {row['name']}: {row['convergence']}")
     for check in results["checks"]:

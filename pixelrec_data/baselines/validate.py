@@ -159,6 +159,8 @@ def apply_encoder_weights(suite: dict, weights: dict[str, str]) -> None:
     unless the entry names its own."""
     from .bands import image_encoder
     from .config import resolve_config
+    if not weights:
+        return
     for name, path in weights.items():
         if not Path(path).is_file():
             raise InputError(f"--encoder-weights {name}={path}: no such file")
