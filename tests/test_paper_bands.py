@@ -265,3 +265,18 @@ def test_docs_table_is_rendered_from_the_published_figures():
     docs = (ROOT / "docs" / "TRAINER.md").read_text()
     for release in ("pixel200k", "pixel1m", "pixel8m"):
         assert markdown_table(release) in docs, f"docs/TRAINER.md lacks the {release} table"
+
+
+@pytest.mark.parametrize("best, run, budget, marked", [
+    (3, 9, 40, "best epoch 3, early stopping after 9 of 40"),   # the quick suite's old GRU4Rec
+    (30, 60, 200, ""),                                          # the protocol's patience 30: fine
+    (40, 40, 40, "still rising at epoch 40"),                  # best at the last epoch allowed
+    (38, 40, 40, ""),
+    (0, 0, 0, ""),                                             # Pop, Random: nothing trained
+])
+def test_runs_stopped_before_converging_are_marked(best, run, budget, marked):
+    from pixelrec_data.baselines.leaderboard import convergence
+    row = V.Row("GRU4Rec", "gru4rec", "sequential", {}, best_epoch=best, epochs_run=run,
+                config={"epochs": budget, "stopping_step": 5})
+    note = convergence(row)
+    assert (marked in note) if marked else note == "", note

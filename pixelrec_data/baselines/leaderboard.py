@@ -8,18 +8,20 @@ from pathlib import Path
 
 def convergence(row) -> str:
     """'' for a run that converged (or does not train), else why it stopped before converging:
-    its best validation came within its first patience window (it never improved after a start
-    that recurrent models, for one, spend at popularity level), or at the last epoch the budget
-    allowed (still rising)."""
+    early stopping ended it with its best validation in the first tenth of its epoch budget (at
+    least the first 3 epochs: it never improved after a start that recurrent models, for one,
+    spend at popularity level), or its best was the last epoch the budget allowed (still rising)."""
     epochs, patience = int(row.config.get("epochs", 0) or 0), int(row.config.get("stopping_step", 0) or 0)
+    early = max(3, epochs // 10)
     if row.status != "ok" or epochs == 0 or row.epochs_run == 0 or not row.best_epoch:
         return ""
     if row.epochs_run >= epochs and row.best_epoch == row.epochs_run and epochs > 1:
         return (f"stopped before converging: validation still rising at epoch {row.epochs_run}, "
                 f"the last of its budget (raise epochs)")
-    if row.epochs_run < epochs and row.best_epoch <= min(patience, row.epochs_run // 2):
-        return (f"stopped before converging: best epoch {row.best_epoch} of {row.epochs_run}, within "
-                f"its first {patience} (raise stopping_step, or learning_rate)")
+    if row.epochs_run < epochs and row.best_epoch <= early:
+        return (f"stopped before converging: best epoch {row.best_epoch}, early stopping after "
+                f"{row.epochs_run} of {epochs} epochs (patience {patience}; raise stopping_step, "
+                f"or change learning_rate or loss)")
     return ""
 
 
