@@ -150,7 +150,9 @@ def test_official_release_is_recognised_by_source_and_counts(tmp_path):
     manifest = json.loads((release / "manifest.json").read_text())
     (release / "manifest.json").write_text(json.dumps({**manifest, "build": {"source": "raw"}}))
     subset, note = official_release(release)
-    assert subset is None and "not 'official'" in note
+    assert subset is None and "built by this toolkit" in note
+    (release / "manifest.json").write_text(json.dumps({**manifest, "build": {}}))
+    assert "build.source is None, not 'official'" in official_release(release)[1]
     (release / "manifest.json").write_text(json.dumps({**manifest, "counts": {
         **PIXEL200K.counts(), "users": 1000}}))
     subset, note = official_release(release)

@@ -50,13 +50,15 @@ def official_release(release: Path) -> tuple[OfficialSubset | None, str]:
     if subset is None:
         return None, ""
     source = manifest.get("build", {}).get("source")
+    if source == "raw":
+        return None, (f"{subset.title} by name, but built by this toolkit from a crawl "
+                      f"(build.source 'raw'), not the official data")
     if source != "official":
-        return None, (f"{subset.title} by name, but build.source is {source!r} (not 'official'): "
-                      f"no paper bands")
+        return None, f"{subset.title} by name, but build.source is {source!r}, not 'official'"
     try:
         check_manifest_counts(manifest, subset, str(release), "strict")
     except InputError as exc:
-        return None, f"{exc}: no paper bands"
+        return None, str(exc)
     return subset, ""
 
 

@@ -116,7 +116,8 @@ def _leaderboard(rows: list[dict], bands: dict | None) -> str:
     for row in rows:
         if row["status"] == "ok":
             cells = (_metric_cells(row["test"]) + _metric_cells(row.get("validation", {}), VALIDATION)
-                     + f"<td>{row.get('best_epoch', '')} / {row.get('epochs_run', '')}</td>"
+                     + (f"<td>{row.get('best_epoch')} / {row.get('epochs_run')}</td>"
+                        if row.get("epochs_run") else "<td>-</td>")
                      + (_paper_cells(bands.get(row["name"])) if bands is not None else ""))
         else:
             span = len(METRICS) + len(VALIDATION) + 1 + (3 if bands is not None else 0)
