@@ -275,7 +275,7 @@ def evaluate_checks(rows: list[Row], checks: list[dict]) -> list[dict]:
     results = []
     for check in checks:
         result = {**check, "status": "skipped", "detail": ""}
-        result.setdefault("name", f"{check['kind']}: {check.get('better', '')} vs {check.get('worse', '')}")
+        result.setdefault("name", check["kind"])
         if check["kind"] == "ratio":
             results.append(_ratio_check(rows, check, result))
             continue
