@@ -81,13 +81,16 @@ TABLE_ROWS = [("#users", "users"), ("#items", "items"), ("#interactions", "inter
               ("max interactions / item", "max_item_interactions")]
 
 
+def format_stat(key: str, value) -> str:
+    """One statistic as `stats` prints it (sparsity in percent, counts with thousands separators)."""
+    return f"{value:.4%}" if key == "sparsity" else (f"{value:,}" if isinstance(value, int) else f"{value:,.2f}")
+
+
 def format_table(stats: dict, name: str) -> str:
     width = max(len(label) for label, _ in TABLE_ROWS)
     lines = [f"{'release':<{width}}  {name}"]
     for label, key in TABLE_ROWS:
-        value = stats[key]
-        text = f"{value:.4%}" if key == "sparsity" else (f"{value:,}" if isinstance(value, int) else f"{value:,.2f}")
-        lines.append(f"{label:<{width}}  {text}")
+        lines.append(f"{label:<{width}}  {format_stat(key, stats[key])}")
     return "\n".join(lines)
 
 

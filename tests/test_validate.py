@@ -105,7 +105,9 @@ def test_every_suite_names_registered_models_and_loadable_configs():
             resolve_config(entry["model"], entry.get("set"))
         named = {entry["name"] for entry in suite["entries"]}
         for check in suite["checks"]:
-            for side in (check["better"], check["worse"]):
+            sides = [s for pair in check["pairs"] for s in pair] if "pairs" in check else \
+                [check["better"], check["worse"]]
+            for side in sides:
                 assert side in named or side in {e.get("role") for e in suite["entries"]}, side
 
 

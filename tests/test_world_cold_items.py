@@ -27,5 +27,5 @@ def test_an_image_model_beats_an_id_model_on_cold_items(tmp_path):
                           env=dict(os.environ, PIXELREC_QUIET="1"))
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     line = next(l for l in proc.stdout.splitlines() if "cold_groups" in l)
-    assert line.startswith("check passed  cold_groups: PixelNet-SASRec recall@10"), line
+    assert line.startswith("check passed  pixelnet_cold_groups: PixelNet-SASRec recall@10"), line
     assert " + " in line  # the lead beyond sampling error is printed: "... >= SASRec x + margin"

@@ -46,6 +46,19 @@ def metrics_from_ranks(rank: np.ndarray, topk=TOPK, decimals: int = 7) -> dict:
     return out
 
 
+def per_user_sd(rank: np.ndarray, topk=TOPK, decimals: int = 7) -> dict:
+    """Standard deviation over users of each user's hit (Recall@K) and gain (NDCG@K): the spread
+    behind the means of metrics_from_ranks, from which a mean's sampling error follows."""
+    out = {}
+    for k in topk:
+        hit = rank <= k
+        gain = np.zeros(len(rank))
+        gain[hit] = 1.0 / np.log2(rank[hit] + 1.0)
+        out[f"recall@{k}"] = round(float(hit.std()) if len(rank) else 0.0, decimals)
+        out[f"ndcg@{k}"] = round(float(gain.std()) if len(rank) else 0.0, decimals)
+    return out
+
+
 def autocast(device: torch.device, amp: bool):
     """bf16 autocast on CUDA when asked; CPU always runs fp32."""
     if device.type == "cuda" and amp:

@@ -325,7 +325,8 @@ class Run:
                        "users": self.data.n_users, "items": self.data.n_items,
                        "best_epoch": self.state["best_epoch"], "epochs_run": self.state["epoch"],
                        "per_epoch": self.state["history"],
-                       "final": {"validation": valid, "test": test}}
+                       "final": {"validation": valid, "test": test,
+                                 "test_sd": E.per_user_sd(ranks[1:], tuple(self.config["topk"]))}}
             groups = E.popularity_groups(self.data, ranks, top1)
             atomic_write_text(self.folder / "metrics.json", json.dumps(metrics, indent=1))
             atomic_write_text(self.folder / "groups.json", json.dumps(groups, indent=1))

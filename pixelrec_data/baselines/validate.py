@@ -14,9 +14,14 @@ entry (config key `features`, named `<encoder>_<layer>`) that feature file, extr
 encoder (as `pixelrec extract-features`; random init unless the entry gives `encoder_weights`).
 Both are built only when absent or stale; a release without covers skips its image entries.
 
-Paper bands (the numbers of Tables 5, 6 and 8 for the official subsets) are not checked yet: the
-paper's figures are not available offline to this project, and a band made up here would be worse
-than none. Orderings are checked for every release.
+Claims (kinds `ratio` and `flat_groups`, claims.py) compare runs by ratio. Every check may carry
+a `name`; one whose runs did not finish is reported as not run, with the reason.
+
+On a release that is the official data (bands.py) every finished run whose model, encoder and
+settings the paper reports also gets a band check around the published figure (published.py); a
+suite with `require_encoder_weights: true` (the paper suite) refuses, before training anything,
+image models that would run with randomly initialised encoders there. Runs that stop before they
+converge are marked (leaderboard.convergence).
 """
 from __future__ import annotations
 
@@ -48,6 +53,11 @@ class Row:
     validation: dict = field(default_factory=dict)
     groups: dict = field(default_factory=dict)
     best_epoch: int = 0
+    config: dict = field(default_factory=dict)       # the resolved config of the run
+    entry_weights: str | None = None                 # a ViNet entry's feature-extraction weights
+    test_sd: dict = field(default_factory=dict)      # per-user sd of each test metric
+    users: int = 0                                   # test users
+    epochs_run: int = 0
 
     def command(self, release: Path, device: str) -> str:
         args = ["pixelrec", "train", "--release", str(release), "--model", self.model,
@@ -136,29 +146,77 @@ def prepare_inputs(release: Path, model: str, overrides: dict, entry: dict, devi
     return ""
 
 
+def entry_overrides(entry: dict, epochs: int | None) -> dict:
+    overrides = dict(entry.get("set") or {})
+    if epochs is not None and overrides.get("epochs", 1) != 0 and entry["model"] not in ("random", "pop"):
+        overrides["epochs"] = epochs
+    return overrides
+
+
+def apply_encoder_weights(suite: dict, weights: dict[str, str]) -> None:
+    """Give every image entry of `suite` whose encoder is a key of `weights` that weights file
+    (PixelNet: set.encoder_weights; ViNet: the entry's encoder_weights for feature extraction),
+    unless the entry names its own."""
+    from .bands import image_encoder
+    from .config import resolve_config
+    if not weights:
+        return
+    for name, path in weights.items():
+        if not Path(path).is_file():
+            raise InputError(f"--encoder-weights {name}={path}: no such file")
+    for entry in suite["entries"]:
+        if _available(entry["model"]):
+            continue
+        kind, encoder, weighted = image_encoder(resolve_config(entry["model"], entry.get("set")),
+                                                entry.get("encoder_weights"))
+        if kind and not weighted and encoder in weights:
+            if kind == "pixelnet":
+                entry["set"] = {**(entry.get("set") or {}), "encoder_weights": weights[encoder]}
+            else:
+                entry["encoder_weights"] = weights[encoder]
+
+
+def _entry_configs(suite: dict):
+    from .config import resolve_config
+    for entry in suite["entries"]:
+        if not _available(entry["model"]):
+            yield entry, resolve_config(entry["model"], entry.get("set"))
+
+
+def _read_run(row: Row, folder: Path) -> None:
+    metrics = json.loads((folder / "metrics.json").read_text())
+    row.run_folder = str(folder)
+    row.test = metrics["final"]["test"]
+    row.validation = metrics["final"]["validation"]
+    row.test_sd = metrics["final"].get("test_sd") or {}
+    row.best_epoch = int(metrics.get("best_epoch") or 0)
+    row.epochs_run = int(metrics.get("epochs_run") or 0)
+    row.users = int(metrics.get("users") or 0)
+    row.groups = json.loads((folder / "groups.json").read_text())
+    if (folder / "config.yaml").exists():
+        row.config = yaml.safe_load((folder / "config.yaml").read_text()) or {}
+
+
 def run_entries(release: Path, suite: dict, runs_dir: Path, device: str, epochs: int | None,
                 log=print) -> list[Row]:
+    from .config import resolve_config
     from .train import train
     rows = []
     for entry in suite["entries"]:
-        overrides = dict(entry.get("set") or {})
-        if epochs is not None and overrides.get("epochs", 1) != 0 and entry["model"] not in ("random", "pop"):
-            overrides["epochs"] = epochs
-        row = Row(entry["name"], entry["model"], entry.get("role", ""), overrides)
+        overrides = entry_overrides(entry, epochs)
+        row = Row(entry["name"], entry["model"], entry.get("role", ""), overrides,
+                  entry_weights=entry.get("encoder_weights"))
         rows.append(row)
-        reason = _available(row.model) or prepare_inputs(release, row.model, overrides, entry, device, log)
+        reason = _available(row.model)
+        if not reason:
+            row.config = resolve_config(row.model, overrides)
+            reason = prepare_inputs(release, row.model, overrides, entry, device, log)
         if reason:
             row.status, row.reason = "skipped", reason
             log(f"  {row.name}: skipped ({reason})")
             continue
         log(f"  {row.name}: training ...")
-        folder = train(release, row.model, out=str(runs_dir), overrides=overrides, device=device)
-        metrics = json.loads((folder / "metrics.json").read_text())
-        row.run_folder = str(folder)
-        row.test = metrics["final"]["test"]
-        row.validation = metrics["final"]["validation"]
-        row.best_epoch = int(metrics.get("best_epoch") or 0)
-        row.groups = json.loads((folder / "groups.json").read_text())
+        _read_run(row, train(release, row.model, out=str(runs_dir), overrides=overrides, device=device))
     return rows
 
 
@@ -186,18 +244,51 @@ def _sampling_margin(z: float, b: tuple[float, int], w: tuple[float, int]) -> fl
     return z * math.sqrt(variance)
 
 
+def _not_run(rows: list[Row], selector: str) -> str:
+    """Why `selector` (a name or a role) has no finished run."""
+    named = [r for r in rows if r.name == selector or r.role == selector]
+    if not named:
+        return f"no finished run for '{selector}' (the suite has none)"
+    return f"no finished run for '{selector}' (" + "; ".join(
+        f"{r.name} {r.status}: {r.reason}" if r.reason else f"{r.name} {r.status}" for r in named) + ")"
+
+
+def _ratio_check(rows: list[Row], check: dict, result: dict) -> dict:
+    from .claims import ratio
+    pairs, missing = [], []
+    for better_name, worse_name in check["pairs"]:
+        better, worse = _select(rows, better_name), _select(rows, worse_name)
+        if better and worse:
+            pairs.append((better[0], worse[0]))
+        else:
+            missing.append(_not_run(rows, better_name if not better else worse_name))
+    if not pairs:
+        result["detail"] = "; ".join(missing)
+        return result
+    ok, detail = ratio(pairs, check)
+    result["status"] = "passed" if ok else "failed"
+    result["detail"] = detail + (f"; not run: {'; '.join(missing)}" if missing else "")
+    return result
+
+
 def evaluate_checks(rows: list[Row], checks: list[dict]) -> list[dict]:
     results = []
     for check in checks:
-        better, worse = _select(rows, check["better"]), _select(rows, check["worse"])
         result = {**check, "status": "skipped", "detail": ""}
+        result.setdefault("name", check["kind"])
+        if check["kind"] == "ratio":
+            results.append(_ratio_check(rows, check, result))
+            continue
+        better, worse = _select(rows, check["better"]), _select(rows, check["worse"])
         if not better or not worse:
-            missing = check["better"] if not better else check["worse"]
-            result["detail"] = f"no finished run for '{missing}'"
+            result["detail"] = _not_run(rows, check["better"] if not better else check["worse"])
             results.append(result)
             continue
         tolerance = float(check.get("tolerance", 0.0))
-        if check["kind"] == "greater":
+        if check["kind"] == "flat_groups":
+            from .claims import flat_groups
+            ok, result["detail"] = flat_groups(better[0], worse[0], check)
+        elif check["kind"] == "greater":
             metric = check.get("metric", "ndcg@10")
             b, w = _best(better, metric), _best(worse, metric)
             bv, wv = b.test[metric], w.test[metric]
@@ -228,42 +319,40 @@ def validation_id(release: Path, suite: dict, device: str, epochs) -> str:
 
 
 def validate(release, suite_name: str = "quick", out="runs", device: str = "cpu",
-             epochs: int | None = None, log=print) -> tuple[Path, dict]:
-    """Run the suite, write results.json and report.html; returns (folder, results)."""
+             epochs: int | None = None, log=print,
+             encoder_weights: dict[str, str] | None = None) -> tuple[Path, dict]:
+    """Run the suite, write results.json and report.html; returns (folder, results).
+
+    `encoder_weights` maps an encoder name (RN50, ViT-B-32, ...) to a local weights file for every
+    image entry of the suite that uses that encoder."""
+    from .bands import official_release, paper_bands, require_weights
+    from . import leaderboard
     from .report import write_report
     release = Path(release)
     if not (release / "splits").is_dir():
         raise InputError(f"{release}: no splits/ (run `pixelrec build-splits --release {release}`)")
     suite = load_suite(suite_name)
+    apply_encoder_weights(suite, encoder_weights or {})
+    subset, not_official = official_release(release)
+    require_weights(subset, suite, _entry_configs(suite))
     folder = Path(out) / validation_id(release, suite, device, epochs)
     folder.mkdir(parents=True, exist_ok=True)
     log(f"validating {release} with the {suite['name']} suite ({len(suite['entries'])} baselines)")
     rows = run_entries(release, suite, Path(out), device, epochs, log)
     checks = evaluate_checks(rows, suite.get("checks", []))
+    bands = paper_bands(subset, rows)
     results = {
         "release": str(release), "suite": suite["name"], "device": device,
-        "leaderboard": [{"name": r.name, "model": r.model, "role": r.role, "status": r.status,
-                         "reason": r.reason, "best_epoch": r.best_epoch, "test": r.test,
-                         "validation": r.validation, "run_folder": r.run_folder,
-                         "command": r.command(release, device), "groups": r.groups} for r in rows],
-        "checks": checks,
-        "passed": all(c["status"] != "failed" for c in checks),
+        "official": subset.title if subset else None, "official_note": not_official,
+        "leaderboard": leaderboard.rows(rows, release, device),
+        "checks": checks, "bands": bands,
+        "passed": all(c["status"] != "failed" for c in checks + bands),
     }
     atomic_write_text(folder / "results.json", json.dumps(results, indent=1))
     write_report(folder, results, release)
     return folder, results
 
 
-def leaderboard_text(results: dict) -> str:
-    lines = [f"{'model':<18} {'R@5':>7} {'R@10':>7} {'N@5':>7} {'N@10':>7}  status"]
-    for row in results["leaderboard"]:
-        t = row["test"]
-        if row["status"] == "ok":
-            lines.append(f"{row['name']:<18} {t['recall@5']:7.4f} {t['recall@10']:7.4f} "
-                         f"{t['ndcg@5']:7.4f} {t['ndcg@10']:7.4f}  ok")
-        else:
-            lines.append(f"{row['name']:<18} {'-':>7} {'-':>7} {'-':>7} {'-':>7}  {row['status']}: "
-                         f"{row['reason']}")
-    for check in results["checks"]:
-        lines.append(f"check {check['status']:<7} {check['kind']}: {check['detail']}")
-    return "\n".join(lines)
+def leaderboard_text(results: dict) -> str:  # kept here: the command imports it from validate
+    from .leaderboard import text
+    return text(results)
