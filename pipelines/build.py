@@ -1,7 +1,9 @@
-"""build-release: raw/ -> DATA/pixelrec and nested subsets, each with splits, stats and manifest.
+"""build-release: raw/ -> DATA/pixelrec and nested subsets, each with splits, stats, sequences and
+manifest.
 
 The stages run in one DuckDB session (ingest -> dedup -> cap -> dense ids -> draws); each release
-folder is then written into a temporary folder and renamed into place only when whole.
+folder is then written into a temporary folder and renamed into place only when whole. Every file is
+written once and hashed as it is written, so the manifest reads nothing back.
 """
 from __future__ import annotations
 
@@ -16,7 +18,9 @@ from schemas.tables import COUNT_COLUMNS, INTERACTIONS, ITEMS
 from . import anonymize, dedup, ingest, subsets as subsets_mod
 from .engine import BATCH_ROWS, RowGroupWriter, session, write_query
 from .manifest import MANIFEST, read_manifest, write_manifest
+from .sequences import build_sequences
 from .splits import NotSorted, SplitWriter, build_splits
+from .stages import StageClock
 from .stats import write_stats
 
 
@@ -26,34 +30,47 @@ def _quiet(_msg):
 
 def build_release(raw: str | Path, out: str | Path, key: bytes, seed: int = 0, subset_specs=(),
                   cap: int = dedup.DEFAULT_CAP, min_interactions: int = subsets_mod.MIN_INTERACTIONS,
-                  log=_quiet) -> dict:
-    """Build every release under `out`; return the build report (counts of each stage)."""
+                  log=_quiet, memory_limit: str | None = None, clock: StageClock | None = None) -> dict:
+    """Build every release under `out`; return the build report (counts of each stage, and under
+    "stages" the seconds and peak RSS of each stage).
+
+    memory_limit: DuckDB's budget (e.g. '4GB'; default: engine.default_memory_limit()); every
+    connection of the build is this one. clock: a StageClock to add to (the caller may time later
+    stages, such as the dataset cards, on the same clock).
+    """
     out = Path(out)
+    clock = clock or StageClock()
     wanted = subsets_mod.parse_subsets(subset_specs)
     raw_input = ingest.find_raw(raw)
     report: dict = {"seed": seed, "cap": cap, "min_interactions": min_interactions}
     work = out.parent
     work.mkdir(parents=True, exist_ok=True)
-    with session(work) as con:
-        ingest.register_raw(con, raw_input)
-        log("validating raw/ ...")
-        report.update(ingest.validate_raw(con, raw_input))
+    with session(work, memory_limit=memory_limit) as con:
+        with clock.stage("ingest"):
+            ingest.register_raw(con, raw_input)
+            log("validating raw/ ...")
+            report.update(ingest.validate_raw(con, raw_input))
         log("deduplicating videos and interactions ...")
-        report["unique_videos"] = dedup.dedup_videos(con)
-        anonymize.number_videos(con, key)
-        report.update(dedup.dedup_interactions(con))
-        report["interactions_of_unknown_videos"] = (report["raw_interactions"]
-                                                    - report.pop("interactions_of_known_videos"))
-        report.update(dedup.apply_cap(con, cap))
+        with clock.stage("dedup"):
+            report["unique_videos"] = dedup.dedup_videos(con)
+        with clock.stage("anonymize"):
+            anonymize.number_videos(con, key)
+        with clock.stage("dedup"):
+            report.update(dedup.dedup_interactions(con))
+            report["interactions_of_unknown_videos"] = (report["raw_interactions"]
+                                                        - report.pop("interactions_of_known_videos"))
+            report.update(dedup.apply_cap(con, cap))
         log("assigning dense ids ...")
-        report.update(anonymize.number_items(con))
-        counts = anonymize.number_users(con, key)
-        report["users"] = len(counts)
-        report["interactions"] = anonymize.build_interactions(con)
-        report["eligible_users"] = int((counts >= min_interactions).sum())
-        subsets_mod.check_sizes(wanted, report["eligible_users"], min_interactions)
-        subsets_mod.attach_draw(con, subsets_mod.draw_positions(counts, seed, min_interactions))
-        del counts
+        with clock.stage("anonymize"):
+            report.update(anonymize.number_items(con))
+            counts = anonymize.number_users(con, key)
+            report["users"] = len(counts)
+            report["interactions"] = anonymize.build_interactions(con)
+        with clock.stage("subsets"):
+            report["eligible_users"] = int((counts >= min_interactions).sum())
+            subsets_mod.check_sizes(wanted, report["eligible_users"], min_interactions)
+            subsets_mod.attach_draw(con, subsets_mod.draw_positions(counts, seed, min_interactions))
+            del counts
         base = {"source": "raw", "seed": seed, "item_user_cap": cap,
                 "min_user_interactions": min_interactions,
                 "subsets": [f"{s.name}={'all' if s.size is None else s.size}" for s in wanted]}
@@ -63,30 +80,39 @@ def build_release(raw: str | Path, out: str | Path, key: bytes, seed: int = 0, s
             log(f"writing {out / name} ...")
             build = {**base, "release": name, "subset_of": parent,
                      "users_requested": None if subset is None else (subset.size or "all")}
-            releases[name] = _write_release(con, out / name, name, subset, build)
+            releases[name] = _write_release(con, out / name, name, subset, build, clock)
             parent = name
     report["releases"] = releases
+    report["stages"] = clock.report()
     return report
 
 
-def _write_release(con, folder: Path, name: str, subset, build: dict) -> dict:
+def _write_release(con, folder: Path, name: str, subset, build: dict, clock: StageClock) -> dict:
+    """items, interactions, splits, stats, sequences and (last) the manifest, in a temporary folder
+    renamed into place when whole."""
     users = subsets_mod.subset_filter(subset)
     item_columns = ", ".join([*(f"v.{c}" for c in COUNT_COLUMNS), "v.title", "v.tag", "v.description",
                               "v.cover_url", "v.release_time", "v.channel", "v.duration_s"])
     kept_items = ("" if subset is None else
                   f"SEMI JOIN (SELECT DISTINCT inum FROM releases WHERE {users}) k ON k.inum = n.inum")
     with atomic_dir(folder) as tmp:
-        write_query(con, f"""
-            SELECT 'i' || n.inum AS item_id, {item_columns}
-            FROM item_numbers n {kept_items}
-            JOIN video_numbers vn ON vn.vnum = n.vnum
-            JOIN videos v ON v.platform_video_id = vn.platform_video_id
-            ORDER BY n.inum""", tmp / "items.parquet", "items", ITEMS)
-        split_rows = _write_interactions_and_splits(con, tmp, users)
-        stats = write_stats(tmp, con, f"releases WHERE {users}")
+        with clock.stage("subsets"):
+            write_query(con, f"""
+                SELECT 'i' || n.inum AS item_id, {item_columns}
+                FROM item_numbers n {kept_items}
+                JOIN video_numbers vn ON vn.vnum = n.vnum
+                JOIN videos v ON v.platform_video_id = vn.platform_video_id
+                ORDER BY n.inum""", tmp / "items.parquet", "items", ITEMS)
+        with clock.stage("splits"):
+            split_rows = _write_interactions_and_splits(con, tmp, users)
+        with clock.stage("stats"):
+            stats = write_stats(tmp, con, f"releases WHERE {users}")
+        with clock.stage("sequences"):
+            build_sequences(tmp, con)
         counts = {"users": stats["users"], "items": stats["items_in_catalog"],
                   "interactions": stats["interactions"], **split_rows}
-        write_manifest(tmp, name, build, counts)
+        with clock.stage("manifest hashing"):
+            write_manifest(tmp, name, build, counts)
     return counts
 
 

@@ -6,26 +6,23 @@ so `datasets.load_dataset(<release dir>)` works too). Per release it declares th
 
 - `<name>`           train / validation / test from `<name>/splits/*.parquet` (one interaction a row);
 - `<name>_sequences` train / validation / test from `<name>/sequences/*.parquet`, one row per user and
-                     split, materialised here (see `build_sequences`);
+                     split (written before the card by pipelines.sequences.build_sequences);
 - `<name>_items`     one split `train` from `<name>/items.parquet` (the HF name for a lone split).
 
 Each config gets `dataset_info` with features and split sizes: `datasets` checks num_examples itself
 (NonMatchingSplitsSizesError) on every load, so a card that disagrees with the files is caught.
-Sequences are derived data: they are rebuilt only when the splits' sha256 (kept in the sequences
-files' metadata) change, and are byte-identical for the same splits.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import tempfile
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from schemas.io import atomic_path, atomic_write_text
+from pipelines.digests import known_arrow_bytes
+from schemas.io import atomic_write_text
 from schemas.tables import SPLIT_NAMES
 
 PAPER_TITLE = "An Image Dataset for Benchmarking Recommender Systems with Raw Pixels"
@@ -36,15 +33,7 @@ CITATION = """@article{cheng2023pixelrec,
   year={2023}
 }"""
 DEFAULT_RELEASE = "pixel200k"
-SEQUENCES_DIR = "sequences"
-SEQUENCES_SCHEMA = pa.schema([
-    ("user_id", pa.string()),
-    ("history_item_ids", pa.list_(pa.string())),
-    ("history_timestamps", pa.list_(pa.int64())),
-    ("target_item_id", pa.string()),
-    ("target_timestamp", pa.int64()),
-])
-_SOURCES_KEY = b"pixelrec.sources_sha256"
+SEQUENCES_DIR = "sequences"  # the folder pipelines.sequences writes
 
 
 def is_release(path: Path) -> bool:
@@ -76,11 +65,9 @@ def has_splits(release: Path) -> bool:
     return all((Path(release) / "splits" / f"{s}.parquet").exists() for s in SPLIT_NAMES)
 
 
-def write_release_card(release: Path, sequences: bool = True) -> Path:
-    """release/README.md; sequences=False when the caller has just built them."""
+def write_release_card(release: Path) -> Path:
+    """release/README.md (its sequences, when wanted, are built first: pipelines.sequences)."""
     release = Path(release)
-    if sequences and has_splits(release):
-        build_sequences(release)
     configs = release_configs(release)
     header = _header(configs, release.name, in_root=False)
     return atomic_write_text(release / "README.md", _card(header, _release_prose(release)))
@@ -118,17 +105,25 @@ def _config(release: Path, name: str, files: dict[str, str]) -> dict:
     splits = []
     for split, rel in files.items():
         meta = pq.ParquetFile(release / rel)
-        splits.append({"name": split, "num_bytes": _arrow_bytes(meta, features.arrow_schema),
+        splits.append({"name": split, "num_bytes": _arrow_bytes(meta, features.arrow_schema, release / rel),
                        "num_examples": meta.metadata.num_rows})
     return {"name": name, "release": release.name, "files": files, "features": features._to_yaml_list(), "splits": splits,
             "download_size": sum((release / rel).stat().st_size for rel in files.values())}
 
 
-def _arrow_bytes(parquet_file: pq.ParquetFile, schema: pa.Schema) -> int:
-    """Arrow bytes of a split as `datasets` records them: batches of one row group, cast."""
+def _arrow_bytes(parquet_file: pq.ParquetFile, schema: pa.Schema, path: Path | None = None) -> int:
+    """Arrow bytes of a split as `datasets` records them: batches of one row group, cast.
+
+    A file this process has just written had them counted while it was written: the first row
+    group is read to check that count, the rest is taken as counted (a full read otherwise)."""
     if parquet_file.metadata.num_row_groups == 0:
         return 0
     batch = max(parquet_file.metadata.row_group(0).num_rows, 1)
+    counted = known_arrow_bytes(path) if path is not None else None
+    if counted and len(counted) == parquet_file.metadata.num_row_groups:
+        first = next(parquet_file.iter_batches(batch_size=batch))
+        if pa.Table.from_batches([first]).cast(schema).nbytes == counted[0]:
+            return sum(counted)
     return sum(pa.Table.from_batches([b]).cast(schema).nbytes
                for b in parquet_file.iter_batches(batch_size=batch))
 
@@ -181,101 +176,6 @@ def _read_text(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except OSError:
         return ""
-
-
-# --- sequences ------------------------------------------------------------------------------------
-
-def build_sequences(release: Path) -> list[Path]:
-    """Materialise `<release>/sequences/{train,validation,test}.parquet` from the splits.
-
-    One row per user and split, users in id order, histories in (timestamp, item number) order:
-    train: history = the user's train rows but the last, target = the last train row;
-    validation: history = all train rows, target = the validation row;
-    test: history = train + validation rows, target = the test row.
-    Histories are complete (models cut them to their own length, e.g. the last 10 items).
-    """
-    release = Path(release)
-    sources = _sources_digest(release)
-    out = {s: release / SEQUENCES_DIR / f"{s}.parquet" for s in SPLIT_NAMES}
-    if all(_digest_of(p) == sources for p in out.values()):
-        return list(out.values())
-    import duckdb
-
-    con = duckdb.connect()
-    try:
-        con.execute(f"SET temp_directory='{tempfile.gettempdir()}/pixelrec-duckdb'")
-        con.execute("SET enable_progress_bar=false")
-        for split in SPLIT_NAMES:
-            con.execute(f"CREATE VIEW {split} AS SELECT user_id, item_id, timestamp FROM "
-                        f"read_parquet('{_sql_path(release / 'splits' / (split + '.parquet'))}')")
-        for split, path in out.items():
-            _write_sequences(con.sql(_sequence_sql(split)), path, sources)
-    finally:
-        con.close()
-    return list(out.values())
-
-
-_ITEM_ORDER = "timestamp, TRY_CAST(substr(item_id, 2) AS BIGINT), item_id"
-_USER_ORDER = "TRY_CAST(substr(user_id, 2) AS BIGINT), user_id"
-
-
-def _sequence_sql(split: str) -> str:
-    agg = (f"list(item_id ORDER BY {_ITEM_ORDER}) AS items, "
-           f"list(timestamp ORDER BY {_ITEM_ORDER}) AS times")
-    if split == "train":
-        return (f"WITH h AS (SELECT user_id, {agg} FROM train GROUP BY user_id) "
-                "SELECT user_id, list_slice(items, 1, len(items) - 1) AS history_item_ids, "
-                "list_slice(times, 1, len(times) - 1) AS history_timestamps, "
-                "items[len(items)] AS target_item_id, times[len(times)] AS target_timestamp "
-                f"FROM h ORDER BY {_USER_ORDER}")
-    before = "train" if split == "validation" else "(SELECT * FROM train UNION ALL SELECT * FROM validation)"
-    return (f"WITH h AS (SELECT user_id, {agg} FROM {before} GROUP BY user_id) "
-            "SELECT t.user_id, coalesce(h.items, []::VARCHAR[]) AS history_item_ids, "
-            "coalesce(h.times, []::BIGINT[]) AS history_timestamps, "
-            "t.item_id AS target_item_id, t.timestamp AS target_timestamp "
-            f"FROM {split} t LEFT JOIN h USING (user_id) ORDER BY {_USER_ORDER.replace('user_id', 't.user_id')}")
-
-
-def _write_sequences(result, path: Path, sources: str) -> None:
-    schema = SEQUENCES_SCHEMA.with_metadata({_SOURCES_KEY: sources.encode()})
-    rows_per_group = 1 << 16
-    with atomic_path(path) as tmp:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
-            # DuckDB's batch sizes depend on its threads: regroup to fixed row groups so the file
-            # bytes depend on the data only
-            pending, buffered = [], 0
-            for batch in result.to_arrow_reader(rows_per_group):
-                pending.append(pa.Table.from_batches([batch]).cast(schema))
-                buffered += batch.num_rows
-                if buffered >= rows_per_group:
-                    table = pa.concat_tables(pending)
-                    full = buffered - buffered % rows_per_group
-                    writer.write_table(table.slice(0, full), row_group_size=rows_per_group)
-                    pending, buffered = [table.slice(full)], buffered - full
-            if buffered:
-                writer.write_table(pa.concat_tables(pending), row_group_size=rows_per_group)
-
-
-def _sources_digest(release: Path) -> str:
-    digest = hashlib.sha256()
-    for split in SPLIT_NAMES:
-        with open(release / "splits" / f"{split}.parquet", "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _digest_of(path: Path) -> str | None:
-    try:
-        meta = pq.read_schema(path).metadata or {}
-    except (OSError, pa.ArrowInvalid):
-        return None
-    value = meta.get(_SOURCES_KEY)
-    return value.decode() if value else None
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 # --- prose ----------------------------------------------------------------------------------------

@@ -65,8 +65,11 @@ def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers)
     folder = download_release(subset, mirror or default_mirror(), out_dir, concurrency=concurrency,
                               progress=bar, retries=retries, counts=counts, check_release=check_counts)
     from pixelrec_data.commands.release import card_is_ours_or_absent
-    from pixelrec_data.card import write_cards, write_release_card
+    from pixelrec_data.card import has_splits, write_cards, write_release_card
     if not (folder / "README.md").exists():  # cards are written locally, after the manifest
+        if has_splits(folder):
+            from pipelines.sequences import build_sequences
+            build_sequences(folder)  # kept as they are when the download brought them
         write_release_card(folder)
     if card_is_ours_or_absent(folder.parent / "README.md"):
         write_cards(folder.parent, releases_too=False)

@@ -22,19 +22,29 @@ def _echo(message: str) -> None:
 
 def finish_releases(folders) -> None:
     """Sequences (listed in the manifest) then the dataset cards (which quote the manifest), so that
-    plain `datasets.load_dataset(DATA, name)` reads every release. The data root's card is written
-    only where none exists or the one there is ours: a user's own README.md is never replaced."""
+    plain `datasets.load_dataset(DATA, name)` reads every release."""
     from pipelines.manifest import refresh_manifest
-    from pixelrec_data.card import build_sequences, has_splits, write_cards, write_release_card
+    from pipelines.sequences import build_sequences
+    from pixelrec_data.card import has_splits
 
-    roots = set()
-    for folder in map(Path, folders):
+    folders = [Path(f) for f in folders]
+    for folder in folders:
         if has_splits(folder):
             build_sequences(folder)
         if (folder / "manifest.json").is_file():
             # the manifest was just written: only the sequences are new (each file hashed once)
             refresh_manifest(folder, rewritten=("sequences/",))
-        write_release_card(folder, sequences=False)
+    write_release_cards(folders)
+
+
+def write_release_cards(folders) -> None:
+    """The dataset card of each release, then the data root's: that one only where none exists or
+    the one there is ours (a user's own README.md is never replaced)."""
+    from pixelrec_data.card import write_cards, write_release_card
+
+    roots = set()
+    for folder in map(Path, folders):
+        write_release_card(folder)
         roots.add(folder.parent)
     for root in sorted(roots):
         if card_is_ours_or_absent(root / "README.md"):
@@ -61,22 +71,30 @@ def _release_dir(path: str) -> Path:
 @click.option("--subset", "subsets", multiple=True, metavar="NAME=SIZE",
               help="nested subsets in order, SIZE a user count or 'all' "
                    "[default: pixel8m=all pixel1m=1000000 pixel200k=200000]")
-def build_release(raw, out, key_file, seed, subsets):
-    """Build DATA/pixelrec and the nested subsets (with splits, stats, manifest) from raw/."""
+@click.option("--memory-limit", default=None, metavar="SIZE",
+              help="DuckDB's memory budget, e.g. 4GB; work beyond it spills to disk "
+                   "[default: a quarter of this machine's memory, or $PIXELREC_DUCKDB_MEMORY]")
+def build_release(raw, out, key_file, seed, subsets, memory_limit):
+    """Build DATA/pixelrec and the nested subsets (with splits, stats, sequences, manifest) from raw/."""
     from pipelines.build import build_release as run
+    from pipelines.engine import check_memory_limit
+    from pipelines.stages import StageClock
     from schemas.keys import load_or_create_key
 
     key_path = Path(key_file).absolute()
     for folder in (Path(raw).absolute(), Path(out).absolute()):
         if folder == key_path or folder in key_path.parents:
             raise InputError(f"{key_file}: the key file must live outside {folder} (it never ships)")
+    if memory_limit is not None:
+        memory_limit = check_memory_limit(memory_limit)
     key = load_or_create_key(key_file)
-    start = time.perf_counter()
+    start, clock = time.perf_counter(), StageClock()
     with step("build-release"):
-        report = run(raw, out, key, seed=seed, subset_specs=subsets,
-                     log=lambda msg: _echo(f"[{time.perf_counter() - start:7.1f}s] {msg}"))
-    with step("dataset cards"):
-        finish_releases(Path(out) / name for name in report["releases"])
+        report = run(raw, out, key, seed=seed, subset_specs=subsets, memory_limit=memory_limit,
+                     clock=clock, log=lambda msg: _echo(f"[{time.perf_counter() - start:7.1f}s] {msg}"))
+    with step("dataset cards"), clock.stage("cards"):
+        write_release_cards(Path(out) / name for name in report["releases"])
+    report["stages"] = clock.report()
     click.echo(_format_report(report))
 
 
@@ -90,6 +108,9 @@ def _format_report(report: dict) -> str:
         lines.append(f"  {name}: {counts['users']:,} users, {counts['items']:,} items, "
                      f"{counts['interactions']:,} interactions (train {counts['train']:,}, "
                      f"validation {counts['validation']:,}, test {counts['test']:,})")
+    if report.get("stages"):
+        from pipelines.stages import format_stages
+        lines += ["stages (seconds, peak RSS of the stage):", *format_stages(report["stages"])]
     return "\n".join(lines)
 
 
