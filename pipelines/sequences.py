@@ -16,6 +16,7 @@ file's metadata and they are rebuilt only when it changes; the bytes depend on t
 from __future__ import annotations
 
 import hashlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -91,14 +92,21 @@ def digest_of(path: Path) -> str | None:
 # --- streaming path -------------------------------------------------------------------------------
 
 def _stream_sequences(release: Path, out: dict[str, Path], sources: str) -> None:
+    """Range by range; each file is encoded by its own thread (pyarrow lets go of the GIL), so the
+    three files are compressed in parallel while the next range is assembled."""
     writers = {split: SequenceWriter(path, sources) for split, path in out.items()}
+    pending: list = []
     try:
-        for train, validation, test in user_ranges(release / "splits", BATCH_ROWS):
-            histories = _UserLists(train)
-            writers["train"].write(_train_rows(train))
-            writers["validation"].write(histories.for_targets(validation))
-            before_test = _UserLists(concat_rows(train, validation))
-            writers["test"].write(before_test.for_targets(test))
+        with ThreadPoolExecutor(max_workers=len(writers)) as pool:
+            for train, validation, test in user_ranges(release / "splits", BATCH_ROWS):
+                histories = _UserLists(train)
+                batches = {"train": _train_rows(train), "validation": histories.for_targets(validation),
+                           "test": _UserLists(concat_rows(train, validation)).for_targets(test)}
+                for future in pending:  # one range in flight per file: memory stays bounded
+                    future.result()
+                pending = [pool.submit(writers[split].write, batch) for split, batch in batches.items()]
+            for future in pending:
+                future.result()
     except BaseException:
         for writer in writers.values():
             writer.abort()
@@ -109,13 +117,21 @@ def _stream_sequences(release: Path, out: dict[str, Path], sources: str) -> None
 
 def _sorted(rows: dict) -> dict:
     """Rows ordered by (user number, timestamp, item number); a no-op on files in split order."""
-    u, t, i = rows["u"], rows["t"], rows["i"]
-    if len(u) > 1:
-        du, dt, di = np.diff(u), np.diff(t), np.diff(i)
-        if np.all((du > 0) | ((du == 0) & ((dt > 0) | ((dt == 0) & (di >= 0))))):
-            return rows
-    order = np.lexsort((i, t, u))
+    if _ascending(rows):
+        return rows
+    # train + validation rows of a range: two sorted runs, which a stable sort by user merges
+    order = np.argsort(rows["u"], kind="stable")
+    if not _ascending({k: rows[k][order] for k in ("u", "t", "i")}):
+        order = np.lexsort((rows["i"], rows["t"], rows["u"]))
     return {k: (v.take(pa.array(order)) if isinstance(v, pa.Array) else v[order]) for k, v in rows.items()}
+
+
+def _ascending(rows: dict) -> bool:
+    u, t, i = rows["u"], rows["t"], rows["i"]
+    if len(u) < 2:
+        return True
+    du, dt, di = np.diff(u), np.diff(t), np.diff(i)
+    return bool(np.all((du > 0) | ((du == 0) & ((dt > 0) | ((dt == 0) & (di >= 0))))))
 
 
 class _UserLists:
