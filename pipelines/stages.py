@@ -1,40 +1,61 @@
 """Seconds and peak memory of each build stage, for the build report.
 
-Peak RSS per stage: on Linux the process's high-water mark (VmHWM) is reset at the start of each
-stage (writing 5 to /proc/self/clear_refs) and read at its end, so each stage reports its own peak,
-DuckDB's memory included (it lives in this process). Where that is not possible, the figure is the
-process's peak so far (ru_maxrss), which never decreases.
+Peak RSS of a stage, DuckDB's memory included (it lives in this process): when the process's
+high-water mark (VmHWM) rose during the stage, that mark is the stage's exact peak; otherwise the
+stage stayed under an earlier peak and a background thread's samples of the current RSS (every
+0.2 s) give it. The high-water mark is never reset, so outside tools (/usr/bin/time) still see the
+whole run's peak. Without /proc the figure is the process's peak so far (ru_maxrss).
 """
 from __future__ import annotations
 
 import contextlib
 import resource
 import sys
+import threading
 import time
 
 STAGES = ("ingest", "dedup", "anonymize", "subsets", "splits", "stats", "sequences",
           "manifest hashing", "cards")
 
 
-def _reset_peak() -> bool:
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-        return True
-    except OSError:
-        return False
+SAMPLE_S = 0.2
 
 
-def _peak_mib() -> float:
+def _status_mib(field: str) -> float | None:
     try:
         with open("/proc/self/status") as handle:
             for line in handle:
-                if line.startswith("VmHWM:"):
+                if line.startswith(field):
                     return int(line.split()[1]) / 1024
     except OSError:
         pass
+    return None
+
+
+def _peak_mib() -> float:
+    peak = _status_mib("VmHWM:")
+    if peak is not None:
+        return peak
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+class _Sampler(threading.Thread):
+    """Largest current RSS seen while the stage runs."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.stop = threading.Event()
+        self.largest = _status_mib("VmRSS:") or 0.0
+
+    def run(self) -> None:
+        while not self.stop.wait(SAMPLE_S):
+            self.largest = max(self.largest, _status_mib("VmRSS:") or 0.0)
+
+    def finish(self) -> float:
+        self.stop.set()
+        self.join()
+        return max(self.largest, _status_mib("VmRSS:") or 0.0)
 
 
 class StageClock:
@@ -46,15 +67,19 @@ class StageClock:
 
     @contextlib.contextmanager
     def stage(self, name: str):
-        _reset_peak()
+        before = _peak_mib()
+        sampler = _Sampler()
+        sampler.start()
         start = time.perf_counter()
         try:
             yield
         finally:
             seconds = time.perf_counter() - start
+            sampled, after = sampler.finish(), _peak_mib()
+            peak = after if after > before else (sampled or after)
             entry = self.stages.setdefault(name, {"seconds": 0.0, "peak_rss_mib": 0.0})
             entry["seconds"] = round(entry["seconds"] + seconds, 2)
-            entry["peak_rss_mib"] = round(max(entry["peak_rss_mib"], _peak_mib()), 1)
+            entry["peak_rss_mib"] = round(max(entry["peak_rss_mib"], peak), 1)
 
     def report(self) -> dict:
         known = [s for s in STAGES if s in self.stages]
