@@ -188,7 +188,7 @@ def _train_rows(train: dict) -> pa.RecordBatch:
     u = rows["u"]
     last = np.r_[u[1:] != u[:-1], True] if len(u) else np.zeros(0, bool)
     ends = np.flatnonzero(last)
-    starts = np.r_[0, ends[:-1] + 1]
+    starts = np.r_[0, ends[:-1] + 1][:len(ends)]
     lengths = ends - starts
     targets = pa.array(ends)
     return _batch(rows["user_id"].take(targets), _ranges(starts, lengths), rows["item_id"], rows["t"],
