@@ -1,8 +1,10 @@
-"""build-release: raw/ -> DATA/pixelrec and nested subsets, each with splits, stats and manifest.
+"""build-release: raw/ -> DATA/pixelrec and nested subsets, each with splits, stats, sequences and
+manifest.
 
 The stages run in one DuckDB session (ingest -> dedup -> cap -> dense ids -> draws) inside a work
 folder under DATA; every release is written there whole (tables, splits, stats, sequences, manifest,
-card) and all of them are put in place together at the end (pipelines.finish).
+card) and all of them are put in place together at the end (pipelines.finish). Every file is written
+once and hashed as it is written, so the manifest reads nothing back.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from .finish import release_work, update_release
 from .manifest import MANIFEST, read_manifest, write_manifest
 from .sequences import build_sequences, has_splits
 from .splits import NotSorted, SplitWriter, build_splits
+from .stages import StageClock
 from .stats import write_stats
 
 
@@ -30,45 +33,59 @@ def _quiet(_msg):
 
 def build_release(raw: str | Path, out: str | Path, key: bytes, seed: int = 0, subset_specs=(),
                   cap: int = dedup.DEFAULT_CAP, min_interactions: int = subsets_mod.MIN_INTERACTIONS,
-                  log=_quiet, overwrite: bool = False, memory_limit: str | None = None) -> dict:
-    """Build every release under `out`; return the build report (counts of each stage).
+                  log=_quiet, overwrite: bool = False, memory_limit: str | None = None,
+                  clock: StageClock | None = None) -> dict:
+    """Build every release under `out`; return the build report (counts of each stage, and under
+    "stages" the seconds and peak RSS of each stage).
 
     overwrite: replace releases whose covers, image cache or features the new build would drop.
+    memory_limit: DuckDB's budget (e.g. '4GB'; default: engine.default_memory_limit()); every
+    connection of the build is this one. clock: a StageClock to add to.
     """
     out = Path(out)
+    clock = clock or StageClock()
     wanted = subsets_mod.parse_subsets(subset_specs)
     raw_input = ingest.find_raw(raw)
     names = [subsets_mod.FULL_RELEASE, *(s.name for s in wanted)]
     with release_work(out, names, "build-release", overwrite=overwrite) as staging:
-        report = _build(raw_input, staging, key, seed, wanted, cap, min_interactions, log, memory_limit)
+        report = _build(raw_input, staging, key, seed, wanted, cap, min_interactions, log,
+                        memory_limit, clock)
         log("putting the releases in place ...")
-        staging.commit()
+        with clock.stage("cards"):
+            staging.commit()
+    report["stages"] = clock.report()
     return report
 
 
 def _build(raw_input, staging, key: bytes, seed: int, wanted, cap: int, min_interactions: int, log,
-           memory_limit) -> dict:
+           memory_limit, clock: StageClock) -> dict:
     report: dict = {"seed": seed, "cap": cap, "min_interactions": min_interactions}
     with session(staging.work, memory_limit=memory_limit) as con:
-        ingest.register_raw(con, raw_input)
-        log("validating raw/ ...")
-        report.update(ingest.validate_raw(con, raw_input))
+        with clock.stage("ingest"):
+            ingest.register_raw(con, raw_input)
+            log("validating raw/ ...")
+            report.update(ingest.validate_raw(con, raw_input))
         log("deduplicating videos and interactions ...")
-        report["unique_videos"] = dedup.dedup_videos(con)
-        anonymize.number_videos(con, key)
-        report.update(dedup.dedup_interactions(con))
-        report["interactions_of_unknown_videos"] = (report["raw_interactions"]
-                                                    - report.pop("interactions_of_known_videos"))
-        report.update(dedup.apply_cap(con, cap))
+        with clock.stage("dedup"):
+            report["unique_videos"] = dedup.dedup_videos(con)
+        with clock.stage("anonymize"):
+            anonymize.number_videos(con, key)
+        with clock.stage("dedup"):
+            report.update(dedup.dedup_interactions(con))
+            report["interactions_of_unknown_videos"] = (report["raw_interactions"]
+                                                        - report.pop("interactions_of_known_videos"))
+            report.update(dedup.apply_cap(con, cap))
         log("assigning dense ids ...")
-        report.update(anonymize.number_items(con))
-        counts = anonymize.number_users(con, key)
-        report["users"] = len(counts)
-        report["interactions"] = anonymize.build_interactions(con)
-        report["eligible_users"] = int((counts >= min_interactions).sum())
-        subsets_mod.check_sizes(wanted, report["eligible_users"], min_interactions)
-        subsets_mod.attach_draw(con, subsets_mod.draw_positions(counts, seed, min_interactions))
-        del counts
+        with clock.stage("anonymize"):
+            report.update(anonymize.number_items(con))
+            counts = anonymize.number_users(con, key)
+            report["users"] = len(counts)
+            report["interactions"] = anonymize.build_interactions(con)
+        with clock.stage("subsets"):
+            report["eligible_users"] = int((counts >= min_interactions).sum())
+            subsets_mod.check_sizes(wanted, report["eligible_users"], min_interactions)
+            subsets_mod.attach_draw(con, subsets_mod.draw_positions(counts, seed, min_interactions))
+            del counts
         base = {"source": "raw", "seed": seed, "item_user_cap": cap,
                 "min_user_interactions": min_interactions,
                 "subsets": [f"{s.name}={'all' if s.size is None else s.size}" for s in wanted]}
@@ -78,32 +95,33 @@ def _build(raw_input, staging, key: bytes, seed: int, wanted, cap: int, min_inte
             log(f"writing {staging.root / name} ...")
             build = {**base, "release": name, "subset_of": parent,
                      "users_requested": None if subset is None else (subset.size or "all")}
-            folder = staging.folder(name)
-            releases[name] = _write_release(con, folder, subset)
-            staging.complete(name, build, releases[name], con=con)
+            releases[name] = _write_release(con, staging.folder(name), subset, clock)
+            staging.complete(name, build, releases[name], con=con, clock=clock)
             parent = name
     report["releases"] = releases
     return report
 
 
-def _write_release(con, tmp: Path, subset) -> dict:
+def _write_release(con, tmp: Path, subset, clock: StageClock) -> dict:
     """Tables, splits and stats of one release into the (staged) folder `tmp`; return its counts."""
     users = subsets_mod.subset_filter(subset)
     item_columns = ", ".join([*(f"v.{c}" for c in COUNT_COLUMNS), "v.title", "v.tag", "v.description",
                               "v.cover_url", "v.release_time", "v.channel", "v.duration_s"])
     kept_items = ("" if subset is None else
                   f"SEMI JOIN (SELECT DISTINCT inum FROM releases WHERE {users}) k ON k.inum = n.inum")
-    write_query(con, f"""
-        SELECT 'i' || n.inum AS item_id, {item_columns}
-        FROM item_numbers n {kept_items}
-        JOIN video_numbers vn ON vn.vnum = n.vnum
-        JOIN videos v ON v.platform_video_id = vn.platform_video_id
-        ORDER BY n.inum""", tmp / "items.parquet", "items", ITEMS)
-    split_rows = _write_interactions_and_splits(con, tmp, users)
-    stats = write_stats(tmp, con, f"releases WHERE {users}")
-    counts = {"users": stats["users"], "items": stats["items_in_catalog"],
-              "interactions": stats["interactions"], **split_rows}
-    return counts
+    with clock.stage("subsets"):
+        write_query(con, f"""
+            SELECT 'i' || n.inum AS item_id, {item_columns}
+            FROM item_numbers n {kept_items}
+            JOIN video_numbers vn ON vn.vnum = n.vnum
+            JOIN videos v ON v.platform_video_id = vn.platform_video_id
+            ORDER BY n.inum""", tmp / "items.parquet", "items", ITEMS)
+    with clock.stage("splits"):
+        split_rows = _write_interactions_and_splits(con, tmp, users)
+    with clock.stage("stats"):
+        stats = write_stats(tmp, con, f"releases WHERE {users}")
+    return {"users": stats["users"], "items": stats["items_in_catalog"],
+            "interactions": stats["interactions"], **split_rows}
 
 
 def _write_interactions_and_splits(con, folder: Path, users: str) -> dict:
@@ -134,6 +152,7 @@ def _write_interactions_and_splits(con, folder: Path, users: str) -> dict:
         raise
     interactions.close()
     return splits.close()
+
 
 
 def splits_and_stats(folder: Path, extra_counts: dict | None = None, con=None) -> dict:

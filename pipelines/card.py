@@ -6,7 +6,7 @@ so `datasets.load_dataset(<release dir>)` works too). Per release it declares th
 
 - `<name>`           train / validation / test from `<name>/splits/*.parquet` (one interaction a row);
 - `<name>_sequences` train / validation / test from `<name>/sequences/*.parquet`, one row per user and
-                     split, materialised here (see `build_sequences`);
+                     split (written before the card by pipelines.sequences.build_sequences);
 - `<name>_items`     one split `train` from `<name>/items.parquet` (the HF name for a lone split), or,
                      once `pixelrec pack-covers` has run, from `<name>/cover_shards/*.parquet`: the
                      same columns plus `image`, a `datasets.Image` column holding the cover's bytes.
@@ -17,8 +17,6 @@ task_categories, pretty_name, size_categories); a release whose manifest says `b
 
 Each config gets `dataset_info` with features and split sizes: `datasets` checks num_examples itself
 (NonMatchingSplitsSizesError) on every load, so a card that disagrees with the files is caught.
-Sequences are derived data: they are rebuilt only when the splits' sha256 (kept in the sequences
-files' metadata) change, and are byte-identical for the same splits.
 """
 from __future__ import annotations
 
@@ -32,6 +30,7 @@ import yaml
 from schemas.io import atomic_write_text, read_json_or_empty
 from schemas.tables import SPLIT_NAMES
 
+from .digests import known_arrow_bytes
 from .sequences import SEQUENCES_DIR, build_sequences, has_splits
 
 PAPER_TITLE = "An Image Dataset for Benchmarking Recommender Systems with Raw Pixels"
@@ -158,20 +157,29 @@ def _config(release: Path, release_name: str, name: str, files: dict[str, str],
     features = Features.from_arrow_schema(schema)
     splits = []
     for split, rels in paths.items():
-        metas = [pq.ParquetFile(release / rel) for rel in rels]
+        metas = [(pq.ParquetFile(release / rel), release / rel) for rel in rels]
         splits.append({"name": split,
-                       "num_bytes": sum(_arrow_bytes(m, features.arrow_schema) for m in metas),
-                       "num_examples": sum(m.metadata.num_rows for m in metas)})
+                       "num_bytes": sum(_arrow_bytes(m, features.arrow_schema, path)
+                                        for m, path in metas),
+                       "num_examples": sum(m.metadata.num_rows for m, _ in metas)})
     return {"name": name, "release": release_name, "files": files,
             "features": features._to_yaml_list(), "splits": splits,
             "download_size": sum((release / rel).stat().st_size for rels in paths.values() for rel in rels)}
 
 
-def _arrow_bytes(parquet_file: pq.ParquetFile, schema: pa.Schema) -> int:
-    """Arrow bytes of a split as `datasets` records them: batches of one row group, cast."""
+def _arrow_bytes(parquet_file: pq.ParquetFile, schema: pa.Schema, path: Path | None = None) -> int:
+    """Arrow bytes of a split as `datasets` records them: batches of one row group, cast.
+
+    A file this process has just written had them counted while it was written: the first row
+    group is read to check that count, the rest is taken as counted (a full read otherwise)."""
     if parquet_file.metadata.num_row_groups == 0:
         return 0
     batch = max(parquet_file.metadata.row_group(0).num_rows, 1)
+    counted = known_arrow_bytes(path) if path is not None else None
+    if counted and len(counted) == parquet_file.metadata.num_row_groups:
+        first = next(parquet_file.iter_batches(batch_size=batch))
+        if pa.Table.from_batches([first]).cast(schema).nbytes == counted[0]:
+            return sum(counted)
     return sum(pa.Table.from_batches([b]).cast(schema).nbytes
                for b in parquet_file.iter_batches(batch_size=batch))
 

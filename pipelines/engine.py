@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,6 +20,8 @@ import pyarrow.parquet as pq
 from schemas.errors import InputError
 from schemas.io import atomic_path, conform
 
+from .digests import HashingFile, arrow_read_bytes, remember_arrow_bytes
+
 ROW_GROUP_ROWS = 1 << 20
 BATCH_ROWS = 1 << 18
 PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": True}
@@ -27,9 +30,48 @@ PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": True}
 DICTIONARY_COLUMNS = ("item_id", "source", "tag", "channel")
 
 
+MEMORY_FRACTION = 0.25  # of the machine's memory: DuckDB's RSS runs past its limit, Python adds ~1-2 GB
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)?\s*$", re.IGNORECASE)
+
+
+def machine_memory() -> int | None:
+    """Bytes of memory this process may use: physical memory, or a smaller cgroup limit."""
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        total = None
+    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = Path(limit_file).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit() and (total is None or int(text) < total):
+            total = int(text)
+    return total
+
+
 def default_memory_limit() -> str:
-    """DuckDB's budget: PIXELREC_DUCKDB_MEMORY (e.g. '6GB') or 6GB, well under the 12 GB RSS target."""
-    return os.environ.get("PIXELREC_DUCKDB_MEMORY", "6GB")
+    """DuckDB's budget: PIXELREC_DUCKDB_MEMORY (e.g. '6GB'), else a quarter of the machine's memory
+    (6 GB on 24 GB, 4 GB on 16 GB), at least 1 GB."""
+    if os.environ.get("PIXELREC_DUCKDB_MEMORY"):
+        return check_memory_limit(os.environ["PIXELREC_DUCKDB_MEMORY"])
+    total = machine_memory()
+    if not total:
+        return "6GB"
+    return f"{max(1024, int(total * MEMORY_FRACTION / 2**20))}MiB"
+
+
+def check_memory_limit(text: str) -> str:
+    """A DuckDB memory_limit such as '4GB', '3.5GiB' or '512MB' (a bare number: GB); else InputError."""
+    match = _SIZE.match(str(text))
+    if not match:
+        raise InputError(f"memory limit {text!r}: expected a size such as 4GB, 3.5GiB or 512MB")
+    number, unit = match.group(1), (match.group(2) or "GB").upper()
+    scale = {"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+             "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}[unit]
+    if float(number) * scale < 2**27:
+        raise InputError(f"memory limit {text!r}: at least 128MB is needed")
+    return f"{number}{unit.replace('IB', 'iB')}"
 
 
 def default_threads() -> int:
@@ -49,7 +91,8 @@ def session(work_dir: str | os.PathLike | None = None, memory_limit: str | None 
     tmp = Path(tempfile.mkdtemp(prefix=".pixelrec-work-", dir=parent))
     con = duckdb.connect(str(tmp / "work.duckdb"))
     try:
-        con.execute(f"SET memory_limit='{memory_limit or default_memory_limit()}'")
+        limit = check_memory_limit(memory_limit) if memory_limit else default_memory_limit()
+        con.execute(f"SET memory_limit='{limit}'")
         con.execute(f"SET temp_directory='{tmp / 'spill'}'")
         con.execute(f"SET threads={int(threads or default_threads())}")
         con.execute("SET preserve_insertion_order=true")
@@ -100,11 +143,15 @@ class RowGroupWriter:
         self.pending: list[pa.RecordBatch] = []
         self.pending_rows = 0
         self.rows = 0
+        # the Arrow size of each row group, for the dataset cards (tables they declare as splits)
+        self._measure = table_name == "split"
+        self.group_bytes: list[int] = []
         self._atomic = atomic_path(self.path)
-        self._tmp = self._atomic.__enter__()
+        # hashed while written: the manifest takes the digest instead of reading the file back
+        self._file = HashingFile(self._atomic.__enter__())
         dictionary = [c for c in DICTIONARY_COLUMNS if c in schema.names and
                       not (table_name == "items" and c == "item_id")]
-        self._writer = pq.ParquetWriter(self._tmp, schema, use_dictionary=dictionary, **PARQUET_OPTIONS)
+        self._writer = pq.ParquetWriter(self._file, schema, use_dictionary=dictionary, **PARQUET_OPTIONS)
 
     def write_batch(self, batch: pa.RecordBatch | pa.Table) -> None:
         table = conform(pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch,
@@ -118,7 +165,10 @@ class RowGroupWriter:
 
     def _flush(self, rows: int) -> None:
         table = pa.Table.from_batches(self.pending, schema=self.schema)
-        self._writer.write_table(table.slice(0, rows), row_group_size=rows)
+        group = table.slice(0, rows)
+        self._writer.write_table(group, row_group_size=rows)
+        if self._measure:
+            self.group_bytes.append(arrow_read_bytes(group))
         rest = table.slice(rows)
         self.pending = rest.combine_chunks().to_batches() if rest.num_rows else []
         self.pending_rows = rest.num_rows
@@ -128,12 +178,18 @@ class RowGroupWriter:
         if self.pending_rows:
             self._flush(self.pending_rows)
         self._writer.close()
+        self._file.close()
+        if self._measure:
+            remember_arrow_bytes(self._file.path, self.group_bytes)
         self._atomic.__exit__(None, None, None)
         return self.rows
 
     def abort(self) -> None:
-        self._writer.close()
-        self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
+        try:
+            self._writer.close()
+        finally:
+            self._file.abort()
+            self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
 
 
 def write_query(con, query: str, path: Path, table_name: str, schema: pa.Schema,

@@ -56,14 +56,22 @@ class Staging:
         path.mkdir(parents=True, exist_ok=False)
         return path
 
-    def complete(self, name: str, build: dict, counts: dict, con=None) -> dict:
-        """Sequences, manifest and card of a staged release whose tables are written."""
+    def complete(self, name: str, build: dict, counts: dict, con=None, clock=None) -> dict:
+        """Sequences, manifest and card of a staged release whose tables are written (each timed
+        as a stage on `clock`, a pipelines.stages.StageClock, when given)."""
+        def stage(label):
+            return clock.stage(label) if clock is not None else contextlib.nullcontext()
+
         folder = self.stage / name
-        if has_splits(folder):
-            build_sequences(folder, con)
+        with stage("sequences"):
+            if has_splits(folder):
+                build_sequences(folder, con)
         carry, listed, carried_counts = self._user_data_to_keep(name, folder)
-        manifest = write_manifest(folder, name, build, {**counts, **carried_counts}, extra=listed)
-        write_release_card(folder, sequences=False, name=name)
+        with stage("manifest hashing"):
+            manifest = write_manifest(folder, name, build, {**counts, **carried_counts},
+                                      extra=listed)
+        with stage("cards"):
+            write_release_card(folder, sequences=False, name=name)
         self.staged[name] = {"staged": str(folder), "carry": carry}
         crash_point(f"staged:{name}")
         return manifest

@@ -16,8 +16,10 @@ import pyarrow.parquet as pq
 from schemas.errors import InputError
 from schemas.io import atomic_write_text, check_schema
 from schemas.lifecycle import require_whole
-from schemas.manifest import MANIFEST_SCHEMA, file_matches, sha256_file
+from schemas.manifest import MANIFEST_SCHEMA, sha256_file
 from schemas.tables import SCHEMA_VERSION, SPLIT_NAMES
+
+from .digests import matches, sha256_of
 
 MANIFEST = "manifest.json"
 TABLE_OF_FILE = {"items.parquet": "items", "interactions.parquet": "interactions",
@@ -57,7 +59,8 @@ def release_files(release: Path) -> list[Path]:
 def file_entry(release: Path, path: Path) -> dict:
     rel = path.relative_to(release).as_posix()
     rows = pq.ParquetFile(path).metadata.num_rows if path.suffix == ".parquet" else None
-    return {"path": rel, "bytes": path.stat().st_size, "sha256": sha256_file(path), "rows": rows}
+    # files this process wrote were hashed as they were written: no read back
+    return {"path": rel, "bytes": path.stat().st_size, "sha256": sha256_of(path), "rows": rows}
 
 
 def write_manifest(release: str | Path, name: str, build: dict, counts: dict,
@@ -103,7 +106,7 @@ def refresh_manifest(release: str | Path, counts: dict | None = None,
         for entry in manifest["files"]:
             if entry["path"].startswith(rewritten):
                 continue
-            if not file_matches(release / entry["path"], entry["bytes"], entry["sha256"]):
+            if not matches(release / entry["path"], entry["bytes"], entry["sha256"]):
                 raise InputError(f"{release / entry['path']}: changed since manifest.json was "
                                  "written; the manifest was left as it was")
             known[entry["path"]] = entry

@@ -21,9 +21,11 @@ def _header(path):
 def data(tmp_path_factory):
     from pipelines.card import write_cards
 
+    from pipelines.sequences import build_sequences
+
     root = tmp_path_factory.mktemp("data")
-    make_release(root, "pixel200k")
-    make_release(root, "pixel1m", covers=False)
+    build_sequences(make_release(root, "pixel200k"))
+    build_sequences(make_release(root, "pixel1m", covers=False))
     written = write_cards(root)
     assert sorted(p.relative_to(root).as_posix() for p in written) == [
         "README.md", "pixel1m/README.md", "pixel200k/README.md"]
@@ -86,6 +88,7 @@ def test_sequences_equal_hand_computation(data):
 
 def test_rewrite_is_deterministic_and_tracks_splits(data, tmp_path):
     from pipelines.card import write_cards
+    from pipelines.sequences import build_sequences
     from schemas.io import write_table
     import pyarrow as pa
 
@@ -93,18 +96,20 @@ def test_rewrite_is_deterministic_and_tracks_splits(data, tmp_path):
     before = {p.name: p.read_bytes() for p in (data / "pixel200k" / "sequences").iterdir()}
     card = (data / "README.md").read_text()
     mtime = seq.stat().st_mtime_ns
+    build_sequences(data / "pixel200k")
     write_cards(data)
     assert seq.stat().st_mtime_ns == mtime  # unchanged splits: sequences kept
     assert (data / "README.md").read_text() == card
     # the same release elsewhere gives byte-identical derived files
     other = tmp_path / "copy"
-    make_release(other, "pixel200k")
+    build_sequences(make_release(other, "pixel200k"))
     write_cards(other)
     assert {p.name: p.read_bytes() for p in (other / "pixel200k" / "sequences").iterdir()} == before
     # a changed split is noticed
     split = other / "pixel200k" / "splits" / "test.parquet"
     table = pq.read_table(split).slice(1)
     write_table(pa.table(table), split, "split")
+    build_sequences(other / "pixel200k")
     write_cards(other)
     assert pq.ParquetFile(other / "pixel200k" / "sequences" / "test.parquet").metadata.num_rows == \
         table.num_rows

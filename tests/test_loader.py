@@ -15,8 +15,10 @@ datasets = pytest.importorskip("datasets")
 def data(tmp_path_factory):
     from pipelines.card import write_cards
 
+    from pipelines.sequences import build_sequences
+
     root = tmp_path_factory.mktemp("data")
-    make_release(root, "pixel200k")
+    build_sequences(make_release(root, "pixel200k"))
     write_cards(root)
     return root
 

@@ -38,19 +38,27 @@ def _release_dir(path: str) -> Path:
 @click.option("--overwrite", is_flag=True,
               help="Replace releases whose items change although they hold fetched covers, an "
                    "image cache or features (these are lost). Without it such a rebuild stops.")
-def build_release(raw, out, key_file, seed, subsets, overwrite):
-    """Build DATA/pixelrec and the nested subsets (with splits, stats, manifest) from raw/."""
+@click.option("--memory-limit", default=None, metavar="SIZE",
+              help="DuckDB's memory budget, e.g. 4GB; work beyond it spills to disk "
+                   "[default: a quarter of this machine's memory, or $PIXELREC_DUCKDB_MEMORY]")
+def build_release(raw, out, key_file, seed, subsets, overwrite, memory_limit):
+    """Build DATA/pixelrec and the nested subsets (with splits, stats, sequences, manifest) from raw/."""
     from pipelines.build import build_release as run
+    from pipelines.engine import check_memory_limit
+    from pipelines.stages import StageClock
     from schemas.keys import load_or_create_key
 
     key_path = Path(key_file).absolute()
     for folder in (Path(raw).absolute(), Path(out).absolute()):
         if folder == key_path or folder in key_path.parents:
             raise InputError(f"{key_file}: the key file must live outside {folder} (it never ships)")
+    if memory_limit is not None:
+        memory_limit = check_memory_limit(memory_limit)
     key = load_or_create_key(key_file)
-    start = time.perf_counter()
+    start, clock = time.perf_counter(), StageClock()
     with step("build-release"):
         report = run(raw, out, key, seed=seed, subset_specs=subsets, overwrite=overwrite,
+                     memory_limit=memory_limit, clock=clock,
                      log=lambda msg: _echo(f"[{time.perf_counter() - start:7.1f}s] {msg}"))
     click.echo(_format_report(report))
 
@@ -65,6 +73,9 @@ def _format_report(report: dict) -> str:
         lines.append(f"  {name}: {counts['users']:,} users, {counts['items']:,} items, "
                      f"{counts['interactions']:,} interactions (train {counts['train']:,}, "
                      f"validation {counts['validation']:,}, test {counts['test']:,})")
+    if report.get("stages"):
+        from pipelines.stages import format_stages
+        lines += ["stages (seconds, peak RSS of the stage):", *format_stages(report["stages"])]
     return "\n".join(lines)
 
 

@@ -1,0 +1,155 @@
+"""sha256 computed while a file is written, so the manifest never reads a release back.
+
+`HashingFile` wraps a binary file: every write also feeds a sha256. On close the digest is remembered
+for that file, keyed by what identifies the file on disk (device, inode, size, mtime in ns): a rename
+keeps all four, so an entry made in a temporary folder still holds once the folder is moved into
+place, and any later change to the file (size or mtime) makes the entry void. The record lives in
+this process only; `sha256_of` falls back to reading the file.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+from schemas.manifest import sha256_file
+
+_KNOWN: dict[tuple[int, int, int, int], str] = {}
+_MAX_KNOWN = 100_000  # a long-lived process writing many small files keeps this bounded
+
+
+def _identity(path: str | os.PathLike) -> tuple[int, int, int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def remember(path: str | os.PathLike, sha256: str) -> None:
+    """Record the sha256 of a file this process has just written and closed."""
+    if len(_KNOWN) >= _MAX_KNOWN:
+        _KNOWN.clear()
+    _KNOWN[_identity(path)] = sha256
+
+
+def known_sha256(path: str | os.PathLike) -> str | None:
+    """The digest recorded while `path` was written, if the file is unchanged since; else None."""
+    try:
+        return _KNOWN.get(_identity(path))
+    except OSError:
+        return None
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """sha256 of a file: the one recorded while it was written, else read from disk."""
+    return known_sha256(path) or sha256_file(path)
+
+
+def matches(path: str | os.PathLike, size: int, sha256: str) -> bool:
+    """True when `path` is a file of `size` bytes with this sha256 (size checked first)."""
+    try:
+        return os.path.isfile(path) and os.stat(path).st_size == size and sha256_of(path) == sha256
+    except OSError:
+        return False
+
+
+class HashingFile:
+    """A write-only binary file that hashes what goes through it (pyarrow writers accept it).
+
+    close() records the digest for `path`; abort() closes without recording.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self._file = open(self.path, "wb")
+        self._sha = hashlib.sha256()
+        self.bytes = 0
+        self.sha256: str | None = None
+
+    # the subset of io.RawIOBase that pyarrow's PythonFile uses for writing
+    def write(self, data) -> int:
+        view = memoryview(data)
+        self._sha.update(view)
+        written = self._file.write(view)
+        self.bytes += written
+        return written
+
+    def tell(self) -> int:
+        return self.bytes
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return False
+
+    def seekable(self) -> bool:
+        return False
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def close(self) -> None:
+        if self._file.closed:
+            return
+        self._file.close()
+        self.sha256 = self._sha.hexdigest()
+        remember(self.path, self.sha256)
+
+    def abort(self) -> None:
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, *_):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+# --- Arrow sizes, for the dataset cards ------------------------------------------------------------
+# A dataset card records each split's size in Arrow bytes as `datasets` measures it (the file read
+# back in batches of one row group). Counting it while the file is written spares the card a full
+# decode of every split; the card checks the count against its own reading of the first row group.
+
+_ARROW: dict[tuple[int, int, int, int], tuple[int, ...]] = {}
+
+
+def arrow_read_bytes(table) -> int:
+    """`nbytes` of `table` as `datasets` measures it (read by pyarrow's Parquet reader, cast to the
+    card's features): strings and lists without a validity bitmap, fixed-width columns with one, the
+    fixed-width values inside lists without; 4 bytes of offsets per value. The card checks this rule
+    against a real read of row group 0 and reads the whole file where it does not hold."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def size(chunks, kind, in_list=False) -> int:  # by column, not by chunk: the reader makes one array
+        n = sum(len(chunk) for chunk in chunks)
+        if pa.types.is_string(kind):
+            return 4 * n + sum(int(pc.sum(pc.binary_length(chunk)).as_py() or 0) for chunk in chunks)
+        if pa.types.is_list(kind):
+            return 4 * n + size([chunk.flatten() for chunk in chunks], kind.value_type, True)
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind):
+            return (0 if in_list else (n + 7) // 8) + kind.bit_width // 8 * n
+        raise TypeError(f"no read size rule for {kind}")
+
+    return sum(size(column.chunks, column.type) for column in table.columns)
+
+
+def remember_arrow_bytes(path: str | os.PathLike, groups: list[int]) -> None:
+    """Record the Arrow bytes of each row group of a Parquet file this process has just closed."""
+    if len(_ARROW) >= _MAX_KNOWN:
+        _ARROW.clear()
+    _ARROW[_identity(path)] = tuple(groups)
+
+
+def known_arrow_bytes(path: str | os.PathLike) -> tuple[int, ...] | None:
+    """Per row group Arrow bytes recorded while `path` was written (None: unknown or changed)."""
+    try:
+        return _ARROW.get(_identity(path))
+    except OSError:
+        return None
