@@ -191,3 +191,16 @@ def test_scaled_jpeg_decoding_stays_close_to_a_full_decode(tmp_path):
         mse = np.mean((scaled.astype(np.float64) - full.astype(np.float64)) ** 2)
         psnr = 10 * np.log10(255.0 ** 2 / max(mse, 1e-12))
         assert psnr > 35.0, f"{mode}: PSNR {psnr:.1f} dB of the scaled decode against the full one"
+
+
+def test_squash_decodes_a_wide_cover_at_a_quarter_and_center_crop_at_half(tmp_path):
+    """squash may enlarge a side by up to 4/3 after scaled decoding (1280x720 -> 320x180 for 224),
+    center_crop keeps both sides >= the size (640x360)."""
+    from pixelrec_data.baselines.images import draft_request
+
+    path = tmp_path / "i0.jpg"
+    Image.new("RGB", (1280, 720), (10, 200, 30)).save(path, quality=90)
+    for mode, expected in (("squash", (320, 180)), ("center_crop", (640, 360))):
+        with Image.open(path) as image:
+            image.draft("RGB", draft_request(224, mode))
+            assert image.size == expected, (mode, image.size)

@@ -11,10 +11,10 @@ Layout, in `<release>/images/` (S = size, M = mode):
 Modes: `squash` = PIL bilinear resize to (S, S) ignoring the aspect ratio, after convert('RGB'):
 the official generate_lmdb.py (torchvision Resize((S,S)) on a PIL image). `center_crop` =
 bilinear resize of the short side to S, then the central S x S crop (torchvision Resize(S) +
-CenterCrop(S) arithmetic). EXIF orientation is ignored, as in the official code. A JPEG at least twice the size asked for is
-decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, PIL's draft; both sides stay >= S) before
-the same resize: 2-4x faster for large covers, within a few grey levels of a full decode
-(bench/official_covers.py states the PSNR); `full_decode=True` gives the official code's pixels exactly.
+CenterCrop(S) arithmetic). EXIF orientation is ignored, as in the official code. A large JPEG is
+decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling, PIL's draft; see draft_request) before
+the same resize: 3-4x faster for large covers, close to a full decode (bench/official_covers.py
+states the PSNR); `full_decode=True` gives the official code's pixels exactly.
 Missing or undecodable covers become the placeholder: every byte PLACEHOLDER (128, mid-grey; with
 the official 0.5/0.5 normalisation that is ~0, the value the official code gives PAD slots).
 
@@ -43,7 +43,7 @@ from pixelrec_data.progress import bar
 
 MODES = ("squash", "center_crop")
 PLACEHOLDER = 128
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: squash decodes at the scale draft_request gives
 CHUNK = 128
 # mean, std per channel for tensor(normalize=...)
 NORMALIZATIONS = {
@@ -76,6 +76,16 @@ def resize(image: Image.Image, size: int, mode: str) -> np.ndarray:
     return np.asarray(image.crop((left, top, left + size, top + size)))
 
 
+def draft_request(size: int, mode: str) -> tuple[int, int]:
+    """The size to ask of JPEG's scaled decoding (PIL's draft takes the largest 1/2, 1/4 or 1/8
+    reduction whose sides all stay >= it). squash: a side may come out up to 3/4 of S and be
+    enlarged by at most 4/3 (a 1280x720 cover decodes at 320x180, not 640x360: the resize that
+    follows, the costliest step, gets 4x fewer pixels; the other side is still shrunk). center_crop
+    keeps both sides >= S (its crop enlarges both sides alike, which costs more sharpness)."""
+    side = -(-3 * size // 4) if mode == "squash" else size
+    return side, side
+
+
 def decode_cover(path: str | None, size: int, mode: str,
                  full_decode: bool = False) -> tuple[np.ndarray | None, str, str | None]:
     """(pixels or None, status, error) for one cover file."""
@@ -87,7 +97,7 @@ def decode_cover(path: str | None, size: int, mode: str,
     try:
         with Image.open(path) as image:
             if not full_decode and image.format == "JPEG":
-                image.draft("RGB", (size, size))  # a no-op unless the JPEG is >= 2x the size
+                image.draft("RGB", draft_request(size, mode))
             return resize(image, size, mode), "ok", None
     except Exception as exc:  # PIL raises many types for bad files; all mean the same here
         return None, "failed", f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:200]

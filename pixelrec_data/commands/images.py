@@ -20,7 +20,8 @@ from schemas.errors import InputError
 @click.option("--force", is_flag=True, help="rebuild even when the cache is current")
 @click.option("--full-decode", is_flag=True,
               help="decode every JPEG at full size (the official code's pixels exactly; slower) "
-                   "instead of at the largest 1/2, 1/4 or 1/8 scale that still covers S")
+                   "instead of at 1/2, 1/4 or 1/8 scale (the smallest leaving both sides >= S; "
+                   "for squash >= 3/4 S)")
 def prepare_images(release: Path, size: int, mode: str, workers: int, force: bool,
                    full_decode: bool):
     """Decode every cover once into DIR/images/images_S_MODE.npy (N x S x S x 3 uint8) + an index.

@@ -178,17 +178,20 @@ def _build(source, found: OfficialFiles, root: Path, work: Path, covers_archive,
     add_official_columns(staging, found.items)
     # before the covers: a wrong file is refused before minutes of work on its covers
     check_published_counts(staging, counts, where=f"{source.name} (official files)", log=None)
+    stored = {}
     if covers_archive is not None:
-        _store_covers(staging, covers_archive(), work / "covers", workers, image_cache, log,
-                      progress)
-    finish_official_release(staging)
+        stored = _store_covers(staging, covers_archive(), work / "covers", workers, image_cache, log,
+                               progress)
+    finish_official_release(staging, stored)
     final = put_in_place(root, source.name, staging, overwrite=overwrite)
     shutil.rmtree(work, ignore_errors=True)  # the extracted CSVs; downloads stay for reruns
     return final
 
 
 def _store_covers(staging: Path, archive: Path | None, covers_dir: Path, workers: int,
-                  image_cache: int, log, progress) -> None:
+                  image_cache: int, log, progress) -> dict[str, dict]:
+    """covers.parquet, covers/ and the cache; returns the manifest entries of the stored covers
+    (each hashed from the very bytes written, so the manifest need not read them back)."""
     from pixelrec_data.baselines import images
 
     start = time.perf_counter()
@@ -216,6 +219,10 @@ def _store_covers(staging: Path, archive: Path | None, covers_dir: Path, workers
             array[n] = images.PLACEHOLDER
         array.close()
         images.adopt_cache(staging, image_cache, "squash", failures, time.perf_counter() - start)
+    return {f"covers/{row['item_id']}.jpg": {"path": f"covers/{row['item_id']}.jpg",
+                                             "bytes": row["bytes"], "sha256": row["sha256"],
+                                             "rows": None}
+            for row in rows if row["status"] == "ok"}
 
 
 class _RowWriter:
@@ -269,13 +276,15 @@ def add_official_columns(release: Path, items_csv: Path) -> None:
         pq.write_table(table, tmp, compression="zstd", write_statistics=True)
 
 
-def finish_official_release(folder: Path) -> None:
+def finish_official_release(folder: Path, covers: dict[str, dict] | None = None) -> None:
     """The staged release after import (which wrote its sequences, manifest and card): the
-    manifest described afresh (items and covers changed since) and the card that quotes it."""
+    manifest described afresh (items and covers changed since) and the card that quotes it.
+    covers: manifest entries of covers whose bytes were hashed as they were written."""
     from pipelines.card import write_release_card
-    from pipelines.manifest import refresh_manifest
+    from pipelines.manifest import read_manifest, write_manifest
 
-    refresh_manifest(folder)
+    manifest = read_manifest(folder)  # as refresh_manifest, but the covers are not read again
+    write_manifest(folder, manifest["name"], manifest["build"], manifest["counts"], known=covers)
     write_release_card(folder, sequences=False)
 
 

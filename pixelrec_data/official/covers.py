@@ -76,7 +76,9 @@ def describe_cover(item_id: str, body: bytes, cache: tuple[int, str] | None = No
 def cache_draft_size(cache, width: int, height: int) -> tuple[int, int]:
     if cache is None:  # 1/8 scale, but not below 64 px (a phash from fewer is poor)
         return max(width // 8, min(width, 64)), max(height // 8, min(height, 64))
-    return cache[0], cache[0]  # as prepare-images asks: both sides stay >= size
+    from pixelrec_data.baselines.images import draft_request  # as prepare-images asks: same pixels
+
+    return draft_request(*cache)
 
 
 def resize_for_cache(image, size: int, mode: str):
