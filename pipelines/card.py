@@ -28,18 +28,13 @@ import pyarrow.parquet as pq
 import yaml
 
 from schemas.io import atomic_write_text, read_json_or_empty
+from schemas.official_sources import CITATION  # the paper's, one place for every card
 from schemas.tables import SPLIT_NAMES
 
 from .digests import known_arrow_bytes
 from .sequences import SEQUENCES_DIR, build_sequences, has_splits
 
 PAPER_TITLE = "An Image Dataset for Benchmarking Recommender Systems with Raw Pixels"
-CITATION = """@article{cheng2023pixelrec,
-  title={An Image Dataset for Benchmarking Recommender Systems with Raw Pixels},
-  author={Cheng, Yu and Pan, Yunzhu and Zhang, Jiaqi and Ni, Yongxin and Sun, Aixin and Yuan, Fajie},
-  journal={arXiv preprint arXiv:2309.06789},
-  year={2023}
-}"""
 DEFAULT_RELEASE = "pixel200k"
 COVER_SHARDS_DIR = "cover_shards"  # written by pixelrec pack-covers (pixelrec_data/cover_shards.py)
 LICENSE_NAME = "pixelrec-research-only"
