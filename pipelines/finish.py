@@ -180,7 +180,7 @@ def remove_leftovers(root: Path, names) -> None:
         if work.is_dir() and not work.is_symlink() and not _in_use(work):
             shutil.rmtree(work, ignore_errors=True)
     for name in names:
-        for pattern in (f".{name}.tmp-*", f".{name}.old-*", f".{name}.partial-stale"):
+        for pattern in (f".{name}.tmp-*", f".{name}.old-*"):
             for path in root.glob(pattern):
                 _remove(path)
         folder = root / name
