@@ -153,3 +153,32 @@ def known_arrow_bytes(path: str | os.PathLike) -> tuple[int, ...] | None:
         return _ARROW.get(_identity(path))
     except OSError:
         return None
+
+
+class HashedParquetFile:
+    """One Parquet file written under a temporary name beside `path`, hashed while written, and
+    renamed into place by close() (abort() leaves nothing). `writer` is its pyarrow ParquetWriter."""
+
+    def __init__(self, path: str | os.PathLike, schema, **writer_options):
+        import pyarrow.parquet as pq
+
+        from schemas.atomic import atomic_path
+
+        self._atomic = atomic_path(path)
+        self.file = HashingFile(self._atomic.__enter__())
+        self.writer = pq.ParquetWriter(self.file, schema, **writer_options)
+
+    def close(self, group_bytes: list[int] | None = None) -> None:
+        """Finish, remember the digest (and the row groups' Arrow sizes, when given), rename."""
+        self.writer.close()
+        self.file.close()
+        if group_bytes is not None:
+            remember_arrow_bytes(self.file.path, group_bytes)
+        self._atomic.__exit__(None, None, None)
+
+    def abort(self) -> None:
+        try:
+            self.writer.close()
+        finally:
+            self.file.abort()
+            self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)

@@ -17,10 +17,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.errors import InputError
-from schemas.io import atomic_path, conform
+from schemas.errors import InputError, one_line
+from schemas.io import conform
 
-from .digests import HashingFile, arrow_read_bytes, remember_arrow_bytes
+from .digests import HashedParquetFile, arrow_read_bytes
 
 ROW_GROUP_ROWS = 1 << 20
 BATCH_ROWS = 1 << 18
@@ -112,18 +112,13 @@ def sql_list(paths) -> str:
     return "[" + ", ".join(sql_path(p) for p in paths) + "]"
 
 
-def first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
 @contextlib.contextmanager
 def as_input_error(what: str):
     """Turn a DuckDB failure on user files (bad UTF-8, bad types, ...) into a one-line InputError."""
     try:
         yield
     except duckdb.Error as exc:
-        message, full = first_line(exc), str(exc).lower()
+        message, full = one_line(exc), str(exc).lower()
         if "utf" in full or "unicode" in full or "encoding" in full:
             raise InputError(f"{what}: text is not valid UTF-8 ({message})") from None
         raise InputError(f"{what}: {message}") from None
@@ -146,12 +141,10 @@ class RowGroupWriter:
         # the Arrow size of each row group, for the dataset cards (tables they declare as splits)
         self._measure = table_name == "split"
         self.group_bytes: list[int] = []
-        self._atomic = atomic_path(self.path)
-        # hashed while written: the manifest takes the digest instead of reading the file back
-        self._file = HashingFile(self._atomic.__enter__())
         dictionary = [c for c in DICTIONARY_COLUMNS if c in schema.names and
                       not (table_name == "items" and c == "item_id")]
-        self._writer = pq.ParquetWriter(self._file, schema, use_dictionary=dictionary, **PARQUET_OPTIONS)
+        # hashed while written: the manifest takes the digest instead of reading the file back
+        self._out = HashedParquetFile(self.path, schema, use_dictionary=dictionary, **PARQUET_OPTIONS)
 
     def write_batch(self, batch: pa.RecordBatch | pa.Table) -> None:
         table = conform(pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch,
@@ -166,7 +159,7 @@ class RowGroupWriter:
     def _flush(self, rows: int) -> None:
         table = pa.Table.from_batches(self.pending, schema=self.schema)
         group = table.slice(0, rows)
-        self._writer.write_table(group, row_group_size=rows)
+        self._out.writer.write_table(group, row_group_size=rows)
         if self._measure:
             self.group_bytes.append(arrow_read_bytes(group))
         rest = table.slice(rows)
@@ -177,19 +170,11 @@ class RowGroupWriter:
     def close(self) -> int:
         if self.pending_rows:
             self._flush(self.pending_rows)
-        self._writer.close()
-        self._file.close()
-        if self._measure:
-            remember_arrow_bytes(self._file.path, self.group_bytes)
-        self._atomic.__exit__(None, None, None)
+        self._out.close(self.group_bytes if self._measure else None)
         return self.rows
 
     def abort(self) -> None:
-        try:
-            self._writer.close()
-        finally:
-            self._file.abort()
-            self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
+        self._out.abort()
 
 
 def write_query(con, query: str, path: Path, table_name: str, schema: pa.Schema,

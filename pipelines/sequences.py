@@ -23,10 +23,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.io import atomic_path
 from schemas.tables import SPLIT_NAMES
 
-from .digests import HashingFile, arrow_read_bytes, remember_arrow_bytes
+from .digests import HashedParquetFile, arrow_read_bytes
 from .engine import BATCH_ROWS, session, sql_path
 from .sequence_ranges import NotGrouped, concat_rows, user_ranges
 
@@ -257,9 +256,7 @@ class SequenceWriter:
 
     def __init__(self, path: Path, sources: str):
         self.schema = SEQUENCES_SCHEMA.with_metadata({SOURCES_KEY: sources.encode()})
-        self._atomic = atomic_path(path)
-        self._file = HashingFile(self._atomic.__enter__())
-        self._writer = pq.ParquetWriter(self._file, self.schema, compression="zstd")
+        self._out = HashedParquetFile(path, self.schema, compression="zstd")
         self._pending: list[pa.Table] = []
         self._rows = 0
         self._group_bytes: list[int] = []  # for the dataset card's split sizes
@@ -276,7 +273,7 @@ class SequenceWriter:
     def _flush(self, rows: int) -> None:
         table = pa.concat_tables(self._pending)
         group = _runs(table.slice(0, rows).combine_chunks(), self._written)
-        self._writer.write_table(group, row_group_size=rows)
+        self._out.writer.write_table(group, row_group_size=rows)
         self._written += rows
         self._group_bytes.append(arrow_read_bytes(group))
         rest = table.slice(rows)
@@ -286,14 +283,7 @@ class SequenceWriter:
     def close(self) -> None:
         if self._rows:
             self._flush(self._rows)
-        self._writer.close()
-        self._file.close()
-        remember_arrow_bytes(self._file.path, self._group_bytes)
-        self._atomic.__exit__(None, None, None)
+        self._out.close(self._group_bytes)
 
     def abort(self) -> None:
-        try:
-            self._writer.close()
-        finally:
-            self._file.abort()
-            self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
+        self._out.abort()
