@@ -148,7 +148,7 @@ class RowGroupWriter:
 
     def write_batch(self, batch: pa.RecordBatch | pa.Table) -> None:
         table = conform(pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch,
-                        self.table_name, self.path)
+                        self.table_name, self.path, self.schema)
         for chunk in table.to_batches():
             if chunk.num_rows:
                 self.pending.append(chunk)

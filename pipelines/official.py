@@ -13,8 +13,8 @@ import shutil
 from pathlib import Path
 
 from schemas.errors import InputError
-from schemas.tables import (COUNT_COLUMNS, INTERACTIONS, ITEMS, OFFICIAL_INTERACTION_COLUMNS,
-                            OFFICIAL_ITEM_COLUMNS)
+from schemas.tables import (COUNT_COLUMNS, INTERACTIONS, OFFICIAL_EXTRA_ITEM_COLUMNS,
+                            OFFICIAL_INTERACTION_COLUMNS, OFFICIAL_ITEM_COLUMNS, items_schema)
 
 from .build import splits_and_stats
 from .engine import as_input_error, session, sql_path, write_query
@@ -124,16 +124,18 @@ def _import(interactions_csv: Path, items_csv: Path, staging, name: str, covers)
                                   ANTI JOIN official_items USING (item_id) ORDER BY {_ITEM_NUMBER}""").fetchall()
         description = "description" if "description" in columns else "NULL"
         counts = ", ".join(f"CAST({c} AS BIGINT) AS {c}" for c in COUNT_COLUMNS)
+        extra = [c for c in OFFICIAL_EXTRA_ITEM_COLUMNS if c in columns]
         tmp = staging.folder(name)
         write_query(con, f"""
-            SELECT item_id, {counts}, title, tag, {description} AS description, NULL AS cover_url,
+            SELECT item_id, {counts}, {''.join(f'{c}, ' for c in extra)}title, tag,
+                   {description} AS description, NULL AS cover_url,
                    NULL AS release_time, NULL AS channel, NULL AS duration_s
             FROM official_items
             UNION ALL
-            SELECT DISTINCT item_id, {', '.join(f'NULL AS {c}' for c in COUNT_COLUMNS)}, NULL, NULL,
-                   NULL, NULL, NULL, NULL, NULL
+            SELECT DISTINCT item_id, {', '.join(f'NULL AS {c}' for c in COUNT_COLUMNS)},
+                   {''.join('NULL, ' for _ in extra)}NULL, NULL, NULL, NULL, NULL, NULL, NULL
             FROM official_inter ANTI JOIN official_items USING (item_id)
-            ORDER BY {_ITEM_NUMBER}""", tmp / "items.parquet", "items", ITEMS)
+            ORDER BY {_ITEM_NUMBER}""", tmp / "items.parquet", "items", items_schema(extra))
         write_query(con, f"""
             SELECT item_id, user_id, CAST(timestamp AS BIGINT) AS timestamp, 'official' AS source
             FROM {earliest_per_pair("official_inter", "CAST(timestamp AS BIGINT)")}

@@ -44,14 +44,16 @@ def _compatible(actual: pa.DataType, wanted: pa.DataType) -> bool:
     return False
 
 
-def conform(table: pa.Table, name: str, source: str | os.PathLike = "<table>") -> pa.Table:
-    """Return `table` with exactly the columns of schema `name`, in order, cast to its types.
+def conform(table: pa.Table, name: str, source: str | os.PathLike = "<table>",
+            schema: pa.Schema | None = None) -> pa.Table:
+    """Return `table` with exactly the columns of schema `name` (or of `schema`, a variant of it
+    such as items with the official extra columns), in order, cast to its types.
 
     Extra columns are dropped; a missing column (other than a later-added one, read as nulls),
     an incompatible type or a null in a required column raises SchemaError naming `source` and
     the column.
     """
-    schema = TABLES[name]
+    schema = schema or TABLES[name]
     columns = []
     for field in schema:
         if field.name not in table.column_names and field.name in ADDED_COLUMNS.get(name, ()):

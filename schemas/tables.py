@@ -47,6 +47,19 @@ ITEMS = pa.schema([
     ("duration_s", pa.int32()),
 ])
 
+# Official item-info columns our items table does not name: kept, before `title` as in the
+# publisher's files, when the file has them (Pixel200K's item_info.csv has title_en).
+OFFICIAL_EXTRA_ITEM_COLUMNS = ["title_en"]
+
+
+def items_schema(extra: list[str] = ()) -> pa.Schema:
+    """ITEMS with the official extra columns `extra` (text) inserted before `title`."""
+    schema = ITEMS
+    for name in extra:
+        schema = schema.insert(schema.get_field_index("title"), pa.field(name, pa.string()))
+    return schema
+
+
 OFFICIAL_INTERACTION_COLUMNS = ["item_id", "user_id", "timestamp"]
 INTERACTIONS = pa.schema([
     ("item_id", pa.string()),

@@ -201,6 +201,22 @@ def test_import_official_old_files_missing_items_and_covers(tmp_path):
     assert manifest["counts"]["items_missing_info"] == 2 and "covers/i0.jpg" in [f["path"] for f in manifest["files"]]
 
 
+def test_import_official_keeps_title_en_where_the_official_file_has_it(tmp_path):
+    inter = write_csv(tmp_path / "inter.csv", "item_id,user_id,timestamp\n" + "".join(
+        f"i{i},u{u},{T0 + i}\n" for u in range(3) for i in range(4)))
+    items = write_csv(tmp_path / "items.csv",  # Pixel200K's item_info.csv: title_en before title
+                      "item_id,view_number,comment_number,thumbup_number,share_number,coin_number,"
+                      "favorite_number,barrage_number,title_en,title,description,tag\n" + "".join(
+                          f'i{i},1,2,3,4,5,6,7,"English, {i}",标题 {i},d,t\n' for i in range(3)))
+    proc = pixelrec("import-official", "--interactions", inter, "--items", items, "--out", tmp_path / "rel")
+    assert proc.returncode == 0, proc.stderr
+    table = pq.read_table(tmp_path / "rel" / "items.parquet")
+    assert table.column_names.index("title_en") == table.column_names.index("title") - 1
+    assert table.column("title_en").to_pylist() == ["English, 0", "English, 1", "English, 2", None]
+    assert table.column("title").to_pylist() == ["标题 0", "标题 1", "标题 2", None]
+    assert pixelrec("verify", "--release", tmp_path / "rel").returncode == 0
+
+
 GOOD_ITEMS = ("item_id,view_number,comment_number,thumbup_number,share_number,coin_number,"
               "favorite_number,barrage_number,title,tag,description\ni1,1,1,1,1,1,1,1,t,g,d\n")
 BAD_OFFICIAL = {

@@ -5,8 +5,8 @@ Everything is written under the data root:
                                                   that finished; .partial files resume with Range)
     <root>/.official/work/<subset>/               CSVs taken out of zips, the covers so far, and
                                                   the release being built (renamed into place last)
-The release goes through `import-official` (ids and columns checked), gets the official columns
-that import leaves out (title_en), the covers streamed out of the archive with their statuses,
+The release goes through `import-official` (ids and columns checked, every official column kept),
+gets the covers streamed out of the archive with their statuses,
 sequences, manifest and card, is held to the published counts, and only then appears as
 <root>/<subset> with one rename.
 """
@@ -32,7 +32,6 @@ from .drive import DriveClient, HostRefused
 from .unpack import OfficialFiles, classify, find_covers
 
 OFFICIAL_DIR = ".official"
-EXTRA_ITEM_COLUMNS = ("title_en",)  # official item-info columns our items table does not name
 
 
 def host_url(host: str | None = None) -> str:
@@ -175,7 +174,6 @@ def _build(source, found: OfficialFiles, root: Path, work: Path, covers_archive,
     shutil.rmtree(work / "release", ignore_errors=True)  # a killed run's: rebuilt from the CSVs
     log(f"importing {found.interactions.name} and {found.items.name} ...")
     import_official(found.interactions, found.items, staging)
-    add_official_columns(staging, found.items)
     # before the covers: a wrong file is refused before minutes of work on its covers
     check_published_counts(staging, counts, where=f"{source.name} (official files)", log=None)
     stored = {}
@@ -250,35 +248,9 @@ def _missing(item_id: str) -> dict:
             "attempts": 0}
 
 
-def add_official_columns(release: Path, items_csv: Path) -> None:
-    """Put the official item-info columns that import leaves out (title_en) back into
-    items.parquet, after `title`, as in the official file."""
-    from pipelines.engine import session, sql_path
-
-    path = release / "items.parquet"
-    with session(release.parent) as con:
-        csv = (f"read_csv({sql_path(items_csv)}, header=true, all_varchar=true, delim=',', "
-               f"quote='\"', escape='\"')")
-        header = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {csv}").fetchall()]
-        extra = [c for c in EXTRA_ITEM_COLUMNS if c in header]
-        if not extra:
-            return
-        have = pq.read_schema(path).names
-        columns = []
-        for name in have:
-            if name == "title":
-                columns.extend(f"o.{c}" for c in extra)
-            columns.append(f"i.{name}")
-        table = con.sql(f"SELECT {', '.join(columns)} FROM read_parquet({sql_path(path)}) i LEFT JOIN "
-                        f"(SELECT item_id, {', '.join(extra)} FROM {csv}) o USING (item_id) "
-                        f"ORDER BY CAST(substr(i.item_id, 2) AS BIGINT)").to_arrow_table()
-    with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd", write_statistics=True)
-
-
 def finish_official_release(folder: Path, covers: dict[str, dict] | None = None) -> None:
     """The staged release after import (which wrote its sequences, manifest and card): the
-    manifest described afresh (items and covers changed since) and the card that quotes it.
+    manifest described afresh (the covers were added since) and the card that quotes it.
     covers: manifest entries of covers whose bytes were hashed as they were written."""
     from pipelines.card import write_release_card
     from pipelines.manifest import read_manifest, write_manifest
@@ -292,5 +264,5 @@ def is_official_name(subset: str) -> bool:
     return official_subset(subset) is not None and official_source(subset) is not None
 
 
-__all__ = ["add_official_columns", "fetch_files", "finish_official_release", "get_official",
+__all__ = ["fetch_files", "finish_official_release", "get_official",
            "host_url", "is_official_name", "source_for"]
