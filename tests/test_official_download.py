@@ -235,6 +235,26 @@ def test_image_cache_from_the_same_decode_equals_prepare_images(published_as_syn
     assert {e["item_id"] for e in index if e["status"] != "ok"} == {"i1", "i2"}
 
 
+def test_the_number_of_cover_threads_does_not_change_a_byte(published_as_synthetic, tmp_path):
+    import hashlib
+
+    source = hand_downloaded(tmp_path / "by-hand")
+    digests = []
+    for workers in (1, 3):
+        root = tmp_path / f"data-{workers}"
+        assert run("--subset", "pixel200k", "--root", root, "--from", source, "--image-cache", 16,
+                   "--workers", workers) == 0
+        release = root / "pixel200k"
+        # the cache's run report (its seconds) and meta (a staleness fingerprint over the cover
+        # files' mtimes) describe this run, not the data
+        digests.append({str(p.relative_to(release)): hashlib.sha256(p.read_bytes()).hexdigest()
+                        for p in sorted(release.rglob("*")) if p.is_file()
+                        and not p.name.endswith((".report.json", ".meta.json"))})
+    differ = sorted(k for k in digests[0].keys() | digests[1].keys()
+                    if digests[0].get(k) != digests[1].get(k))
+    assert not differ, f"{len(differ)} of {len(digests[0])} files differ: {differ[:5]}"
+
+
 @pytest.mark.parametrize("case", ["truncated items", "bomb in a zip"])
 def test_bad_tables_are_one_line_and_leave_no_release(tmp_path, capsys, case):
     source = tmp_path / "by-hand"

@@ -57,6 +57,9 @@ def publish(data_dir, out_dir, releases, copy, publisher):
               metavar="SIZE",
               help="Official subsets: also write the SIZE px training cache (`prepare-images --size "
                    "SIZE`, squash) from the decode that checks each cover; 0: none.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1),
+              help="Official subsets: threads that check the covers (and fill the image cache); "
+                   "the output does not depend on it.")
 @click.option("--overwrite", is_flag=True,
               help="Replace a release that is there: an official subset is built again, a mirror's "
                    "release replaces the local one even when its image cache or features are lost.")
@@ -85,8 +88,8 @@ def publish(data_dir, out_dir, releases, copy, publisher):
               help="Let redirects and --with-covers cover URLs reach loopback, private or "
                    "link-local addresses (the --mirror URL itself is always used as given).")
 def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers, from_dir,
-             host_url, no_covers, image_cache, overwrite, manifest_sha256, timeout, min_rate,
-             allow_cross_host_redirects, allow_private_hosts):
+             host_url, no_covers, image_cache, workers, overwrite, manifest_sha256, timeout,
+             min_rate, allow_cross_host_redirects, allow_private_hosts):
     """Download an official subset from its publisher, or a release from a mirror.
 
     Official subsets (no --mirror): the publisher's files, fetched (or taken from --from DIR),
@@ -108,7 +111,7 @@ def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers,
     if from_dir is not None or (mirror is None and configured_mirror() is None
                                 and is_official_name(subset)):
         _download_official(subset, out_dir, from_dir, host_url, not no_covers, counts, retries,
-                           overwrite, image_cache)
+                           overwrite, image_cache, workers)
         return
     lines = []
 
@@ -145,7 +148,7 @@ def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers,
 
 
 def _download_official(subset, out_dir, from_dir, host_url, covers, counts, retries, overwrite,
-                       image_cache):
+                       image_cache, workers):
     from pixelrec_data.official import get_official
     from pixelrec_data.progress import bar, quiet
     from schemas.official_sources import PUBLISHER_RULE
@@ -157,6 +160,6 @@ def _download_official(subset, out_dir, from_dir, host_url, covers, counts, retr
     log = (lambda message: None) if quiet() else click.echo
     folder = get_official(subset, out_dir, from_dir=from_dir, host=host_url, covers=covers,
                           counts=counts, retries=max(retries, 1), overwrite=overwrite,
-                          image_cache=image_cache, log=log, progress=bar)
+                          image_cache=image_cache, workers=workers, log=log, progress=bar)
     click.echo(f"official {subset} in {folder} (build.source 'official'; the publisher's rule: "
                f"\"{PUBLISHER_RULE}\")")
