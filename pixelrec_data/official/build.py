@@ -22,7 +22,6 @@ import pyarrow.parquet as pq
 
 from schemas.errors import InputError
 from pipelines.finish import finish_interrupted_commit, put_in_place
-from schemas.io import atomic_path
 from schemas.lifecycle import release_lock
 from schemas.official_sources import DRIVE_HOST, HOST_ENV, OfficialSource, official_source
 from schemas.official_subsets import official_subset
