@@ -9,6 +9,7 @@ a truncated body once, or a body of the wrong size once; /embeddedfolderview?id=
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import zipfile
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from test_downloader_server import make_image
+from test_downloader_server import LocalServer, make_image
 
 QUOTA_PAGE = ("<html><head><title>Google Drive - Quota exceeded</title></head><body>"
               "<p class=\"uc-error-caption\">Sorry, you can't view or download this file at this time."
@@ -174,3 +175,12 @@ def zip_of(members: dict[str, bytes]) -> bytes:
         for name, body in members.items():
             z.writestr(name, body)
     return out.getvalue()
+
+
+@contextlib.contextmanager
+def served_host():
+    """A DriveHost listening on 127.0.0.1; its `url` is the base address to give the client."""
+    host = DriveHost()
+    with LocalServer(host.app()) as server:
+        host.url = server.url
+        yield host

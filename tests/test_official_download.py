@@ -8,12 +8,11 @@ import zipfile
 import pyarrow.parquet as pq
 import pytest
 
-from official_host import DriveHost, covers_zip, official_tables, zip_of
+from official_host import DriveHost, covers_zip, official_tables, served_host, zip_of
 from pipelines.manifest import verify_release
 from pixelrec_data.cli import main
 from schemas.official_sources import COVERS, INTERACTIONS, ITEM_INFO
 from schemas.official_subsets import OFFICIAL_SUBSETS, OfficialSubset
-from test_downloader_server import LocalServer
 
 INTER, INFO, COUNTS = official_tables()
 
@@ -33,9 +32,7 @@ def serve_pixel200k(drive: DriveHost, covers: bytes | None = None, **covers_kw) 
 
 @pytest.fixture
 def drive():
-    host = DriveHost()
-    with LocalServer(host.app()) as server:
-        host.url = server.url
+    with served_host() as host:
         yield host
 
 

@@ -3,19 +3,16 @@ from __future__ import annotations
 
 import pytest
 
-from official_host import DriveHost
+from official_host import served_host
 from pixelrec_data.official.drive import DriveClient, HostRefused
 from schemas.errors import InputError
-from test_downloader_server import LocalServer
 
 BODY = bytes(range(256)) * 4000  # 1 MB, so a truncated answer breaks mid-stream
 
 
 @pytest.fixture
 def host():
-    drive = DriveHost()
-    with LocalServer(drive.app()) as server:
-        drive.url = server.url
+    with served_host() as drive:
         yield drive
 
 

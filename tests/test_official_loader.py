@@ -3,19 +3,17 @@ from __future__ import annotations
 
 import pytest
 
-from official_host import DriveHost
+from official_host import served_host
 from pixelrec_data import load_dataset
 from schemas.errors import InputError
-from test_downloader_server import LocalServer
 from test_official_download import COUNTS, published_as_synthetic, serve_pixel200k  # noqa: F401
 
 
 @pytest.fixture
 def drive(monkeypatch, tmp_path):
-    host = DriveHost()
-    serve_pixel200k(host)
-    with LocalServer(host.app()) as server:
-        monkeypatch.setenv("PIXELREC_OFFICIAL_HOST", server.url)
+    with served_host() as host:
+        serve_pixel200k(host)
+        monkeypatch.setenv("PIXELREC_OFFICIAL_HOST", host.url)
         monkeypatch.setenv("PIXELREC_HOME", str(tmp_path / "home"))
         monkeypatch.delenv("PIXELREC_DATA", raising=False)
         monkeypatch.chdir(tmp_path)
