@@ -14,6 +14,7 @@ single-process mean exactly.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import math
@@ -162,6 +163,13 @@ class Run:
                 C.step_begin()
                 return full_scores(batch)
             self.scorer = scorer
+
+    def close(self):
+        """Free the DDP wrapper before the process group: its reducer holds the group, and a
+        group first freed while the interpreter shuts down aborts the process (gloo's threads)."""
+        self.net = self.train_forward = self.scorer = None
+        gc.collect()  # the run's closures make cycles: free the wrapper now, not at exit
+        self.dist.close()
 
     # -- checkpoints ----------------------------------------------------------------------------
     def save_last(self):
@@ -345,4 +353,4 @@ def train(release, model: str, out="runs", overrides=None, device="cpu", init_fr
         return run.fit()
     finally:
         log.close()
-        run.dist.close()
+        run.close()
