@@ -74,7 +74,7 @@ def test_bad_input_is_one_line(tmp_path):
 
 
 def test_resume_and_rebuild_on_change(tmp_path, monkeypatch):
-    from pixelrec_data.baselines import images
+    from pixelrec_data.baselines import image_cache, images
 
     rel = make_release(tmp_path, "r")
     monkeypatch.setattr(images, "CHUNK", 2)
@@ -115,12 +115,13 @@ def test_resume_and_rebuild_on_change(tmp_path, monkeypatch):
     Image.new("RGB", (30, 20), (255, 0, 0)).save(rel / "covers" / "i0.jpg")
     assert not images.is_current(rel, 16, "squash")
     images.prepare_images(rel, size=16, workers=2)
-    cache = images.ImageCache(rel, 16)
+    cache = image_cache.ImageCache(rel, 16)
     assert cache.numpy(cache.rows(["i0"]))[0, 8, 8, 0] > 240
 
 
 def test_cache_tensors_and_normalisation(release):
-    from pixelrec_data.baselines.images import ImageCache, prepare_images
+    from pixelrec_data.baselines.image_cache import ImageCache
+    from pixelrec_data.baselines.images import prepare_images
 
     prepare_images(release, size=24, mode="squash", workers=2)
     cache = ImageCache(release, 24, "squash")
@@ -145,7 +146,7 @@ class _Noisy:
     """A dataset whose items use numpy randomness, to check worker seeding too."""
 
     def __init__(self, cache):
-        from pixelrec_data.baselines.images import CoverDataset
+        from pixelrec_data.baselines.image_cache import CoverDataset
         self.inner = CoverDataset(cache)
 
     def __len__(self):
@@ -161,7 +162,8 @@ def _batches(loader):
 
 
 def test_seeded_loader_same_seed_same_batches(release):
-    from pixelrec_data.baselines.images import ImageCache, prepare_images, seeded_loader
+    from pixelrec_data.baselines.image_cache import ImageCache, seeded_loader
+    from pixelrec_data.baselines.images import prepare_images
 
     prepare_images(release, size=24, mode="squash", workers=1)
     cache = ImageCache(release, 24, "squash")

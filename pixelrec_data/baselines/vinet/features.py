@@ -93,7 +93,8 @@ class CoverReader:
 def _open_image_cache(release: Path, item_ids: list[str], size: int):
     """A reader over the prepared image cache (images.py, squash mode), or None when absent."""
     try:
-        from pixelrec_data.baselines.images import ImageCache, is_current
+        from pixelrec_data.baselines.image_cache import ImageCache
+        from pixelrec_data.baselines.images import is_current
     except ImportError:
         return None
     try:
