@@ -16,23 +16,44 @@ import pyarrow.parquet as pq
 
 from schemas.tables import SPLIT_NAMES
 
-_ITEM = r"^i(0|[1-9][0-9]*)$"
-_USER = r"^u(0|[1-9][0-9]*)$"
 _COLUMNS = ["user_id", "item_id", "timestamp"]
+_MAX_DIGITS = 18  # past int64's safe range: let DuckDB order them
+_ZERO, _ONE, _NINE = ord("0"), ord("1"), ord("9")
 
 
 class NotGrouped(Exception):
     """The split files cannot be read range by range (see the module docstring)."""
 
 
-def _numbers(ids: pa.Array, pattern: str) -> np.ndarray:
-    ok = pc.match_substring_regex(ids, pattern)
-    if ok.null_count or not pc.all(ok).as_py():
+def _numbers(ids: pa.Array, prefix: str) -> np.ndarray:
+    """The numbers of canonical ids (prefix, then 0 or digits without a leading zero).
+
+    The first two bytes of every id are checked on Arrow's own buffers and the integer parse checks
+    the rest (it accepts digits only, once the sign and a leading zero are ruled out): the same ids
+    as the regular expression ^prefix(0|[1-9][0-9]*)$, at a third of its cost.
+    """
+    if ids.null_count:
         raise NotGrouped
-    digits = pc.utf8_slice_codeunits(ids, 1)
-    if len(digits) and pc.max(pc.utf8_length(digits)).as_py() > 18:
-        raise NotGrouped  # past int64: let DuckDB order them
-    return pc.cast(digits, pa.int64()).to_numpy(zero_copy_only=False)
+    if ids.type != pa.string():
+        ids = ids.cast(pa.string())
+    n = len(ids)
+    if not n:
+        return np.zeros(0, np.int64)
+    _, offsets_buffer, data_buffer = ids.buffers()
+    offsets = np.frombuffer(offsets_buffer, np.int32, n + 1, ids.offset * 4)
+    lengths = np.diff(offsets)
+    if lengths.min() < 2 or lengths.max() > 1 + _MAX_DIGITS:
+        raise NotGrouped
+    data = np.frombuffer(data_buffer, np.uint8)
+    first, second = data[offsets[:-1]], data[offsets[:-1] + 1]
+    lone_zero = (second == _ZERO) & (lengths == 2)
+    if not (np.all(first == ord(prefix)) and np.all(((second >= _ONE) & (second <= _NINE)) | lone_zero)):
+        raise NotGrouped
+    try:
+        numbers = pc.cast(pc.utf8_slice_codeunits(ids, 1), pa.int64())
+    except pa.ArrowInvalid:
+        raise NotGrouped from None
+    return numbers.to_numpy(zero_copy_only=False)
 
 
 class _Cursor:
@@ -60,8 +81,8 @@ class _Cursor:
             self.done = True
             return
         user_id, item_id = batch.column("user_id"), batch.column("item_id")
-        rows = {"user_id": user_id, "item_id": item_id, "u": _numbers(user_id, _USER),
-                "i": _numbers(item_id, _ITEM),
+        rows = {"user_id": user_id, "item_id": item_id, "u": _numbers(user_id, "u"),
+                "i": _numbers(item_id, "i"),
                 "t": batch.column("timestamp").to_numpy(zero_copy_only=False).astype(np.int64, copy=False)}
         u = np.r_[self._last_user, rows["u"]]
         steps = np.diff(u)
