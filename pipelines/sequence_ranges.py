@@ -11,14 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from schemas.tables import SPLIT_NAMES
 
+from .id_numbers import canonical_numbers
+
 _COLUMNS = ["user_id", "item_id", "timestamp"]
-_MAX_DIGITS = 18  # past int64's safe range: let DuckDB order them
-_ZERO, _ONE, _NINE = ord("0"), ord("1"), ord("9")
 
 
 class NotGrouped(Exception):
@@ -26,34 +25,10 @@ class NotGrouped(Exception):
 
 
 def _numbers(ids: pa.Array, prefix: str) -> np.ndarray:
-    """The numbers of canonical ids (prefix, then 0 or digits without a leading zero).
-
-    The first two bytes of every id are checked on Arrow's own buffers and the integer parse checks
-    the rest (it accepts digits only, once the sign and a leading zero are ruled out): the same ids
-    as the regular expression ^prefix(0|[1-9][0-9]*)$, at a third of its cost.
-    """
-    if ids.null_count:
+    numbers = canonical_numbers(ids, prefix)
+    if numbers is None:
         raise NotGrouped
-    if ids.type != pa.string():
-        ids = ids.cast(pa.string())
-    n = len(ids)
-    if not n:
-        return np.zeros(0, np.int64)
-    _, offsets_buffer, data_buffer = ids.buffers()
-    offsets = np.frombuffer(offsets_buffer, np.int32, n + 1, ids.offset * 4)
-    lengths = np.diff(offsets)
-    if lengths.min() < 2 or lengths.max() > 1 + _MAX_DIGITS:
-        raise NotGrouped
-    data = np.frombuffer(data_buffer, np.uint8)
-    first, second = data[offsets[:-1]], data[offsets[:-1] + 1]
-    lone_zero = (second == _ZERO) & (lengths == 2)
-    if not (np.all(first == ord(prefix)) and np.all(((second >= _ONE) & (second <= _NINE)) | lone_zero)):
-        raise NotGrouped
-    try:
-        numbers = pc.cast(pc.utf8_slice_codeunits(ids, 1), pa.int64())
-    except pa.ArrowInvalid:
-        raise NotGrouped from None
-    return numbers.to_numpy(zero_copy_only=False)
+    return numbers
 
 
 class _Cursor:

@@ -20,6 +20,7 @@ from schemas.io import check_schema
 from schemas.tables import SPLIT, SPLIT_NAMES
 
 from .engine import BATCH_ROWS, RowGroupWriter, as_input_error, session, sql_path
+from .id_numbers import canonical_numbers
 
 ITEM_ID = r"^i[0-9]+$"
 USER_ID = r"^u[0-9]+$"
@@ -97,13 +98,17 @@ def _file_order(path: Path):
     for batch in pq.ParquetFile(path).iter_batches(BATCH_ROWS, columns=["item_id", "user_id", "timestamp"]):
         table = pa.Table.from_batches([batch])
         items, users = table.column("item_id"), table.column("user_id")
-        for column, pattern in ((items, ITEM_ID), (users, USER_ID)):
-            ok = pc.match_substring_regex(column, pattern)
-            if ok.null_count or not pc.all(ok).as_py():
-                raise NotSorted  # the DuckDB path names the bad id
-        u = pc.cast(pc.utf8_slice_codeunits(users, 1), pa.int64(), safe=False).to_numpy()
-        i = pc.cast(pc.utf8_slice_codeunits(items, 1), pa.int64(), safe=False).to_numpy()
+        u, i = canonical_numbers(users, "u"), canonical_numbers(items, "i")
+        if u is None or i is None:  # ids with leading zeros (or bad ones): the general check
+            u, i = _digit_numbers(users, USER_ID), _digit_numbers(items, ITEM_ID)
         yield table, u, table.column("timestamp").to_numpy(), i
+
+
+def _digit_numbers(ids: pa.Array, pattern: str) -> np.ndarray:
+    ok = pc.match_substring_regex(ids, pattern)
+    if ok.null_count or not pc.all(ok).as_py():
+        raise NotSorted  # the DuckDB path names the bad id
+    return pc.cast(pc.utf8_slice_codeunits(ids, 1), pa.int64(), safe=False).to_numpy()
 
 
 def _ascending(u, t, i) -> bool:
