@@ -130,4 +130,3 @@ def test_arrow_sizes_counted_while_written_match_a_read(tmp_path):
         read = _arrow_bytes(file, schema)  # no path: a full read
         assert sum(counted) == read, f"{rel}: counted {sum(counted)}, read {read}"
         assert _arrow_bytes(file, schema, path) == read
-

@@ -82,3 +82,16 @@ def test_bad_ids_are_refused_without_splits(tmp_path):
     with pytest.raises(InputError, match="i<digits>"):
         splits.build_splits(folder)
     assert not (tmp_path / "splits").exists()
+
+
+def test_presorted_ids_with_leading_zeros_still_stream(tmp_path, monkeypatch):
+    """Canonical ids take the fast reader; a file with 'u07' / 'i005' in split order streams too,
+    through the general digit check, with the same rows as the reference."""
+    rows = [("i3", "u2", T0), ("i005", "u2", T0 + 1), ("i1", "u2", T0 + 2),
+            ("i2", "u07", T0), ("i04", "u07", T0), ("i9", "u11", T0 + 3)]
+    monkeypatch.setattr(splits, "_sorted_splits", lambda *a: pytest.fail("sorted again"))
+    folder = write_release(tmp_path, rows)
+    splits.build_splits(folder)
+    expected = reference(rows)
+    for name in ("train", "validation", "test"):
+        assert read_split(folder, name) == expected[name], name
