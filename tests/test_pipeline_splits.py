@@ -70,8 +70,11 @@ def test_streaming_matches_reference_across_batch_boundaries(tmp_path, monkeypat
     if presorted:  # the order build-release writes: streamed without a sort
         rows.sort(key=lambda r: (int(r[1][1:]), r[2], int(r[0][1:])))
         monkeypatch.setattr(splits, "_sorted_splits", lambda *a: pytest.fail("sorted again"))
-    folder = write_release(tmp_path, rows)
-    splits.build_splits(folder)
+    assert_splits_match_reference(tmp_path, rows)
+
+
+def assert_splits_match_reference(folder, rows):
+    splits.build_splits(write_release(folder, rows))
     expected = reference(rows)
     for name in ("train", "validation", "test"):
         assert read_split(folder, name) == expected[name], name
@@ -90,8 +93,4 @@ def test_presorted_ids_with_leading_zeros_still_stream(tmp_path, monkeypatch):
     rows = [("i3", "u2", T0), ("i005", "u2", T0 + 1), ("i1", "u2", T0 + 2),
             ("i2", "u07", T0), ("i04", "u07", T0), ("i9", "u11", T0 + 3)]
     monkeypatch.setattr(splits, "_sorted_splits", lambda *a: pytest.fail("sorted again"))
-    folder = write_release(tmp_path, rows)
-    splits.build_splits(folder)
-    expected = reference(rows)
-    for name in ("train", "validation", "test"):
-        assert read_split(folder, name) == expected[name], name
+    assert_splits_match_reference(tmp_path, rows)
