@@ -1,9 +1,10 @@
 """The numbers behind canonical ids (`u0`, `u17`, `i42`), read straight from Arrow's buffers.
 
 The streaming paths of the splits and the sequences order rows by these numbers; every id of a
-release passes through here, so the check costs a third of a regular expression: the first two
-bytes of each id are checked in numpy, and the integer parse checks the rest (it accepts digits only
-once a sign, a leading zero and a `0x` prefix are ruled out by the second byte).
+release passes through here, so it costs about half of the regular expression + parse it replaces:
+the first two bytes of each id are checked in numpy, and the integer parse checks the rest (it
+accepts digits only once a sign, a leading zero and a `0x` prefix are ruled out by the second byte).
+The same ids as official_checks.canonical_id(prefix) accept.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ _ZERO, _ONE, _NINE = ord("0"), ord("1"), ord("9")
 
 def canonical_numbers(ids: pa.Array | pa.ChunkedArray, prefix: str) -> np.ndarray | None:
     """The numbers of `ids` when every one matches ^prefix(0|[1-9][0-9]*)$ with at most
-    MAX_ID_DIGITS digits; None when any does not (or is null)."""
+    MAX_ID_DIGITS digits; None when any does not (or is null). `prefix`: one ASCII letter."""
     if isinstance(ids, pa.ChunkedArray):
         parts = [canonical_numbers(chunk, prefix) for chunk in ids.chunks]
         if any(part is None for part in parts):
