@@ -10,7 +10,8 @@ from files the user downloaded from it by hand), never from a mirror.
 A subset's files are found by name in the folders it draws from (`name_pattern`, searched in the
 path of each listed entry, case-insensitively) and then told apart by content: an interactions file
 has the header item_id,user_id,timestamp, an item-information file starts with item_id and holds the
-count columns, a covers archive is a zip of <item_id>.jpg files. The published counts stay in
+count columns, a covers archive holds <item_id>.jpg files (zip or tar, told apart by its first bytes). The
+publisher's extracted image and text vectors are listed too (`--features`). The published counts stay in
 schemas/official_subsets.py.
 """
 from __future__ import annotations
@@ -59,6 +60,17 @@ COVERS = DriveEntry("17V70KN6UOAdphNEc0wXlocFwgmI7hVOo", "Cover (all 408,374 cov
 PIXEL50K = DriveEntry("1bQPgM-6yAnzcD0jKBoUUheA9LL5xnCHG", "PixelRec50K sample", "folder")
 # Pixel200K laid out for the publisher's own training code (not read here; listed for the record)
 PIXEL200K_INTEGRATED = DriveEntry("1fu0tqCmmXkte5PAsyMo0DQrDS0zofTLH", "integrated Pixel200K", "file")
+# The publisher's README, "Extracted Features": the folder, and in it the text and image vectors
+FEATURES = DriveEntry("1ahUB5fwaBU-6RS2hjtEdBjoWw-Z4r6pk", "Extracted Features", "folder")
+TEXT_FEATURES = DriveEntry("1t1ZknzSY-8KxhhfTWMORh66BOdV7qmCj", "Extracted Features: text vectors",
+                           "file")
+IMAGE_FEATURES = DriveEntry("12VW6o5AToMFWLbSILi5_c6tlSXS43qm6",
+                            "Extracted Features: image vectors", "file")
+OFFICIAL_FEATURES = {"image": IMAGE_FEATURES, "text": TEXT_FEATURES}
+# How a features file found in a --from folder is told to be of a kind (its name, lower-cased)
+FEATURE_KIND_WORDS = {"image": ("image", "img", "visual", "cover", "rn50", "vit", "clip"),
+                      "text": ("text", "title", "bert", "txt")}
+FEATURE_SUFFIXES = (".npy", ".npz", ".pt", ".pth", ".pkl", ".pickle", ".parquet", ".csv")
 
 
 @dataclass(frozen=True)
@@ -92,11 +104,18 @@ COVER_NAME = re.compile(r"^(i[0-9]{1,12})\.jpg$")
 TABLE_SUFFIXES = (".csv", ".zip")
 
 
+def official_feature_name(kind: str) -> str:
+    """The features/ name of the publisher's vectors of a kind (`--set features=official_image`)."""
+    return f"official_{kind}"
+
+
 def official_source(name: str) -> OfficialSource | None:
     return OFFICIAL_SOURCES.get(name.lower())
 
 
-__all__ = ["CITATION", "COVER_NAME", "COVERS", "DRIVE_HOST", "DriveEntry", "HOST_ENV",
+__all__ = ["CITATION", "COVER_NAME", "COVERS", "DRIVE_HOST", "DriveEntry", "FEATURE_KIND_WORDS",
+           "FEATURE_SUFFIXES", "FEATURES", "HOST_ENV", "IMAGE_FEATURES", "OFFICIAL_FEATURES",
+           "TEXT_FEATURES", "official_feature_name",
            "INTERACTIONS", "INTERACTIONS_HEADER", "ITEM_INFO", "ITEM_INFO_MARKERS", "LICENSE_LINK",
            "LICENSE_NAME", "OFFICIAL_SOURCES", "OfficialSource", "PIXEL200K_INTEGRATED", "PIXEL50K",
            "PUBLISHER_LICENSE_NOTE", "PUBLISHER_RULE", "REPOSITORY", "TABLE_SUFFIXES",

@@ -1,4 +1,5 @@
-"""`pixelrec download --subset NAME` from the publisher's host (a local stand-in) or --from DIR."""
+"""`pixelrec download --subset NAME` from the publisher's host (the imitation of it, reached as
+drive.google.com through a proxy on 127.0.0.1) or --from DIR."""
 from __future__ import annotations
 
 import io
@@ -8,31 +9,35 @@ import zipfile
 import pyarrow.parquet as pq
 import pytest
 
-from official_host import DriveHost, covers_zip, official_tables, served_host, zip_of
+from official_files import covers_zip, official_tables, zip_of
+from official_host import DriveHost, drive_id, served_host
+from official_network import guard_dir
 from pipelines.manifest import verify_release
 from pixelrec_data.cli import main
 from schemas.official_sources import COVERS, INTERACTIONS, ITEM_INFO
 from schemas.official_subsets import OFFICIAL_SUBSETS, OfficialSubset
 
 INTER, INFO, COUNTS = official_tables()
+INTER200K, INTER1M, INFO200K, ITEMS200K = (drive_id(n) for n in ("inter200k", "inter1m", "info200k",
+                                                                  "items200k"))
 
 
 def serve_pixel200k(drive: DriveHost, covers: bytes | None = None, **covers_kw) -> None:
     """The publisher's layout, at the real ids: interactions as a zip, item info in a subfolder,
     the covers archive behind the confirmation page."""
-    drive.add_folder(INTERACTIONS.id, [("inter200k", "Pixel200K.zip", False),
-                                       ("inter1m", "Pixel1M.csv", False)])
-    drive.add_file("inter200k", "Pixel200K.zip", zip_of({"Pixel200K.csv": INTER}))
-    drive.add_file("inter1m", "Pixel1M.csv", b"item_id,user_id,timestamp\n")
-    drive.add_folder(ITEM_INFO.id, [("info200k", "Pixel200K", True)])
-    drive.add_folder("info200k", [("items200k", "item_info.csv", False)])
-    drive.add_file("items200k", "item_info.csv", INFO)
+    drive.add_folder(INTERACTIONS.id, [(INTER200K, "Pixel200K.zip", False),
+                                       (INTER1M, "Pixel1M.csv", False)], title="Interaction")
+    drive.add_file(INTER200K, "Pixel200K.zip", zip_of({"Pixel200K.csv": INTER}))
+    drive.add_file(INTER1M, "Pixel1M.csv", b"item_id,user_id,timestamp\n")
+    drive.add_folder(ITEM_INFO.id, [(INFO200K, "Pixel200K", True)], title="Item Information")
+    drive.add_folder(INFO200K, [(ITEMS200K, "item_info.csv", False)], title="Pixel200K")
+    drive.add_file(ITEMS200K, "item_info.csv", INFO)
     drive.add_file(COVERS.id, "covers.zip", covers or covers_zip(), large=True, **covers_kw)
 
 
 @pytest.fixture
-def drive():
-    with served_host() as host:
+def drive(tmp_path, monkeypatch):
+    with served_host(tmp_path / "host", monkeypatch) as host:
         yield host
 
 
@@ -69,19 +74,19 @@ def test_download_from_the_host_makes_a_verified_official_release(drive, publish
                                                                   tmp_path):
     serve_pixel200k(drive)
     root = tmp_path / "data"
-    assert run("--subset", "pixel200k", "--root", root, "--host-url", drive.url) == 0
+    assert run("--subset", "pixel200k", "--root", root) == 0
     check_release(root / "pixel200k")
-    assert drive.requests["inter1m"] == 0  # another subset's file is not fetched
+    assert drive.requests[INTER1M] == 0  # another subset's file is not fetched
     # a rerun finds the release there and fetches nothing
     before = sum(drive.requests.values())
-    assert run("--subset", "pixel200k", "--root", root, "--host-url", drive.url) == 0
+    assert run("--subset", "pixel200k", "--root", root) == 0
     assert sum(drive.requests.values()) == before
 
 
 def test_counts_that_differ_from_the_published_ones_exit_2(drive, tmp_path, capsys):
     serve_pixel200k(drive)
     root = tmp_path / "data"
-    assert run("--subset", "pixel200k", "--root", root, "--host-url", drive.url) == 2
+    assert run("--subset", "pixel200k", "--root", root) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "counts users = 12, the published Pixel200K count is 200,000" in err, err
     assert not (root / "pixel200k").exists()
@@ -90,8 +95,8 @@ def test_counts_that_differ_from_the_published_ones_exit_2(drive, tmp_path, caps
 
 def test_the_quota_page_is_one_line_with_the_manual_links(drive, published_as_synthetic, tmp_path,
                                                          capsys):
-    serve_pixel200k(drive, quota=True)
-    assert run("--subset", "pixel200k", "--root", tmp_path / "d", "--host-url", drive.url) == 2
+    serve_pixel200k(drive, quota=200)
+    assert run("--subset", "pixel200k", "--root", tmp_path / "d") == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "retry later" in err and "--from DIR" in err
     assert f"https://drive.google.com/file/d/{COVERS.id}/view" in err
@@ -158,7 +163,7 @@ def test_kill_then_rerun_fetches_no_finished_file_and_writes_only_under_root(dri
     import sys
     import time
 
-    padding = os.urandom(2 << 20)  # stored: the covers archive takes ~2 s to serve
+    padding = os.urandom(4 << 20)  # stored: the covers archive takes ~3 s to serve
     archive = io.BytesIO(covers_zip())
     with zipfile.ZipFile(archive, "a", zipfile.ZIP_STORED) as z:
         z.writestr("covers/padding.bin", padding)
@@ -167,17 +172,23 @@ def test_kill_then_rerun_fetches_no_finished_file_and_writes_only_under_root(dri
     for folder in outside.values():
         folder.mkdir()
     root = tmp_path / "data"
-    env = {**os.environ, "HOME": str(outside["home"]), "TMPDIR": str(outside["tmp"]),
-           "PIXELREC_QUIET": "1", "PYTHONPATH": os.pathsep.join(sys.path),
+    guard = guard_dir(tmp_path / "guard")  # the child resolves loopback names only
+    env = {**os.environ, **drive.env, "HOME": str(outside["home"]), "TMPDIR": str(outside["tmp"]),
+           "PIXELREC_QUIET": "1", "PYTHONPATH": os.pathsep.join([str(guard), *sys.path]),
            "PYTHONDONTWRITEBYTECODE": "1"}
     env.pop("XDG_CACHE_HOME", None)
     env.pop("MPLCONFIGDIR", None)
     command = [sys.executable, "-m", "pixelrec_data.cli", "download", "--subset", "pixel200k",
-               "--root", str(root), "--host-url", drive.url, "--counts", "off"]
+               "--root", str(root), "--counts", "off"]
     proc = subprocess.Popen(command, env=env, cwd=outside["cwd"], stderr=subprocess.PIPE)
-    part = root / ".official" / "downloads" / COVERS.id / ".partial"
+    folder = root / ".official" / "downloads" / COVERS.id
     deadline = time.monotonic() + 60
-    while not (part.exists() and part.stat().st_size > (256 << 10)):
+
+    def part_size():
+        parts = list(folder.glob("*.part")) if folder.is_dir() else []
+        return max((p.stat().st_size for p in parts), default=0)
+
+    while part_size() <= (1 << 20):
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
         time.sleep(0.02)
     proc.kill()
@@ -186,7 +197,7 @@ def test_kill_then_rerun_fetches_no_finished_file_and_writes_only_under_root(dri
     done = subprocess.run(command, env=env, cwd=outside["cwd"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     check_release(root / "pixel200k")
-    assert drive.requests["inter200k"] == 1 and drive.requests["items200k"] == 1
+    assert drive.requests[INTER200K] == 1 and drive.requests[ITEMS200K] == 1
     size = len(archive.getvalue())
     assert size <= drive.body_bytes[COVERS.id] < 2 * size  # resumed, not fetched again whole
     assert drive.requests[COVERS.id] >= 4  # page + file, killed; page + the rest

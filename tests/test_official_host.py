@@ -1,87 +1,154 @@
-"""The client of the publisher's host against a local server reproducing its answers."""
+"""The client of the publisher's host (gdown and what drive.py adds around it) against the
+imitation of the host, reached as drive.google.com / drive.usercontent.google.com over TLS."""
 from __future__ import annotations
+
+import os
 
 import pytest
 
-from official_host import served_host
+from official_host import WARNING_COOKIE, drive_id, served_host
 from pixelrec_data.official.drive import DriveClient, HostRefused
 from schemas.errors import InputError
 
-BODY = bytes(range(256)) * 4000  # 1 MB, so a truncated answer breaks mid-stream
+BODY = bytes(range(256)) * 12000  # 3 MB: a truncated answer breaks after whole 512 KB pieces
+PLAIN, BIG, BUSY = drive_id("plain"), drive_id("big"), drive_id("busy")
 
 
 @pytest.fixture
-def host():
-    with served_host() as drive:
+def host(tmp_path, monkeypatch):
+    with served_host(tmp_path, monkeypatch) as drive:
         yield drive
 
 
-def client(host, **kw):
-    return DriveClient(host.url, backoff=0.0, **{"retries": 4, **kw})
+def client(tmp_path, **kw):
+    return DriveClient(tmp_path / "cookies.txt", backoff=0.0, **{"retries": 4, **kw})
 
 
 def test_a_plain_file_lands_under_its_served_name(host, tmp_path):
-    host.add_file("plain", "Pixel200K.csv", BODY)
-    path = client(host).download("plain", tmp_path / "plain")
+    host.add_file(PLAIN, "Pixel200K.csv", BODY)
+    path = client(tmp_path).download(PLAIN, tmp_path / "plain")
     assert path.name == "Pixel200K.csv" and path.read_bytes() == BODY
     assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["Pixel200K.csv"]
     # a finished file is never fetched again
-    client(host).download("plain", tmp_path / "plain")
-    assert host.requests["plain"] == 1
+    client(tmp_path).download(PLAIN, tmp_path / "plain")
+    assert host.requests[PLAIN] == 1
+    assert host.network.refused == []  # every name asked for was one the imitation serves
 
 
-def test_a_large_file_behind_the_confirmation_page(host, tmp_path):
-    host.add_file("big", "covers.zip", BODY, large=True)
-    assert client(host).download("big", tmp_path / "big").read_bytes() == BODY
-    assert host.requests["big"] == 2  # the page, then the file
+@pytest.mark.parametrize("shape", ["form", "form-action-first", "href", "json"])
+def test_a_large_file_behind_each_layout_of_the_confirmation_page(host, tmp_path, shape):
+    host.add_file(BIG, "covers.zip", BODY, large=True, confirm_shape=shape)
+    assert client(tmp_path).download(BIG, tmp_path / "big").read_bytes() == BODY
+    assert [kind for _, _, kind in host.answers[BIG]] == ["warning", "file"]
 
 
-def test_the_quota_page_is_a_refusal_not_a_file(host, tmp_path):
-    host.add_file("busy", "covers.zip", BODY, quota=True)
+def test_the_confirmed_request_needs_the_pages_cookie_and_uuid(host, tmp_path):
+    import requests
+
+    host.add_file(BIG, "covers.zip", BODY, large=True)
+    url = f"https://drive.usercontent.google.com/download?id={BIG}&export=download&confirm=t"
+    answer = requests.get(url, timeout=10)  # no uuid, no cookie: the page again, not the file
+    assert answer.status_code == 200 and "download-form" in answer.text
+    page = requests.get(f"{url}&uuid=made-up", cookies={WARNING_COOKIE: "x"}, timeout=10)
+    assert "download-form" in page.text and "Content-Disposition" not in page.headers
+
+
+def test_no_range_on_the_page_hops_and_416_past_the_end(host, tmp_path):
+    host.add_file(BIG, "covers.zip", BODY, large=True, truncate_once=True)
+    assert client(tmp_path).download(BIG, tmp_path / "big").read_bytes() == BODY
+    pages = [asked for _, asked, kind in host.answers[BIG] if kind == "warning"]
+    assert pages and all(asked is None for asked in pages)
+    assert _resumed(host.answers[BIG])
+    import requests  # the host itself: a range at the end of the file is not satisfiable
+
+    host.add_file(PLAIN, "a.csv", BODY)
+    answer = requests.get(f"https://drive.google.com/uc?id={PLAIN}&export=download", timeout=10,
+                          headers={"Range": f"bytes={len(BODY)}-"})
+    assert answer.status_code == 416 and answer.headers["Content-Range"] == f"bytes */{len(BODY)}"
+    assert answer.url.startswith("https://drive.usercontent.google.com/download?")
+
+
+@pytest.mark.parametrize("status", [200, 403, 400])
+def test_the_quota_page_is_a_refusal_whatever_its_status(host, tmp_path, status):
+    host.add_file(BUSY, "covers.zip", BODY, quota=status)
     with pytest.raises(HostRefused, match="quota exceeded: too many users"):
-        client(host).download("busy", tmp_path / "busy")
+        client(tmp_path).download(BUSY, tmp_path / "busy")
     assert not any(p.name == "covers.zip" for p in (tmp_path / "busy").iterdir())
 
 
-def test_403_429_503_then_success(host, tmp_path):
-    host.add_file("flaky", "a.csv", BODY, failures=[403, 429, 503])
-    assert client(host).download("flaky", tmp_path / "f").read_bytes() == BODY
-    assert host.requests["flaky"] == 4
+def test_busy_answers_then_success(host, tmp_path):
+    flaky = drive_id("flaky")
+    host.add_file(flaky, "a.csv", BODY, failures=[429, 503, 503])
+    assert client(tmp_path).download(flaky, tmp_path / "f").read_bytes() == BODY
+    # each failed try is one look by gdown and one plain look at the status: 2 + 2 + the file
+    assert host.requests[flaky] == 5
 
 
 def test_too_many_failures_is_one_line_that_says_rerun(host, tmp_path):
-    host.add_file("down", "a.csv", BODY, failures=[503] * 10)
+    down = drive_id("down")
+    host.add_file(down, "a.csv", BODY, failures=[503] * 10)
     with pytest.raises(InputError, match=r"HTTP 503 \(after 3 tries\); rerun to resume"):
-        client(host, retries=2).download("down", tmp_path / "d")
+        client(tmp_path, retries=2).download(down, tmp_path / "d")
 
 
 def test_a_truncated_body_resumes_with_range(host, tmp_path):
-    host.add_file("cut", "a.zip", BODY, truncate_once=True)
-    assert client(host).download("cut", tmp_path / "c").read_bytes() == BODY
-    # the first half was kept: the second answer sent only the rest
-    assert host.body_bytes["cut"] == len(BODY) // 2 + (len(BODY) - len(BODY) // 2)
+    cut = drive_id("cut")
+    host.add_file(cut, "a.zip", BODY, truncate_once=True)
+    assert client(tmp_path).download(cut, tmp_path / "c").read_bytes() == BODY
+    # what came before the cut was kept: the last answer was asked for the rest only
+    assert _resumed(host.answers[cut][-1:])
+
+
+def _resumed(answers) -> bool:
+    return any(status == 206 and asked and 0 < int(asked[6:-1]) <= len(BODY) // 2
+               for status, asked, _ in answers)
 
 
 def test_a_wrong_size_is_caught_and_fetched_again(host, tmp_path):
-    host.add_file("short", "a.csv", BODY, short_once=True)
-    assert client(host).download("short", tmp_path / "s").read_bytes() == BODY
+    short = drive_id("short")
+    host.add_file(short, "a.csv", BODY, short_once=True)
+    assert client(tmp_path).download(short, tmp_path / "s").read_bytes() == BODY
 
 
 def test_a_resumed_part_of_another_version_starts_again(host, tmp_path):
-    host.add_file("v", "a.csv", BODY)
+    version = drive_id("v")
+    host.add_file(version, "a.csv", BODY)
     folder = tmp_path / "v"
     folder.mkdir()
-    (folder / ".partial").write_bytes(b"x" * 10)
-    (folder / ".partial.json").write_text('{"name": "a.csv", "total": 99}')
-    assert client(host).download("v", folder).read_bytes() == BODY
+    (folder / "a.csvABCDEFGH.part").write_bytes(b"x" * 10)
+    (folder / ".download.json").write_text('{"total": 99}')
+    assert client(tmp_path).download(version, folder).read_bytes() == BODY
 
 
-def test_folder_listing_with_subfolders(host):
-    host.add_folder("top", [("f1", "Pixel200K.csv", False), ("sub", "Pixel1M", True)])
-    host.add_folder("sub", [("f2", "item_info.csv", False)])
-    assert client(host).list_tree("top") == [("Pixel200K.csv", "f1"), ("Pixel1M/item_info.csv", "f2")]
+def test_a_part_that_is_a_hard_link_is_never_appended_to(host, tmp_path):
+    linked = drive_id("linked")
+    host.add_file(linked, "a.csv", BODY)
+    folder = tmp_path / "l"
+    folder.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_bytes(b"precious")
+    os.link(victim, folder / "a.csvABCDEFGH.part")
+    (folder / "b.csvABCDEFGH.part").symlink_to(victim)
+    assert client(tmp_path).download(linked, folder).read_bytes() == BODY
+    assert victim.read_bytes() == b"precious" and os.stat(victim).st_nlink == 1
+
+
+def test_folder_listing_with_subfolders(host, tmp_path):
+    top, sub, f1, f2 = (drive_id(n) for n in ("top", "sub", "f1", "f2"))
+    host.add_folder(top, [(f1, "Pixel200K.csv", False), (sub, "Pixel1M", True)], title="Interaction")
+    host.add_folder(sub, [(f2, "item_info.csv", False)], title="Pixel1M")
+    assert client(tmp_path).list_tree(top) == [("Pixel200K.csv", f1), ("Pixel1M/item_info.csv", f2)]
+
+
+def test_an_empty_folder_and_a_page_that_is_no_folder_are_told_apart(host, tmp_path):
+    empty = drive_id("empty")
+    host.add_folder(empty, [], title="Interaction")
+    with pytest.raises(InputError, match="the host lists no files in this folder"):
+        client(tmp_path).list_tree(empty)
+    with pytest.raises(InputError, match=r"not a folder listing \(HTTP 404"):
+        client(tmp_path).list_tree(drive_id("a file, not a folder"))
 
 
 def test_unknown_file_is_one_line(host, tmp_path):
     with pytest.raises(InputError, match="HTTP 404"):
-        client(host).download("nope", tmp_path / "n")
+        client(tmp_path).download(drive_id("nope"), tmp_path / "n")

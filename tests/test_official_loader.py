@@ -11,9 +11,9 @@ from test_official_download import COUNTS, published_as_synthetic, serve_pixel20
 
 @pytest.fixture
 def drive(monkeypatch, tmp_path):
-    with served_host() as host:
+    with served_host(tmp_path / "host", monkeypatch) as host:
         serve_pixel200k(host)
-        monkeypatch.setenv("PIXELREC_OFFICIAL_HOST", host.url)
+        monkeypatch.delenv("PIXELREC_OFFICIAL_HOST", raising=False)
         monkeypatch.setenv("PIXELREC_HOME", str(tmp_path / "home"))
         monkeypatch.delenv("PIXELREC_DATA", raising=False)
         monkeypatch.chdir(tmp_path)

@@ -50,8 +50,19 @@ def publish(data_dir, out_dir, releases, copy, publisher):
               help="Folder of the official files downloaded by hand (CSVs, zips as served, the "
                    "covers zip), instead of fetching them.")
 @click.option("--host-url", default=None,
-              help="Base address of the official files' host (default: $PIXELREC_OFFICIAL_HOST, "
-                   "else https://drive.google.com).")
+              help="A reverse proxy in front of the official files' host (default: "
+                   "$PIXELREC_OFFICIAL_HOST, else the host itself): files are asked as "
+                   "URL/uc?export=download&id=ID and must come back whole; folder listings, the "
+                   "confirmation and quota pages and cookies do not pass it. For a proxy that "
+                   "tunnels, set HTTPS_PROXY instead.")
+@click.option("--cookies", "cookies", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Official subsets: a cookies.txt exported from a browser signed in to Google "
+                   "(Netscape format), sent to the host: the way past its \"too many users\" "
+                   "quota page. Copied for the run, removed after it.")
+@click.option("--features", "features", default=None, metavar="KINDS",
+              help="Official subsets: also fetch the publisher's extracted vectors (image, text; "
+                   "comma-separated) into <release>/features/official_<kind>.npy, in the release's "
+                   "item order (train with --set features=official_image).")
 @click.option("--no-covers", is_flag=True, help="Official subsets: skip the covers archive.")
 @click.option("--image-cache", default=0, show_default=True, type=click.IntRange(min=0),
               metavar="SIZE",
@@ -88,8 +99,8 @@ def publish(data_dir, out_dir, releases, copy, publisher):
               help="Let redirects and --with-covers cover URLs reach loopback, private or "
                    "link-local addresses (the --mirror URL itself is always used as given).")
 def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers, from_dir,
-             host_url, no_covers, image_cache, workers, overwrite, manifest_sha256, timeout,
-             min_rate, allow_cross_host_redirects, allow_private_hosts):
+             host_url, cookies, features, no_covers, image_cache, workers, overwrite,
+             manifest_sha256, timeout, min_rate, allow_cross_host_redirects, allow_private_hosts):
     """Download an official subset from its publisher, or a release from a mirror.
 
     Official subsets (no --mirror): the publisher's files, fetched (or taken from --from DIR),
@@ -111,8 +122,11 @@ def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers,
     if from_dir is not None or (mirror is None and configured_mirror() is None
                                 and is_official_name(subset)):
         _download_official(subset, out_dir, from_dir, host_url, not no_covers, counts, retries,
-                           overwrite, image_cache, workers)
+                           overwrite, image_cache, workers, cookies, features)
         return
+    if cookies is not None or features is not None:
+        raise InputError("--cookies and --features are for official subsets (from their "
+                         "publisher), not for a mirror's releases")
     lines = []
 
     def check_and_card(folder, label):  # before the release is put in place
@@ -148,8 +162,8 @@ def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers,
 
 
 def _download_official(subset, out_dir, from_dir, host_url, covers, counts, retries, overwrite,
-                       image_cache, workers):
-    from pixelrec_data.official import get_official
+                       image_cache, workers, cookies, features):
+    from pixelrec_data.official import get_official, parse_feature_kinds
     from pixelrec_data.progress import bar, quiet
     from schemas.official_sources import PUBLISHER_RULE
 
@@ -157,9 +171,13 @@ def _download_official(subset, out_dir, from_dir, host_url, covers, counts, retr
     # create its font cache under ~/.cache and ~/.config
     if "MPLCONFIGDIR" not in os.environ:
         os.environ["MPLCONFIGDIR"] = str(Path(out_dir).absolute() / ".official" / "matplotlib")
+    kinds = parse_feature_kinds(features)
+    if cookies is not None and not Path(cookies).is_file():
+        raise InputError(f"--cookies {cookies}: no such file")
     log = (lambda message: None) if quiet() else click.echo
     folder = get_official(subset, out_dir, from_dir=from_dir, host=host_url, covers=covers,
                           counts=counts, retries=max(retries, 1), overwrite=overwrite,
-                          image_cache=image_cache, workers=workers, log=log, progress=bar)
+                          image_cache=image_cache, workers=workers, log=log, progress=bar,
+                          cookies=cookies, features=kinds)
     click.echo(f"official {subset} in {folder} (build.source 'official'; the publisher's rule: "
                f"\"{PUBLISHER_RULE}\")")

@@ -4,6 +4,6 @@
 turns them into a verified release folder <root>/<subset> and returns it; `pixelrec download
 --subset NAME` and `load_dataset(NAME, download=True)` both run it.
 """
-from .build import get_official, host_url, is_official_name
+from .build import get_official, host_url, is_official_name, parse_feature_kinds
 
-__all__ = ["get_official", "host_url", "is_official_name"]
+__all__ = ["get_official", "host_url", "is_official_name", "parse_feature_kinds"]

@@ -2,13 +2,15 @@
 
 Everything is written under the data root:
     <root>/.official/downloads/<file id>/<name>   the files as served (kept: a rerun fetches none
-                                                  that finished; .partial files resume with Range)
+                                                  that finished; parts resume with Range)
+    <root>/.official/cookies.txt                  the session's cookies (only while a command runs)
     <root>/.official/work/<subset>/               CSVs taken out of zips, the covers so far, and
                                                   the release being built (renamed into place last)
 The release goes through `import-official` (ids and columns checked, every official column kept),
-gets the covers streamed out of the archive with their statuses,
+gets the covers streamed out of the covers archives with their statuses,
 sequences, manifest and card, is held to the published counts, and only then appears as
-<root>/<subset> with one rename.
+<root>/<subset> with one rename. The publisher's extracted vectors (`features`) are added to the
+release's features/ folder afterwards, as `pixelrec extract-features` adds its own.
 """
 from __future__ import annotations
 
@@ -23,19 +25,23 @@ import pyarrow.parquet as pq
 from schemas.errors import InputError
 from pipelines.finish import finish_interrupted_commit, put_in_place
 from schemas.lifecycle import release_lock
-from schemas.official_sources import DRIVE_HOST, HOST_ENV, OfficialSource, official_source
+from schemas.official_sources import (FEATURE_KIND_WORDS, FEATURE_SUFFIXES, HOST_ENV,
+                                      OFFICIAL_FEATURES, OfficialSource, official_source)
 from schemas.official_subsets import official_subset
 
+from .archives import ARCHIVE_SUFFIXES
 from .covers import extract_covers, write_covers_table
-from .drive import DriveClient, HostRefused
-from .unpack import OfficialFiles, classify, find_covers
+from .drive import DriveClient
+from .fetch import Fetcher, start_cookie_session
+from .unpack import OfficialFiles, classify
 
 OFFICIAL_DIR = ".official"
 
 
-def host_url(host: str | None = None) -> str:
-    """--host-url, else $PIXELREC_OFFICIAL_HOST, else the publisher's host."""
-    return (host or os.environ.get(HOST_ENV) or DRIVE_HOST).rstrip("/")
+def host_url(host: str | None = None) -> str | None:
+    """--host-url, else $PIXELREC_OFFICIAL_HOST: a reverse proxy's address; None: the host itself."""
+    chosen = host or os.environ.get(HOST_ENV)
+    return chosen.rstrip("/") if chosen else None
 
 
 def source_for(subset: str) -> OfficialSource:
@@ -48,55 +54,100 @@ def source_for(subset: str) -> OfficialSource:
     return source
 
 
+def parse_feature_kinds(text: str | None) -> tuple[str, ...]:
+    kinds = tuple(dict.fromkeys(k.strip().lower() for k in (text or "").split(",") if k.strip()))
+    unknown = [k for k in kinds if k not in OFFICIAL_FEATURES]
+    if unknown:
+        raise InputError(f"--features {text}: unknown kind {unknown[0]!r} (the publisher's: "
+                         f"{', '.join(OFFICIAL_FEATURES)})")
+    return kinds
+
+
 def get_official(subset: str, root, *, from_dir=None, host: str | None = None, covers: bool = True,
                  counts: str = "auto", retries: int = 5, backoff: float = 1.0, workers: int = 2,
                  overwrite: bool = False, refetch: bool = False, image_cache: int = 0, log=print,
-                 progress=None) -> Path:
-    """Build <root>/<subset> from the publisher's files (fetched, or found in from_dir).
+                 progress=None, cookies=None, features: tuple[str, ...] = ()) -> Path:
+    """Build <root>/<subset> from the publisher's files (fetched, or found in from_dir), and add
+    the publisher's extracted vectors of `features` ('image', 'text') to its features/.
 
     image_cache: also write the training cache of that size (`prepare-images --size N`, squash)
-    from the decode that checks each cover (0: none)."""
+    from the decode that checks each cover (0: none). cookies: a browser's cookies.txt."""
     source = source_for(subset)
     root = Path(root)
     final = root / source.name
-    if final.is_dir() and (final / "manifest.json").is_file() and not overwrite:
-        log(f"{final}: already there (rerun with --overwrite to build it again)")
-        return final
-    finish_interrupted_commit(root)
-    with release_lock(final, "download"):
-        return _get(source, root, from_dir, host, covers, counts, retries, backoff, workers,
-                    overwrite, refetch, image_cache, log, progress)
+    session_cookies = root / OFFICIAL_DIR / "cookies.txt"
+    if from_dir is None:
+        start_cookie_session(session_cookies, cookies)
+    client = DriveClient(session_cookies, host_url(host), retries=retries, backoff=backoff, log=log)
+    fetcher = Fetcher(source, root / OFFICIAL_DIR / "downloads", client, log, progress, refetch)
+    try:
+        if final.is_dir() and (final / "manifest.json").is_file() and not overwrite:
+            log(f"{final}: already there (rerun with --overwrite to build it again)")
+        else:
+            finish_interrupted_commit(root)
+            with release_lock(final, "download"):
+                _get(source, root, from_dir, fetcher, covers, counts, workers, overwrite,
+                     image_cache, log, progress)
+        if features:
+            with release_lock(final, "download"):
+                add_features(final, features, fetcher, from_dir, log)
+    finally:
+        session_cookies.unlink(missing_ok=True)  # a signed-in session does not outlive the command
+    return final
 
 
-def _get(source, root: Path, from_dir, host, covers, counts, retries, backoff, workers, overwrite,
-         refetch, image_cache, log, progress) -> Path:
+def _get(source, root: Path, from_dir, fetcher: Fetcher, covers, counts, workers, overwrite,
+         image_cache, log, progress) -> Path:
     work = root / OFFICIAL_DIR / "work" / source.name
     work.mkdir(parents=True, exist_ok=True)
-    downloads = root / OFFICIAL_DIR / "downloads"
-    if from_dir is not None:
-        files = _local_files(Path(from_dir), source, covers)
-    else:
-        files = fetch_files(source, downloads, host_url(host), "tables", retries, backoff, log,
-                            progress, refetch)
+    files = _local_files(Path(from_dir), covers) if from_dir is not None else fetcher.tables()
     found = classify(files, source, work / "extracted")
 
-    def covers_archive() -> Path | None:
+    def covers_archives() -> list[Path]:
         """Fetched only once the tables passed their checks (the archive is tens of GB)."""
-        if found.covers is None and from_dir is None and source.covers.kind == "file":
-            fetched = fetch_files(source, downloads, host_url(host), "covers", retries, backoff,
-                                  log, progress, refetch)
-            found.covers = find_covers(fetched)
-        if found.covers is None:
+        for logical, sniffed in found.refused:
+            from .archives import refuse_format
+            refuse_format(sniffed, logical, source.name)
+        if not found.covers and from_dir is None:
+            found.covers = fetcher.covers()
+        if not found.covers:
             log(f"note: no covers archive of {source.name} found; covers.parquet marks every "
                 f"cover missing")
         return found.covers
 
-    return _build(source, found, root, work, covers_archive if covers else None, counts, workers,
+    return _build(source, found, root, work, covers_archives if covers else None, counts, workers,
                   log, progress, image_cache, overwrite)
 
 
-def _local_files(folder: Path, source: OfficialSource, covers: bool) -> list[tuple[str, Path]]:
-    """Every CSV and zip under `folder` (and folders holding covers), by path relative to it."""
+def add_features(release: Path, kinds, fetcher: Fetcher, from_dir, log) -> None:
+    from .features import write_official_features
+
+    files = _local_features(Path(from_dir), kinds) if from_dir is not None else fetcher.features(kinds)
+    for kind, path in files.items():
+        log(f"mapping {path.name} to the items of {release.name} ...")
+        out = write_official_features(release, kind, path)
+        log(f"{kind} features: {out} (train with --set features={out.stem})")
+
+
+def _local_features(folder: Path, kinds) -> dict[str, Path]:
+    """The features file of each kind in a --from folder, told by its name."""
+    out = {}
+    for kind in kinds:
+        candidates = [p for p in sorted(folder.rglob("*")) if p.is_file()
+                      and p.suffix.lower() in FEATURE_SUFFIXES
+                      and any(w in p.name.lower() for w in FEATURE_KIND_WORDS[kind])
+                      and not any(part.startswith(".") for part in p.relative_to(folder).parts)]
+        if len(candidates) != 1:
+            found = ", ".join(p.name for p in candidates) or "none"
+            raise InputError(f"--from {folder}: {len(candidates)} {kind} features files (a "
+                             f"{'/'.join(FEATURE_SUFFIXES)} file whose name says "
+                             f"{' or '.join(FEATURE_KIND_WORDS[kind][:3])}); found: {found}")
+        out[kind] = candidates[0]
+    return out
+
+
+def _local_files(folder: Path, covers: bool) -> list[tuple[str, Path]]:
+    """Every CSV and archive under `folder` (and folders holding covers), by path relative to it."""
     if not folder.is_dir():
         raise InputError(f"--from {folder}: no such folder")
     out = []
@@ -104,68 +155,16 @@ def _local_files(folder: Path, source: OfficialSource, covers: bool) -> list[tup
         rel = path.relative_to(folder).as_posix()
         if path.is_symlink() or any(p.startswith(".") for p in path.relative_to(folder).parts):
             continue
-        if path.is_file() and path.suffix.lower() in (".csv", ".zip"):
+        if path.is_file() and path.suffix.lower() in (".csv", *ARCHIVE_SUFFIXES):
             out.append((rel, path))
         elif covers and path.is_dir():
             out.append((rel, path))
     return out
 
 
-def fetch_files(source: OfficialSource, downloads: Path, host: str, which: str, retries: int,
-                backoff: float, log, progress, refetch: bool = False) -> list[tuple[str, Path]]:
-    """Fetch the subset's "tables" (every matching CSV or zip of its folders) or its "covers"
-    archive; return (logical path, local path) pairs."""
-    client = DriveClient(host, retries=retries, backoff=backoff, log=log)
-    wanted: list[tuple[str, str]] = []  # (logical path, file id)
-    if which == "covers":
-        wanted.append((source.covers.title, source.covers.id))
-    for entry in source.tables if which == "tables" else ():
-        for path, file_id in _listing(client, entry, source):
-            if path.lower().endswith((".csv", ".zip")) and source.matches(path):
-                wanted.append((f"{entry.title}/{path}", file_id))
-    out = []
-    for logical, file_id in dict.fromkeys(wanted):
-        log(f"fetching {logical} ({file_id}) ...")
-        if refetch:
-            shutil.rmtree(downloads / file_id, ignore_errors=True)
-        try:
-            path = client.download(file_id, downloads / file_id, progress=_bytes_bar(progress, logical))
-        except HostRefused as exc:
-            raise InputError(f"{logical}: the host refuses it for now ({exc}); retry later, or "
-                             f"download the files by hand from {' , '.join(source.links())} and "
-                             f"run `pixelrec download --subset {source.name} --from DIR`") from None
-        out.append((logical, path))
-    return out
-
-
-def _listing(client: DriveClient, entry, source) -> list[tuple[str, str]]:
-    if entry.kind == "file":
-        return [(entry.title, entry.id)]
-    try:
-        return client.list_tree(entry.id)
-    except HostRefused as exc:
-        raise InputError(f"{entry.link}: the host refuses the listing ({exc}); download the files "
-                         f"by hand and use --from DIR") from None
-
-
-def _bytes_bar(progress, label):
-    if progress is None:
-        return None
-    state = {}
-
-    def update(n, total, name):
-        bar = state.get("bar")
-        if bar is None:
-            bar = state["bar"] = progress(total=total, desc=label[-40:], unit="B", unit_scale=True)
-        bar.update(n)
-        if total is not None and bar.n >= total:
-            bar.close()
-    return update
-
-
-def _build(source, found: OfficialFiles, root: Path, work: Path, covers_archive, counts: str,
+def _build(source, found: OfficialFiles, root: Path, work: Path, covers_archives, counts: str,
            workers: int, log, progress, image_cache: int = 0, overwrite: bool = False) -> Path:
-    """covers_archive: None (no covers), or a function giving the archive (None if there is none)."""
+    """covers_archives: None (no covers), or a function giving the archives (maybe none)."""
     from pipelines.official import import_official
     from pipelines.published import check_published_counts
 
@@ -176,16 +175,16 @@ def _build(source, found: OfficialFiles, root: Path, work: Path, covers_archive,
     # before the covers: a wrong file is refused before minutes of work on its covers
     check_published_counts(staging, counts, where=f"{source.name} (official files)", log=None)
     stored = {}
-    if covers_archive is not None:
-        stored = _store_covers(staging, covers_archive(), work / "covers", workers, image_cache, log,
-                               progress)
+    if covers_archives is not None:
+        stored = _store_covers(staging, covers_archives(), work / "covers", workers, image_cache,
+                               log, progress)
     finish_official_release(staging, stored)
     final = put_in_place(root, source.name, staging, overwrite=overwrite)
     shutil.rmtree(work, ignore_errors=True)  # the extracted CSVs; downloads stay for reruns
     return final
 
 
-def _store_covers(staging: Path, archive: Path | None, covers_dir: Path, workers: int,
+def _store_covers(staging: Path, archives: list[Path], covers_dir: Path, workers: int,
                   image_cache: int, log, progress) -> dict[str, dict]:
     """covers.parquet, covers/ and the cache; returns the manifest entries of the stored covers
     (each hashed from the very bytes written, so the manifest need not read them back)."""
@@ -198,10 +197,10 @@ def _store_covers(staging: Path, archive: Path | None, covers_dir: Path, workers
         if image_cache else None
     bar = progress(total=len(item_ids), desc="covers", unit="cover") if progress else None
     try:
-        if archive is None:
+        if not archives:
             rows = [_missing(i) for i in item_ids]
         else:
-            rows = extract_covers(archive, item_ids, covers_dir, workers, bar.update if bar else None,
+            rows = extract_covers(archives, item_ids, covers_dir, workers, bar.update if bar else None,
                                   (image_cache, "squash", array) if array is not None else None)
     finally:
         if bar:
@@ -263,5 +262,5 @@ def is_official_name(subset: str) -> bool:
     return official_subset(subset) is not None and official_source(subset) is not None
 
 
-__all__ = ["fetch_files", "finish_official_release", "get_official",
-           "host_url", "is_official_name", "source_for"]
+__all__ = ["add_features", "finish_official_release", "get_official", "host_url",
+           "is_official_name", "parse_feature_kinds", "source_for"]

@@ -6,7 +6,9 @@ publisher made it, as covers/<item_id>.jpg, after a check that it decodes: JPEG'
 (libjpeg's 1/8 DCT scaling, PIL's draft) reads every entropy-coded block, so a truncated or broken
 file fails as it would in a full decode, at a fraction of the cost; the perceptual hash is taken
 from that 1/8 picture (phash looks at a 32x32 low-pass anyway). Every item gets a covers.parquet
-row: 'ok', 'missing' (no member of that name), 'not_image', 'corrupt' or 'bomb'.
+row: 'ok', 'missing' (no member of that name), 'not_image', 'corrupt' or 'bomb'. The covers may
+come in several archives (the publisher once split them into cover1 and cover2): every one is
+read, and a cover found in two of them is taken from the first.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from schemas.io import write_table
 from schemas.official_sources import COVER_NAME
 from schemas.tables import COVERS
 
+from .archives import TAR, TAR_GZ, TAR_ZST, ZIP, refuse_format, sniff, unpack_tar_covers
 from .unpack import check_member_size, open_zip
 
 MAX_COVER_BYTES = 32 << 20   # a cover member declaring more is refused (the archive is suspect)
@@ -87,16 +90,16 @@ def resize_for_cache(image, size: int, mode: str):
     return resize(image, size, mode)
 
 
-def extract_covers(source: Path, item_ids: list[str], covers_dir: Path, workers: int = 2,
+def extract_covers(sources: list[Path], item_ids: list[str], covers_dir: Path, workers: int = 2,
                    progress=None, cache=None) -> list[dict]:
-    """Store the covers of `item_ids` from `source` (a zip, or a folder of <item_id>.jpg) into
-    covers_dir; return one row per item, in item order. Covers already stored are re-checked, not
-    read from the archive again (a rerun after a kill continues).
+    """Store the covers of `item_ids` from `sources` (zips, tars, or folders of <item_id>.jpg)
+    into covers_dir; return one row per item, in item order. Covers already stored are re-checked,
+    not read from an archive again (a rerun after a kill continues).
 
     cache: (size, mode, array) to also fill array[row] with the training-cache pixels of each
     decodable cover, from the same decode (see pixelrec_data.baselines.images.new_cache_array)."""
     covers_dir.mkdir(parents=True, exist_ok=True)
-    reader = _ZipReader(source) if source.is_file() else _FolderReader(source)
+    reader = _readers(sources, set(item_ids), covers_dir)
     starts = range(0, len(item_ids), CHUNK)
 
     def work(start):
@@ -139,6 +142,44 @@ def write_covers_table(rows: list[dict], path: Path) -> Path:
     return write_table(pa.Table.from_pylist(rows, schema=COVERS), path, "covers")
 
 
+def _readers(sources: list[Path], wanted: set[str], covers_dir: Path) -> "_FirstOf":
+    readers = []
+    for source in sources:
+        if source.is_dir():
+            readers.append(_FolderReader(source))
+            continue
+        with open(source, "rb") as f:
+            found = sniff(f.read(1 << 16))
+        refuse_format(found, str(source))
+        if found.format == ZIP:
+            readers.append(_ZipReader(source))
+        elif found.format in (TAR, TAR_GZ, TAR_ZST):
+            taken = {item for item in wanted if any(r.size(item) is not None for r in readers)}
+            sizes = unpack_tar_covers(source, wanted - taken, covers_dir, MAX_COVER_BYTES)
+            readers.append(_FolderReader(covers_dir, sizes))
+        else:
+            raise InputError(f"{source}: not a covers archive (zip or tar; it starts "
+                             f"{found.format if found.format != 'other' else 'with unknown bytes'})")
+    return _FirstOf(readers)
+
+
+class _FirstOf:
+    """Several readers as one: a cover comes from the first that has it."""
+
+    def __init__(self, readers):
+        self.readers = readers
+
+    def _owner(self, item_id: str):
+        return next((r for r in self.readers if r.size(item_id) is not None), None)
+
+    def size(self, item_id: str) -> int | None:
+        owner = self._owner(item_id)
+        return None if owner is None else owner.size(item_id)
+
+    def read(self, item_id: str) -> bytes:
+        return self._owner(item_id).read(item_id)
+
+
 class _ZipReader:
     """Members by item id; one ZipFile per thread (a shared one would serialise every read)."""
 
@@ -149,8 +190,14 @@ class _ZipReader:
             self.members = {}
             for info in archive.infolist():
                 match = COVER_NAME.match(PurePosixPath(info.filename).name)
-                if match and not info.is_dir():
-                    self.members[match.group(1)] = info
+                if not match or info.is_dir():
+                    continue
+                earlier = self.members.get(match.group(1))
+                if earlier is not None:
+                    raise InputError(f"{path}: two members for cover {match.group(1)} "
+                                     f"({earlier.filename} and {info.filename}); refusing the "
+                                     f"archive")
+                self.members[match.group(1)] = info
 
     def size(self, item_id: str) -> int | None:
         info = self.members.get(item_id)
@@ -173,10 +220,14 @@ class _ZipReader:
 
 
 class _FolderReader:
-    def __init__(self, folder: Path):
-        self.folder = folder
+    """Covers as <item_id>.jpg files; `sizes` limits it to the covers a tar pass wrote there."""
+
+    def __init__(self, folder: Path, sizes: dict[str, int] | None = None):
+        self.folder, self.sizes = folder, sizes
 
     def size(self, item_id: str) -> int | None:
+        if self.sizes is not None:
+            return self.sizes.get(item_id)
         path = self.folder / f"{item_id}.jpg"
         if not path.is_file() or path.is_symlink():
             return None

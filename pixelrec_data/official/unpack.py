@@ -12,12 +12,14 @@ import hashlib
 import os
 import shutil
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from schemas.errors import InputError
 from schemas.official_sources import (COVER_NAME, INTERACTIONS_HEADER, ITEM_INFO_MARKERS,
                                       OfficialSource)
+
+from .archives import REFUSED_FORMATS, TAR, TAR_GZ, TAR_ZST, ZIP, Sniffed, sniff
 
 MAX_RATIO = 200          # declared size / compressed size beyond which a member is a bomb
 RATIO_FLOOR = 16 << 20   # ... when it also declares more than this (tiny members compress well)
@@ -28,7 +30,8 @@ COPY_CHUNK = 1 << 20
 class OfficialFiles:
     interactions: Path
     items: Path
-    covers: Path | None  # a zip of <item_id>.jpg, or a folder of them
+    covers: list[Path]   # zips or tars of <item_id>.jpg, or folders of them
+    refused: list[tuple[str, Sniffed]] = field(default_factory=list)  # 7z / rar archives seen
 
 
 def check_member_name(name: str, archive: Path) -> None:
@@ -108,8 +111,10 @@ def extract_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path
 
 def classify(files: list[tuple[str, Path]], source: OfficialSource, work: Path) -> OfficialFiles:
     """Find the subset's interactions, item information and covers among `files` ((logical path,
-    local path) pairs), extracting CSVs out of zips into `work`."""
+    local path) pairs), extracting CSVs out of zips into `work`. Archives are told apart by their
+    first bytes, not their names."""
     found: dict[str, list[tuple[str, Path, bool]]] = {"interactions": [], "items": [], "covers": []}
+    refused = []
     for logical, path in files:
         if path.is_dir():
             if any(COVER_NAME.match(p.name) for p in _first_entries(path)):
@@ -119,24 +124,22 @@ def classify(files: list[tuple[str, Path]], source: OfficialSource, work: Path) 
             role = csv_role(_head(path))
             if role:
                 found[role].append((logical, path, source.matches(logical)))
-        elif path.suffix.lower() == ".zip":
+            continue
+        head = sniff(_head_bytes(path))
+        if head.format == ZIP:
             _classify_zip(logical, path, source, work, found)
+        elif head.format in (TAR, TAR_GZ, TAR_ZST) and head.role == "covers":
+            found["covers"].append((logical, path, True))
+        elif head.format in REFUSED_FORMATS:
+            refused.append((logical, head))
     interactions = _pick(found["interactions"], "interactions", source, files)
     items = _pick(found["items"], "item information", source, files)
-    covers = found["covers"][0][1] if found["covers"] else None
-    return OfficialFiles(interactions, items, covers)
+    return OfficialFiles(interactions, items, [p for _, p, _ in found["covers"]], refused)
 
 
-def find_covers(files: list[tuple[str, Path]]) -> Path | None:
-    """The first covers archive (a zip of <item_id>.jpg) or folder of covers among `files`."""
-    for _, path in files:
-        if path.is_dir() and any(COVER_NAME.match(p.name) for p in _first_entries(path)):
-            return path
-        if path.is_file() and path.suffix.lower() == ".zip":
-            with open_zip(path) as archive:
-                if _holds_covers(archive):
-                    return path
-    return None
+def _head_bytes(path: Path, size: int = 1 << 16) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(size)
 
 
 def _holds_covers(archive: zipfile.ZipFile) -> bool:
@@ -191,4 +194,4 @@ def _first_entries(folder: Path, limit: int = 1000):
 
 
 __all__ = ["OfficialFiles", "check_member_name", "check_member_size", "classify", "csv_role",
-           "extract_member", "find_covers", "open_zip"]
+           "extract_member", "open_zip"]

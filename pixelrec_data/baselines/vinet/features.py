@@ -153,7 +153,7 @@ def extract(release, encoder_name: str = "RN50", layer: str = "pooled", weights=
             progress.update(stop - start)
     arr.flush()
     del arr
-    _write_index(release / "features" / f"{name}.index.parquet", item_ids)
+    write_feature_index(release / "features" / f"{name}.index.parquet", item_ids)
     meta = {"name": name, "encoder": encoder.describe(), "layer": layer, "shape": list(shape),
             "dtype": dtype, "size": size, "seed": seed, "items": len(item_ids), "blank_covers": n_blank,
             "pixels_from": reader.source, "row0": "PAD (zeros)", "order": "item number"}
@@ -215,7 +215,8 @@ def _read_record(path: Path) -> dict:
         return {}
 
 
-def _write_index(path: Path, item_ids: list[str]) -> None:
+def write_feature_index(path: Path, item_ids: list[str]) -> None:
+    """<name>.index.parquet: row -> item_id, row 0 the padding (null)."""
     table = pa.table({"row": pa.array(np.arange(len(item_ids) + 1), pa.int64()),
                       "item_id": pa.array([None, *item_ids], pa.string())})
     with atomic_path(path) as tmp:
