@@ -48,7 +48,8 @@ def publish(data_dir, out_dir, releases, copy, publisher):
                    "their publisher.")
 @click.option("--from", "from_dir", default=None, type=click.Path(path_type=Path),
               help="Folder of the official files downloaded by hand (CSVs, zips as served, the "
-                   "covers zip), instead of fetching them.")
+                   "covers archives: zip or tar, or folders of <item_id>.jpg; with --features, the "
+                   "vectors files named after their kind), instead of fetching them.")
 @click.option("--host-url", default=None,
               help="A reverse proxy in front of the official files' host (default: "
                    "$PIXELREC_OFFICIAL_HOST, else the host itself): files are asked as "
