@@ -152,3 +152,32 @@ def test_an_empty_folder_and_a_page_that_is_no_folder_are_told_apart(host, tmp_p
 def test_unknown_file_is_one_line(host, tmp_path):
     with pytest.raises(InputError, match="HTTP 404"):
         client(tmp_path).download(drive_id("nope"), tmp_path / "n")
+
+
+def test_host_url_is_a_reverse_proxy_for_whole_files_only(tmp_path, monkeypatch):
+    from aiohttp import web
+
+    from official_host import warning_page, HostFile
+    from official_network import PROXY_VARIABLES, refuse_non_loopback
+    from test_downloader_server import LocalServer
+
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    refuse_non_loopback(monkeypatch)
+
+    async def uc(request):  # a proxy that passes the host's answers through as they are
+        if request.query["id"] == "whole":
+            return web.Response(body=BODY, headers={"Content-Disposition": 'attachment; filename="a.csv"'})
+        page = warning_page("big", HostFile("covers.zip", BODY, large=True), "token")
+        return web.Response(text=page, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/uc", uc)
+    with LocalServer(app) as proxy:
+        via = client(tmp_path, host=proxy.url)
+        assert via.download("whole", tmp_path / "w", name="a.csv").read_bytes() == BODY
+        with pytest.raises(InputError, match="the proxy answered a web page, not the file"):
+            via.download("page", tmp_path / "p", name="covers.zip")
+        assert not (tmp_path / "p" / "covers.zip").exists()
+        with pytest.raises(InputError, match="folder listings do not pass a reverse proxy"):
+            via.list_tree("folder")
