@@ -148,13 +148,17 @@ def test_two_covers_archives_are_both_read(drive, published_50k, tmp_path):
     assert statuses["i3"] == "ok" and statuses["i7"] == "ok"  # one from each archive
 
 
+@pytest.mark.parametrize("kind", ["zip", "tar"])
 def test_a_covers_archive_with_two_members_for_one_cover_is_refused(published_as_synthetic,
-                                                                     tmp_path, capsys):
+                                                                     tmp_path, capsys, kind):
     from official_files import cover_members
     from test_official_download import hand_downloaded
 
     members = cover_members()
-    twice = zip_of({**members, "other/i3.jpg": members["covers/i3.jpg"]})
+    if kind == "zip":
+        twice = zip_of({**members, "other/i3.jpg": members["covers/i3.jpg"]})
+    else:
+        twice = covers_tar(extra={"other/i3.jpg": members["covers/i3.jpg"]})
     source = hand_downloaded(tmp_path / "by-hand", twice)
     assert run("--subset", "pixel200k", "--root", tmp_path / "d", "--from", source) == 2
     err = one_line_error(capsys)
