@@ -115,3 +115,20 @@ def test_a_features_file_that_does_not_fit_is_one_line(published_as_synthetic, t
 def test_unknown_feature_kind_is_one_line(tmp_path, capsys):
     assert run("--subset", "pixel200k", "--root", tmp_path, "--features", "audio") == 2
     assert "unknown kind 'audio'" in capsys.readouterr().err
+
+
+def test_vbpr_and_visrank_train_on_the_publishers_vectors(published_as_synthetic, tmp_path):
+    from pixelrec_data.cli import main
+
+    source = hand_downloaded(tmp_path / "by-hand")
+    np.save(source / "image.npy", np.random.default_rng(0).random((len(ITEMS), 8), np.float32))
+    root = tmp_path / "data"
+    assert run("--subset", "pixel200k", "--root", root, "--from", source, "--features", "image",
+               "--no-covers") == 0
+    for model, extra in (("vbpr", ["--set", "embedding_size=8"]), ("visrank", [])):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["train", "--release", str(root / "pixel200k"), "--model", model, "--epochs", "1",
+                  "--set", "features=official_image", *extra, "--out", str(tmp_path / "runs")])
+        assert exit_info.value.code == 0, model
+    config = next((tmp_path / "runs").glob("*vbpr*/config.yaml")).read_text()
+    assert "the publisher's image vectors" in config
