@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from schemas.official_sources import IMAGE_FEATURES, TEXT_FEATURES
-from test_official_download import (COUNTS, check_release, drive, hand_downloaded,  # noqa: F401
+from test_official_download import (check_release, drive, hand_downloaded,  # noqa: F401
                                     published_as_synthetic, run, serve_pixel200k)
 
 ITEMS = [f"i{n}" for n in range(9)]  # the synthetic release's items
