@@ -6,7 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo bench venv clean system-deps
+.PHONY: test test-fast demo bench venv clean system-deps
 
 venv: $(STAMP)
 
@@ -26,8 +26,17 @@ system-deps:
 	      redis-server chromium chromium-driver >/dev/null) || echo "system-deps: apt-get failed; dependent tests will skip"; \
 	  else echo "system-deps: not root; redis/chromium tests will skip"; fi; fi
 
+# Every test, spread over one worker per core (pytest-xdist). Tests that share a module's world run
+# on one worker (loadgroup; conftest.py groups them), in the order conftest.py gives: the
+# minutes-long tests first, so that the others run beside them.
+PYTEST := $(PY) -m pytest -q -p no:cacheprovider -n auto --dist loadgroup --no-loadscope-reorder
+
 test: $(STAMP) system-deps
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PYTEST) tests
+
+# The edit loop: everything but the end-to-end runs (demo worlds, crawls, kills and reruns).
+test-fast: $(STAMP) system-deps
+	$(PYTEST) -m "not e2e" tests
 
 demo: $(STAMP)
 	$(VENV)/bin/pixelrec demo

@@ -25,6 +25,7 @@ from schemas.hosts import free_port
 from schemas.keys import user_key_for_mid, user_key_for_midhash
 from schemas.protocol import ITEM_USER_CAP
 
+pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
 PIXELREC = [sys.executable, "-c", "from pixelrec_data.cli import main; main()"]
 WORLD = ["--seed", "5", "--users", "300", "--videos", "150"]

@@ -16,6 +16,7 @@ import pytest
 from test_downloader_server import LocalServer, cover_app, make_image
 from test_pipeline_build import KEY, community, video, write_raw
 
+pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parent.parent
 SUBSETS = ["--subset", "pixel8m=all", "--subset", "pixel1m=10", "--subset", "pixel200k=4"]
 NAMES = ("pixelrec", "pixel8m", "pixel1m", "pixel200k")

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
-@pytest.mark.slow
 def test_an_image_model_beats_an_id_model_on_cold_items(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pixelrec_data.cli", "demo", "--scale", "medium",
                            "--suite", "cold", "--workdir", str(tmp_path / "demo")],

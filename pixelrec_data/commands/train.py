@@ -25,14 +25,18 @@ def train(release, model, epochs, device, settings, out, seed, init_from):
     Rerunning the same command resumes from the last finished epoch. Under torchrun each process
     takes one device (DDP; gloo on CPU, NCCL on CUDA).
     """
-    from pixelrec_data.baselines.config import parse_overrides
-    from pixelrec_data.baselines.train import train as run_training
+    from pixelrec_data.baselines.config import parse_overrides, resolve_config
+    from pixelrec_data.baselines.models import MODELS
 
     overrides = parse_overrides(settings)
     if epochs is not None:
         overrides["epochs"] = epochs
     if seed is not None:
         overrides["seed"] = seed
+    if model.lower() in MODELS:  # a bad --set fails here, in a blink, before torch is loaded
+        resolve_config(model.lower(), overrides)
+    from pixelrec_data.baselines.train import train as run_training
+
     folder = run_training(release, model, out=out, overrides=overrides, device=device, init_from=init_from)
     if os.environ.get("RANK", "0") == "0":
         click.echo(f"run folder: {folder}")
