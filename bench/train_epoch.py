@@ -35,9 +35,9 @@ os.environ.setdefault("PIXELREC_QUIET", "1")
 
 import torch  # noqa: E402
 
-from pixelrec_data.baselines import evaluate as E  # noqa: E402
+from pixelrec_data.baselines.evaluation import metrics as E  # noqa: E402
 import toy  # noqa: E402
-from pixelrec_data.baselines.train import Run  # noqa: E402
+from pixelrec_data.baselines.trainer.train import Run  # noqa: E402
 
 
 class FirstSamples:

@@ -3,7 +3,7 @@ and test_pixelnet_backbones.py; pytest picks up fixtures imported into a test mo
 import numpy as np
 import pytest
 
-from pixelrec_data.baselines import data as D
+from pixelrec_data.baselines.trainer import data as D
 
 N_ITEMS = 20
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from pixelrec_data.baselines import data as D
-from pixelrec_data.baselines import evaluate as E
+from pixelrec_data.baselines.trainer import data as D
+from pixelrec_data.baselines.evaluation import metrics as E
 
 
 class FixedScores(torch.nn.Module):

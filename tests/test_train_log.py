@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import toy
-from pixelrec_data.baselines.runlog import PROVENANCE_KEYS
-from pixelrec_data.baselines.train import Run, train
+from pixelrec_data.baselines.trainer.runlog import PROVENANCE_KEYS
+from pixelrec_data.baselines.trainer.train import Run, train
 
 TINY = {"embedding_size": 16, "n_heads": 2, "n_layers": 1, "learning_rate": 1e-3, "train_batch_size": 64}
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S")

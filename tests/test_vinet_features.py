@@ -12,7 +12,7 @@ from PIL import Image
 from pathlib import Path
 
 from toy import write_release
-from pixelrec_data.baselines.vinet.features import aligned_features, decode_cover, extract, load_features
+from pixelrec_data.baselines.models.vinet.features import aligned_features, decode_cover, extract, load_features
 from pixelrec_data.baselines.encoders import EncoderConfig, ImageEncoder
 from schemas.errors import InputError
 
@@ -113,7 +113,7 @@ def test_image_cache_and_jpeg_paths_give_the_same_features(release, tmp_path):
 
 
 def test_killed_extraction_resumes_and_leaves_no_temporaries(release, monkeypatch):
-    from pixelrec_data.baselines.vinet import features as F
+    from pixelrec_data.baselines.models.vinet import features as F
 
     folder = release / "features"
     (folder).mkdir(exist_ok=True)

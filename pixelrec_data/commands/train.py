@@ -26,7 +26,7 @@ def train(release, model, epochs, device, settings, out, seed, init_from):
     takes one device (DDP; gloo on CPU, NCCL on CUDA).
     """
     from pixelrec_data.baselines.config import parse_overrides
-    from pixelrec_data.baselines.train import train as run_training
+    from pixelrec_data.baselines.trainer.train import train as run_training
 
     overrides = parse_overrides(settings)
     if epochs is not None:

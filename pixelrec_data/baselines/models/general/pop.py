@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import Recommender
+from ..base import Recommender
 
 
 class Pop(Recommender):

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pixelrec_data.baselines.vinet.features import aligned_features
+from pixelrec_data.baselines.models.vinet.features import aligned_features
 from schemas.errors import InputError
 
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import torch
 
-from ..data import M
-from .base import SequentialRecommender, init_normal
-from .layers import add_input_stack, additive_mask, encoder_from_config
+from ...trainer.data import M
+from ..base import SequentialRecommender, init_normal
+from ..layers import add_input_stack, additive_mask, encoder_from_config
 
 
 class SASRec(SequentialRecommender):

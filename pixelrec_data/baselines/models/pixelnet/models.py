@@ -34,11 +34,11 @@ from torch import nn
 
 from pixelrec_data.baselines.encoders import EncoderConfig, ImageEncoder, param_groups
 from pixelrec_data.baselines.models.base import SequentialRecommender
-from pixelrec_data.baselines.models.bert4rec import BERT4Rec
+from pixelrec_data.baselines.models.sequential.bert4rec import BERT4Rec
 from pixelrec_data.baselines.models.layers import additive_mask
-from pixelrec_data.baselines.models.mf import MF
-from pixelrec_data.baselines.models.sasrec import SASRec
-from pixelrec_data.baselines.pixelnet.item_encoder import ItemImageEncoder, PixelSource
+from pixelrec_data.baselines.models.general.mf import MF
+from pixelrec_data.baselines.models.sequential.sasrec import SASRec
+from pixelrec_data.baselines.models.pixelnet.item_encoder import ItemImageEncoder, PixelSource
 from schemas.errors import InputError
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,

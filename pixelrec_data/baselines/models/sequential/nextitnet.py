@@ -12,7 +12,7 @@ import math
 import torch.nn.functional as F
 from torch import nn
 
-from .base import SequentialRecommender
+from ..base import SequentialRecommender
 
 
 class ResidualBlock(nn.Module):

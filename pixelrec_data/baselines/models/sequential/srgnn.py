@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import M
-from .base import Recommender, bpr
+from ...trainer.data import M
+from ..base import Recommender, bpr
 
 
 def right_align(seq: torch.Tensor) -> torch.Tensor:

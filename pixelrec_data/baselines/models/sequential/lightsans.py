@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import M
-from .base import Recommender, init_normal
-from .layers import add_input_stack
+from ...trainer.data import M
+from ..base import Recommender, init_normal
+from ..layers import add_input_stack
 
 
 class InterestPooling(nn.Module):

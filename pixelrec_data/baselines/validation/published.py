@@ -1,7 +1,7 @@
 """The PixelRec paper's published test figures (arXiv 2309.06789, SDM 2024), as data.
 
 One place for them: `validate-baselines` sets its bands from them, the report prints them beside
-ours, and the docs' table is rendered from them (tests/test_published.py keeps the two equal).
+ours, and the docs' table is rendered from them (tests/test_paper_bands.py keeps the two equal).
 
 The tables are kept in the paper's own layout and units (percent: 0.490 means NDCG@10 = 0.00490)
 so that each number can be checked against the paper by eye; `published()` turns them into

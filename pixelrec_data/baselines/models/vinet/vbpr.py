@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from pixelrec_data.baselines.models.base import Recommender, bpr_eps_inside
-from pixelrec_data.baselines.vinet.common import feature_tensor
+from pixelrec_data.baselines.models.vinet.common import feature_tensor
 
 
 class VBPR(Recommender):

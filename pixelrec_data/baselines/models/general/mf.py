@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import Recommender, bpr
+from ..base import Recommender, bpr
 
 
 class MF(Recommender):

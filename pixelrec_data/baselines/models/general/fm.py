@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .base import Recommender, bpr_eps_inside
+from ..base import Recommender, bpr_eps_inside
 
 
 def fm_second_order(vectors: torch.Tensor) -> torch.Tensor:

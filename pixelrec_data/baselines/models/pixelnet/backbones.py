@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import torch
 
-from pixelrec_data.baselines.models.dssm import DSSM
-from pixelrec_data.baselines.models.fm import FM
-from pixelrec_data.baselines.models.gru4rec import GRU4Rec
-from pixelrec_data.baselines.models.lightsans import LightSANs
-from pixelrec_data.baselines.models.nextitnet import NextItNet
-from pixelrec_data.baselines.models.srgnn import SRGNN
-from pixelrec_data.baselines.pixelnet.models import PixelNetMixin, pixelnet_sequential
+from pixelrec_data.baselines.models.general.dssm import DSSM
+from pixelrec_data.baselines.models.general.fm import FM
+from pixelrec_data.baselines.models.sequential.gru4rec import GRU4Rec
+from pixelrec_data.baselines.models.sequential.lightsans import LightSANs
+from pixelrec_data.baselines.models.sequential.nextitnet import NextItNet
+from pixelrec_data.baselines.models.sequential.srgnn import SRGNN
+from pixelrec_data.baselines.models.pixelnet.models import PixelNetMixin, pixelnet_sequential
 
 PixelNetGRU4Rec = pixelnet_sequential(GRU4Rec)
 PixelNetNextItNet = pixelnet_sequential(NextItNet)

@@ -37,7 +37,7 @@ import yaml
 from schemas.errors import InputError
 from schemas.io import atomic_write_text
 
-SUITES_DIR = Path(__file__).parent / "suites"
+SUITES_DIR = Path(__file__).parent.parent / "suites"
 
 
 @dataclass
@@ -86,7 +86,7 @@ def load_suite(name: str) -> dict:
 
 def _available(model: str) -> str:
     """'' when the model can be built, else the reason it cannot."""
-    from .models import model_class
+    from ..models import model_class
     try:
         model_class(model)
     except InputError as exc:
@@ -105,7 +105,7 @@ def _features_current(release: Path, name: str, weights) -> bool:
     """The feature file exists, lists exactly the release's items in item-number order, and came
     from the same tower weights (random init when `weights` is None)."""
     import pyarrow.parquet as pq
-    from .vinet.features import release_item_ids
+    from ..models.vinet.features import release_item_ids
     folder = release / "features"
     npy, index, meta = folder / f"{name}.npy", folder / f"{name}.index.parquet", folder / f"{name}.json"
     if not npy.exists() or not index.exists() or not meta.exists():
@@ -120,7 +120,7 @@ def _features_current(release: Path, name: str, weights) -> bool:
 def prepare_inputs(release: Path, model: str, overrides: dict, entry: dict, device: str,
                    log=print) -> str:
     """Build what an image model reads (image cache, feature file) if absent; '' or a skip reason."""
-    from .config import resolve_config
+    from ..config import resolve_config
     config = resolve_config(model, overrides)
     needs_pixels, needs_features = "encoder" in config and "image_size" in config, "features" in config
     if not (needs_pixels or needs_features):
@@ -135,7 +135,7 @@ def prepare_inputs(release: Path, model: str, overrides: dict, entry: dict, devi
             prepare_images(release, size=size, mode=mode, workers=1)
     weights = entry.get("encoder_weights")
     if needs_features and not _features_current(release, str(config["features"]), weights):
-        from .vinet.features import LAYERS, extract
+        from ..models.vinet.features import LAYERS, extract
         encoder, _, layer = str(config["features"]).rpartition("_")
         if layer not in LAYERS or not encoder:
             raise InputError(f"suite entry {entry['name']}: features '{config['features']}' is not "
@@ -158,7 +158,7 @@ def apply_encoder_weights(suite: dict, weights: dict[str, str]) -> None:
     (PixelNet: set.encoder_weights; ViNet: the entry's encoder_weights for feature extraction),
     unless the entry names its own."""
     from .bands import image_encoder
-    from .config import resolve_config
+    from ..config import resolve_config
     if not weights:
         return
     for name, path in weights.items():
@@ -177,7 +177,7 @@ def apply_encoder_weights(suite: dict, weights: dict[str, str]) -> None:
 
 
 def _entry_configs(suite: dict):
-    from .config import resolve_config
+    from ..config import resolve_config
     for entry in suite["entries"]:
         if not _available(entry["model"]):
             yield entry, resolve_config(entry["model"], entry.get("set"))
@@ -199,8 +199,8 @@ def _read_run(row: Row, folder: Path) -> None:
 
 def run_entries(release: Path, suite: dict, runs_dir: Path, device: str, epochs: int | None,
                 log=print) -> list[Row]:
-    from .config import resolve_config
-    from .train import train
+    from ..config import resolve_config
+    from ..trainer.train import train
     rows = []
     for entry in suite["entries"]:
         overrides = entry_overrides(entry, epochs)

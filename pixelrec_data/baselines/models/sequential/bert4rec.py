@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from ..data import C
-from .base import Recommender, bpr_eps_inside, init_normal
-from .layers import add_input_stack, additive_mask, encoder_from_config
+from ...trainer.data import C
+from ..base import Recommender, bpr_eps_inside, init_normal
+from ..layers import add_input_stack, additive_mask, encoder_from_config
 
 
 class BERT4Rec(Recommender):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Recommender
+from ..base import Recommender
 
 _MASK = (1 << 31) - 1
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import SequentialRecommender
+from ..base import SequentialRecommender
 
 
 class GRU4Rec(SequentialRecommender):

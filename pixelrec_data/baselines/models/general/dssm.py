@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .base import Recommender
+from ..base import Recommender
 
 
 class DSSM(Recommender):

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Recommender, bpr
+from ..base import Recommender, bpr
 
 
 def normalised_adjacency(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int):

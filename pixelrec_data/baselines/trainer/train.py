@@ -28,13 +28,13 @@ import yaml
 from schemas.errors import InputError
 from schemas.io import atomic_path, atomic_write_text
 
-from ..progress import bar
+from ...progress import bar
 from . import compile as C
 from . import ddp
-from . import evaluate as E
-from .config import resolve_config
+from ..evaluation import metrics as E
+from ..config import resolve_config
 from .data import Interactions, load_interactions
-from .models import model_class
+from ..models import model_class
 from .runlog import RunLog, iso_utc, provenance, write_provenance
 from .samples import EpochBatches, make_samples
 
