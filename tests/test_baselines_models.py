@@ -8,6 +8,7 @@ from pixelrec_data.baselines.trainer import data as D
 from pixelrec_data.baselines.config import resolve_config
 from pixelrec_data.baselines.models import available, model_class
 from pixelrec_data.baselines.trainer.samples import make_samples
+from trainer_helpers import from_sequences
 
 # tiny sizes for every model (keys a model does not have are skipped)
 TINY = {"embedding_size": 16, "n_heads": 2, "hidden_size": 1, "n_layers": 1, "step": 1,
@@ -38,7 +39,7 @@ def add_image_inputs(config, data):
 def data():
     rng = np.random.default_rng(0)
     lengths = rng.choice([3, 5, 9, 14, 26], size=40)
-    return D.from_sequences([list(rng.permutation(30)[:n] + 1) for n in lengths], n_items=30)
+    return from_sequences([list(rng.permutation(30)[:n] + 1) for n in lengths], n_items=30)
 
 
 @pytest.mark.parametrize("name", available())

@@ -24,10 +24,6 @@ import torch
 
 from schemas.io import atomic_write_text
 
-PROVENANCE_KEYS = ("release_path", "manifest_sha256", "toolkit_version", "torch_version",
-                   "python_version", "device", "seed", "started_at", "epoch_wall_s", "wall_s")
-
-
 class _UTCFormatter(logging.Formatter):
     converter = time.gmtime
 
