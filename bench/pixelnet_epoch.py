@@ -1,6 +1,6 @@
 """PixelNet epoch cost: SASRec + ViT-B/32 (last 2 blocks tuned, 'mean'), Pixel200K-shaped data.
 
-    .venv/bin/python bench/pixelnet_epoch.py                # GPU: the issue's setting, bf16 autocast
+    .venv/bin/python bench/pixelnet_epoch.py                # GPU: the setting above, bf16 autocast
     .venv/bin/python bench/pixelnet_epoch.py --tiny         # CPU smoke check (tiny ViT, small data)
 
 Synthetic data: Pixel200K shapes from toy.pixel200k_like (200K users, 96,282 items, Zipf-like
