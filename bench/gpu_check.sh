@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The trainer's GPU speed check (issue 5), one script, about 6-8 minutes on an H100:
+# The trainer's GPU speed check, one script, about 6-8 minutes on an H100:
 #   1. SASRec, batch 64, one whole epoch with compile=reduce-overhead (CUDA graphs), then a full
 #      evaluation of all 200K users x 96,283 items at fp32 (and tf32/bf16 for comparison)
 #   2. SASRec, batch 64, eager (1000 timed steps, projected to the epoch), full fp32 evaluation
 #   3. MF, batch 512, d 4096 (the paper's), eager (300 timed steps, projected), full evaluation
-#   4. PixelNet (issue 6): SASRec + ViT-B-32, last 2 blocks tuned, bf16, plain vs optimised path
+#   4. PixelNet: SASRec + ViT-B-32, last 2 blocks tuned, bf16, plain vs optimised path
 #      (bench/pixelnet_epoch.py: items encoded per second, projected epoch)
 # on the Pixel200K-shaped synthetic release (bench/train_epoch.py; ~3.56M training rows).
 # Installs nothing from the network; needs a CUDA build of torch in $PY (default .venv/bin/python
@@ -15,8 +15,9 @@
 #   bash bench/gpu_check.sh          # on the GPU machine; results also under $OUT/gpu_check
 #   bash bench/gpu_check.sh --tiny   # the same steps on CPU at toy size (checks this script, <1 min)
 #
-# Each step runs under `timeout`, limited also by what is left of a total budget (BUDGET_S, 360 s by
-# default), and a failing step does not stop the next (no set -e). Step logs: <step>.log.
+# Each step runs under `timeout`, limited also by what is left of a total budget (BUDGET_S, 500 s
+# by default, 140 s with --tiny), and a failing step does not stop the next (no set -e). Step
+# logs: <step>.log.
 set -u
 cd "$(dirname "$0")/.."
 if [ -z "${PY:-}" ]; then

@@ -1,6 +1,6 @@
 """PixelNet epoch cost: SASRec + ViT-B/32 (last 2 blocks tuned, 'mean'), Pixel200K-shaped data.
 
-    .venv/bin/python bench/pixelnet_epoch.py                # GPU: the issue's setting, bf16 autocast
+    .venv/bin/python bench/pixelnet_epoch.py                # GPU: the setting above, bf16 autocast
     .venv/bin/python bench/pixelnet_epoch.py --tiny         # CPU smoke check (tiny ViT, small data)
 
 Synthetic data: Pixel200K shapes from toy.pixel200k_like (200K users, 96,282 items, Zipf-like
@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # toy data
 
 import toy  # noqa: E402
-from pixelrec_data.baselines.data import Interactions  # noqa: E402
-from pixelrec_data.baselines.pixelnet.models import PixelNetSASRec  # noqa: E402
-from pixelrec_data.baselines.samples import make_samples  # noqa: E402
+from pixelrec_data.baselines.trainer.data import Interactions  # noqa: E402
+from pixelrec_data.baselines.models.pixelnet.models import PixelNetSASRec  # noqa: E402
+from pixelrec_data.baselines.trainer.samples import make_samples  # noqa: E402
 
 PIXEL200K_WINDOWS = 323_715  # SEQ windows of the Pixel200K-shaped file (as in the paper's official code)
 

@@ -6,8 +6,8 @@
 
 A synthetic Pixel200K-shaped release (200K users, 96,282 items, ~3.96M rows; toy.pixel200k_like)
 is generated with numpy (kept in --release-dir when given, and reused). Timing goes through the
-trainer itself (train.Run: its DataLoader, loss, AdamW, compile and padding; evaluate.score_users),
-so the figures are those of `pixelrec train`.
+trainer itself (trainer/train.py Run: its DataLoader, loss, AdamW, compile and padding;
+evaluation/metrics.py score_users), so the figures are those of `pixelrec train`.
 
 Training: --warmup steps first (untimed: compilation and CUDA-graph recording happen there), then
 --steps timed steps (0 = one whole epoch, nothing projected). Evaluation: one warm-up batch, then
@@ -35,9 +35,9 @@ os.environ.setdefault("PIXELREC_QUIET", "1")
 
 import torch  # noqa: E402
 
-from pixelrec_data.baselines import evaluate as E  # noqa: E402
+from pixelrec_data.baselines.evaluation import metrics as E  # noqa: E402
 import toy  # noqa: E402
-from pixelrec_data.baselines.train import Run  # noqa: E402
+from pixelrec_data.baselines.trainer.train import Run  # noqa: E402
 
 
 class FirstSamples:

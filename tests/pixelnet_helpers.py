@@ -3,7 +3,7 @@ and test_pixelnet_backbones.py; pytest picks up fixtures imported into a test mo
 import numpy as np
 import pytest
 
-from pixelrec_data.baselines import data as D
+from trainer_helpers import from_sequences
 
 N_ITEMS = 20
 
@@ -11,7 +11,7 @@ N_ITEMS = 20
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
-    return D.from_sequences([list(rng.permutation(np.arange(1, N_ITEMS + 1))[:int(rng.integers(5, 14))])
+    return from_sequences([list(rng.permutation(np.arange(1, N_ITEMS + 1))[:int(rng.integers(5, 14))])
                              for _ in range(10)], N_ITEMS)
 
 

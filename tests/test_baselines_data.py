@@ -3,19 +3,20 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pixelrec_data.baselines import data as D
+from pixelrec_data.baselines.trainer import data as D
 import loop_reference as R
-from pixelrec_data.baselines import samples as S
+from pixelrec_data.baselines.trainer import samples as S
 import toy
 from schemas.errors import InputError
 from schemas.io import write_table
+from trainer_helpers import from_sequences
 
 
 def random_interactions(seed=0, n_users=300, n_items=50):
     rng = np.random.default_rng(seed)
     # lengths cover the edge cases: 3 (n=1 train), 4, 13 (= 11 + 2), 14, 24, 35, 60
     lengths = rng.choice([3, 4, 5, 12, 13, 14, 24, 25, 35, 60], size=n_users)
-    return D.from_sequences([list(rng.integers(1, n_items + 1, size=n)) for n in lengths], n_items)
+    return from_sequences([list(rng.integers(1, n_items + 1, size=n)) for n in lengths], n_items)
 
 
 def test_windows_equal_loop_reference():
@@ -30,7 +31,7 @@ def test_windows_equal_loop_reference():
 
 
 def test_window_rule_drops_oldest_remainder():
-    data = D.from_sequences([list(range(1, 28))], 30)  # 25 training items: drop 3, two windows
+    data = from_sequences([list(range(1, 28))], 30)  # 25 training items: drop 3, two windows
     rows, _, lengths = D.build_windows(data)
     assert lengths.tolist() == [11, 11]
     assert rows[0].tolist() == list(range(4, 15)) and rows[1].tolist() == list(range(15, 26))

@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from pixelrec_data.baselines import data as D
-from pixelrec_data.baselines import evaluate as E
+from pixelrec_data.baselines.trainer import data as D
+from pixelrec_data.baselines.evaluation import metrics as E
+from trainer_helpers import from_sequences
 
 
 class FixedScores(torch.nn.Module):
@@ -19,7 +20,7 @@ class FixedScores(torch.nn.Module):
 
 
 # 3 users, 5 items (ids 1..5). Sequences: train..., valid, test.
-DATA = D.from_sequences([[1, 2, 3, 4], [5, 1, 2], [3, 4, 3]], n_items=5)
+DATA = from_sequences([[1, 2, 3, 4], [5, 1, 2], [3, 4, 3]], n_items=5)
 SCORES = np.array([
     [0, 0, 0, 0, 0, 0],             # PAD user
     [9, 5.0, 4.0, 1.0, 2.0, 3.0],   # user 1: train {1,2}, valid 3, test 4
@@ -56,7 +57,7 @@ def test_metrics_by_hand_and_k_beyond_catalogue():
 @pytest.mark.parametrize("split", ["validation", "test"])
 def test_batches_and_strided_ranks_sum_to_the_whole(split):
     rng = np.random.default_rng(0)
-    data = D.from_sequences([list(rng.permutation(40)[:8] + 1) for _ in range(23)], n_items=40)
+    data = from_sequences([list(rng.permutation(40)[:8] + 1) for _ in range(23)], n_items=40)
     model = FixedScores(rng.normal(size=(24, 41)))
     whole, top_whole = E.score_users(model, data, split, torch.device("cpu"), batch_size=1000)
     parts = [E.score_users(model, data, split, torch.device("cpu"), batch_size=4, rank=r, world=3)
@@ -76,7 +77,7 @@ def test_batches_and_strided_ranks_sum_to_the_whole(split):
 
 
 def test_popularity_groups():
-    data = D.from_sequences([[1, 2, 3], [1, 2, 4], [1, 3, 2], [2, 3, 1]], n_items=4)
+    data = from_sequences([[1, 2, 3], [1, 2, 4], [1, 3, 2], [2, 3, 1]], n_items=4)
     ranks = np.array([0, 1.0, 20.0, 1.0, 1.0])
     top1 = np.array([0, 1, 1, 2, 4])
     out = E.popularity_groups(data, ranks, top1, n_groups=2)

@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from pixelrec_data.baselines import data as D
+from pixelrec_data.baselines.trainer import data as D
 from pixelrec_data.baselines.config import resolve_config
 from pixelrec_data.baselines.models import available, model_class
-from pixelrec_data.baselines.samples import make_samples
+from pixelrec_data.baselines.trainer.samples import make_samples
+from trainer_helpers import from_sequences
 
 # tiny sizes for every model (keys a model does not have are skipped)
 TINY = {"embedding_size": 16, "n_heads": 2, "hidden_size": 1, "n_layers": 1, "step": 1,
@@ -38,7 +39,7 @@ def add_image_inputs(config, data):
 def data():
     rng = np.random.default_rng(0)
     lengths = rng.choice([3, 5, 9, 14, 26], size=40)
-    return D.from_sequences([list(rng.permutation(30)[:n] + 1) for n in lengths], n_items=30)
+    return from_sequences([list(rng.permutation(30)[:n] + 1) for n in lengths], n_items=30)
 
 
 @pytest.mark.parametrize("name", available())
@@ -93,7 +94,7 @@ def reference_session_graph(seq, n):
 
 
 def test_srgnn_session_graph_equals_reference():
-    from pixelrec_data.baselines.models.srgnn import right_align, session_graph
+    from pixelrec_data.baselines.models.sequential.srgnn import right_align, session_graph
     rng = np.random.default_rng(0)
     left = np.zeros((50, 10), dtype=np.int64)
     for row in left:

@@ -4,6 +4,7 @@ import torch
 
 from pixelrec_data.baselines.encoders import EncoderConfig, ImageEncoder, param_groups
 from pixelrec_data.baselines.encoders.weights import read_state_dict
+from encoder_helpers import save_encoder_weights
 from schemas.errors import InputError
 
 
@@ -104,7 +105,7 @@ def test_weights_round_trip_through_encoder_weights(tmp_path):
     with torch.no_grad():
         for p in enc.parameters():
             p.add_(torch.randn_like(p))
-    path = enc.save_weights(tmp_path / "enc.pt")
+    path = save_encoder_weights(enc, tmp_path / "enc.pt")
     again = tiny(tune_layers=1, weights=str(path))
     for (n, a), (_, b) in zip(enc.state_dict().items(), again.state_dict().items()):
         assert torch.equal(a, b), n
@@ -192,7 +193,7 @@ def test_timm_towers_tune_the_last_stages_and_round_trip(tmp_path, name, k, tune
     with torch.no_grad():
         for p in enc.parameters():
             p.add_(0.01)
-    path = enc.save_weights(tmp_path / "t.pt")
+    path = save_encoder_weights(enc, tmp_path / "t.pt")
     again = tiny(name, tune_layers=k, method="pool", weights=str(path))
     enc.eval(), again.eval()
     torch.testing.assert_close(again(x), enc(x))

@@ -146,7 +146,7 @@ class _Noisy:
     """A dataset whose items use numpy randomness, to check worker seeding too."""
 
     def __init__(self, cache):
-        from pixelrec_data.baselines.image_cache import CoverDataset
+        from image_cache_helpers import CoverDataset
         self.inner = CoverDataset(cache)
 
     def __len__(self):
@@ -162,7 +162,8 @@ def _batches(loader):
 
 
 def test_seeded_loader_same_seed_same_batches(release):
-    from pixelrec_data.baselines.image_cache import ImageCache, seeded_loader
+    from image_cache_helpers import seeded_loader
+    from pixelrec_data.baselines.image_cache import ImageCache
     from pixelrec_data.baselines.images import prepare_images
 
     prepare_images(release, size=24, mode="squash", workers=1)

@@ -34,7 +34,7 @@ def csv_keyed() -> bytes:
 
 
 def check_features(release, name: str, width: int):
-    from pixelrec_data.baselines.vinet.features import aligned_features
+    from pixelrec_data.baselines.models.vinet.features import aligned_features
 
     array = np.load(release / "features" / f"{name}.npy")
     index = pq.read_table(release / "features" / f"{name}.index.parquet").to_pydict()

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pixelrec_data.baselines import validate as V
-from pixelrec_data.baselines.bands import half_width, official_release, paper_band, sampling_error
-from pixelrec_data.baselines.published import published
+from pixelrec_data.baselines.validation import validate as V
+from pixelrec_data.baselines.validation.bands import half_width, official_release, paper_band, sampling_error
+from pixelrec_data.baselines.validation.published import published
 from toy import chain_sequences, write_release
 from schemas.errors import InputError
 from schemas.official_subsets import OFFICIAL_SUBSETS
@@ -131,7 +131,7 @@ def run_fake(tmp_path, monkeypatch, injected: dict, suite=SUITE, weights=True):
         return ""
 
     names_seen = []
-    monkeypatch.setattr("pixelrec_data.baselines.train.train", fake_train)
+    monkeypatch.setattr("pixelrec_data.baselines.trainer.train.train", fake_train)
     monkeypatch.setattr(V, "prepare_inputs", skip_inputs)
     path = tmp_path / "suite.yaml"
     path.write_text(yaml.safe_dump(suite))
@@ -229,7 +229,7 @@ def test_random_encoder_gets_no_band_and_a_note():
 
 
 def test_report_shows_provenance_or_not_recorded_and_stats_as_stats_prints(tmp_path):
-    from pixelrec_data.baselines.report import write_report
+    from pixelrec_data.baselines.validation.report import write_report
     release = tmp_path / "release"
     release.mkdir()
     (release / "stats.json").write_text(json.dumps({
@@ -263,7 +263,7 @@ def test_report_shows_provenance_or_not_recorded_and_stats_as_stats_prints(tmp_p
 
 
 def test_docs_table_is_rendered_from_the_published_figures():
-    from pixelrec_data.baselines.published import markdown_table
+    from pixelrec_data.baselines.validation.published import markdown_table
     docs = (ROOT / "docs" / "TRAINER.md").read_text()
     for release in ("pixel200k", "pixel1m", "pixel8m"):
         assert markdown_table(release) in docs, f"docs/TRAINER.md lacks the {release} table"
@@ -277,7 +277,7 @@ def test_docs_table_is_rendered_from_the_published_figures():
     (0, 0, 0, ""),                                             # Pop, Random: nothing trained
 ])
 def test_runs_stopped_before_converging_are_marked(best, run, budget, marked):
-    from pixelrec_data.baselines.leaderboard import convergence
+    from pixelrec_data.baselines.validation.leaderboard import convergence
     row = V.Row("GRU4Rec", "gru4rec", "sequential", {}, best_epoch=best, epochs_run=run,
                 config={"epochs": budget, "stopping_step": 5})
     note = convergence(row)

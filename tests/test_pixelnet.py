@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from pixelrec_data.baselines.encoders import EncoderConfig, ImageEncoder
-from pixelrec_data.baselines.pixelnet import ItemImageEncoder, PixelSource
+from pixelrec_data.baselines.models.pixelnet import ItemImageEncoder, PixelSource
 
 N_ITEMS = 12
 

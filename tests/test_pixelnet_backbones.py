@@ -1,4 +1,4 @@
-"""PixelNet GRU4Rec / NextItNet / SRGNN / LightSANs / FM / DSSM (baselines/pixelnet/backbones.py): the
+"""PixelNet GRU4Rec / NextItNet / SRGNN / LightSANs / FM / DSSM (baselines/models/pixelnet/backbones.py): the
 backbone's code with its item table replaced by the image encoder. Training steps and full-sort
 vs pairwise scores are covered for every registered model by tests/test_baselines_models.py."""
 import contextlib
@@ -11,8 +11,8 @@ import yaml
 from torch import nn
 
 from pixelrec_data.baselines.models import model_class
-from pixelrec_data.baselines.pixelnet.models import ItemLookup
-from pixelrec_data.baselines.samples import make_samples
+from pixelrec_data.baselines.models.pixelnet.models import ItemLookup
+from pixelrec_data.baselines.trainer.samples import make_samples
 from pixelnet_helpers import (accumulation_terms, assert_close_by_arithmetic, data,  # noqa: F401
                               grads, largest, pixels)  # (data, pixels: fixtures)
 
@@ -114,7 +114,7 @@ def release(tmp_path_factory):
 def test_trains_through_the_trainer_from_the_image_cache(name, release, tmp_path):
     import json
 
-    from pixelrec_data.baselines import train as T
+    from pixelrec_data.baselines.trainer import train as T
     from pixelrec_data.baselines.config import resolve_config
 
     torch.set_num_threads(1)

@@ -13,7 +13,7 @@ import yaml
 from PIL import Image
 
 from toy import write_release
-from pixelrec_data.baselines.validate import validate
+from pixelrec_data.baselines.validation.validate import validate
 
 TOPICS, WARM, COLD, USERS = 6, 12, 4, 240
 PER_TOPIC = WARM + COLD

@@ -10,8 +10,8 @@ from PIL import Image
 
 import toy
 from pixelrec_data.baselines.encoders import EncoderConfig, ImageEncoder
-from pixelrec_data.baselines import train as T
-from pixelrec_data.baselines.vinet.features import extract
+from pixelrec_data.baselines.trainer import train as T
+from pixelrec_data.baselines.models.vinet.features import extract
 from pixelrec_data.baselines.images import prepare_images
 
 N_ITEMS = 24

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 from PIL import Image
 
-from pixelrec_data.baselines.report import write_report
+from pixelrec_data.baselines.validation.report import write_report
 
 
 def _results():

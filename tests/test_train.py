@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import toy
-from pixelrec_data.baselines.train import train
+from pixelrec_data.baselines.trainer.train import train
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_SASREC = {"embedding_size": 16, "n_heads": 2, "n_layers": 1, "learning_rate": 1e-3}
@@ -59,7 +59,7 @@ def test_resume_equals_uninterrupted_run(chain_release, tmp_path):
 
 
 def test_crash_mid_epoch_then_rerun_resumes_identically(chain_release, tmp_path, monkeypatch):
-    from pixelrec_data.baselines import train as T
+    from pixelrec_data.baselines.trainer import train as T
     settings = {**TINY_SASREC, "train_batch_size": 32, "epochs": 3}
     straight = train(chain_release, "sasrec", out=tmp_path / "a", overrides=settings)
     original = T.Run.batches
@@ -169,7 +169,7 @@ def test_bad_input_is_one_line_exit_2(chain_release, tmp_path, case, capsys):
 
 
 def test_cpu_runs_use_deterministic_kernels_unless_told_not_to():
-    from pixelrec_data.baselines.train import deterministic_kernels
+    from pixelrec_data.baselines.trainer.train import deterministic_kernels
     from schemas.errors import InputError
 
     before = torch.are_deterministic_algorithms_enabled()

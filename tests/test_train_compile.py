@@ -13,14 +13,14 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from pixelrec_data.baselines import compile as C
-from pixelrec_data.baselines import evaluate as E
+from pixelrec_data.baselines.trainer import compile as C
+from pixelrec_data.baselines.evaluation import metrics as E
 import toy
 from pixelrec_data.baselines.config import resolve_config
-from pixelrec_data.baselines.data import load_interactions
+from pixelrec_data.baselines.trainer.data import load_interactions
 from pixelrec_data.baselines.models import model_class
-from pixelrec_data.baselines.samples import make_samples
-from pixelrec_data.baselines.train import run_id, train
+from pixelrec_data.baselines.trainer.samples import make_samples
+from pixelrec_data.baselines.trainer.train import run_id, train
 from schemas.errors import InputError
 
 # batch sizes that leave a short last batch (checked in the test): 25 windows, 100 pairs

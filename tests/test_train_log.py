@@ -8,11 +8,13 @@ import pytest
 import torch
 
 import toy
-from pixelrec_data.baselines.runlog import PROVENANCE_KEYS
-from pixelrec_data.baselines.train import Run, train
+from pixelrec_data.baselines.trainer.train import Run, train
 
 TINY = {"embedding_size": 16, "n_heads": 2, "n_layers": 1, "learning_rate": 1e-3, "train_batch_size": 64}
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z \S")
+# the keys every provenance.json carries
+PROVENANCE_KEYS = ("release_path", "manifest_sha256", "toolkit_version", "torch_version",
+                   "python_version", "device", "seed", "started_at", "epoch_wall_s", "wall_s")
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from toy import chain_sequences, write_release
-from pixelrec_data.baselines.validate import evaluate_checks, Row, validate
+from pixelrec_data.baselines.validation.validate import evaluate_checks, Row, validate
 
 ROOT = Path(__file__).resolve().parent.parent
 FAST = {"embedding_size": 16, "learning_rate": 5.0e-3, "epochs": 4, "stopping_step": 2,
@@ -96,7 +96,7 @@ def test_cold_group_margin_allows_sampling_noise_but_not_a_broken_model():
 def test_every_suite_names_registered_models_and_loadable_configs():
     from pixelrec_data.baselines.config import resolve_config
     from pixelrec_data.baselines.models import MODELS
-    from pixelrec_data.baselines.validate import load_suite
+    from pixelrec_data.baselines.validation.validate import load_suite
 
     for name in ("quick", "standard", "paper", "cold"):
         suite = load_suite(name)
@@ -121,7 +121,7 @@ def test_unknown_suite_is_one_line_error(release, tmp_path):
 def test_vinet_entry_gets_its_features_and_no_covers_means_skipped(release, tmp_path):
     from PIL import Image
 
-    from pixelrec_data.baselines.validate import prepare_inputs
+    from pixelrec_data.baselines.validation.validate import prepare_inputs
 
     vbpr = {"name": "VBPR", "model": "vbpr", "role": "vinet",
             "set": {"features": "tiny-rn_pooled", "embedding_size": 16, "epochs": 1}}

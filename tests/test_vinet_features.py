@@ -11,8 +11,9 @@ from PIL import Image
 
 from pathlib import Path
 
+from encoder_helpers import save_encoder_weights
 from toy import write_release
-from pixelrec_data.baselines.vinet.features import aligned_features, decode_cover, extract, load_features
+from pixelrec_data.baselines.models.vinet.features import aligned_features, decode_cover, extract, load_features
 from pixelrec_data.baselines.encoders import EncoderConfig, ImageEncoder
 from schemas.errors import InputError
 
@@ -61,7 +62,7 @@ def test_command_writes_pooled_features_aligned_to_item_ids(release):
 def test_features_equal_the_tower_applied_to_each_cover(release, tmp_path):
     torch.manual_seed(0)
     enc = ImageEncoder(EncoderConfig(name="tiny-vit", tune_layers=0, method="pool"))
-    weights = enc.save_weights(tmp_path / "w.pt")
+    weights = save_encoder_weights(enc, tmp_path / "w.pt")
     out = extract(release, "tiny-vit", "spatial", weights=str(weights), batch_size=4, dtype="float32")
     arr = np.load(out)
     assert arr.shape == (N_ITEMS + 1, 4, 4, 64)
@@ -113,7 +114,7 @@ def test_image_cache_and_jpeg_paths_give_the_same_features(release, tmp_path):
 
 
 def test_killed_extraction_resumes_and_leaves_no_temporaries(release, monkeypatch):
-    from pixelrec_data.baselines.vinet import features as F
+    from pixelrec_data.baselines.models.vinet import features as F
 
     folder = release / "features"
     (folder).mkdir(exist_ok=True)

@@ -6,12 +6,13 @@ import pytest
 import torch
 import yaml
 
-from pixelrec_data.baselines import data as D
-from pixelrec_data.baselines import evaluate as E
-from pixelrec_data.baselines.samples import make_samples
-from pixelrec_data.baselines.vinet.acf import ACF
-from pixelrec_data.baselines.vinet.vbpr import VBPR
-from pixelrec_data.baselines.vinet.visrank import VisRank
+from pixelrec_data.baselines.trainer import data as D
+from pixelrec_data.baselines.evaluation import metrics as E
+from pixelrec_data.baselines.trainer.samples import make_samples
+from pixelrec_data.baselines.models.vinet.acf import ACF
+from pixelrec_data.baselines.models.vinet.vbpr import VBPR
+from pixelrec_data.baselines.models.vinet.visrank import VisRank
+from trainer_helpers import from_sequences
 
 BASE = Path(__file__).resolve().parent.parent / "pixelrec_data" / "baselines"
 N_ITEMS = 30
@@ -27,7 +28,7 @@ def config(name, **overrides):
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
-    return D.from_sequences([list(rng.permutation(np.arange(1, N_ITEMS + 1))[:int(rng.integers(4, 25))])
+    return from_sequences([list(rng.permutation(np.arange(1, N_ITEMS + 1))[:int(rng.integers(4, 25))])
                              for _ in range(12)], N_ITEMS)
 
 

@@ -27,7 +27,7 @@ def extract_features(release, encoder, layer, encoder_weights, size, batch_size,
 
     Resumable: a rerun after a kill continues from the last finished batch (same inputs)."""
     from schemas.errors import InputError
-    from pixelrec_data.baselines.vinet import features
+    from pixelrec_data.baselines.models.vinet import features
 
     if batch_size < 1 or (size is not None and size < 16):
         raise InputError("--batch-size must be >= 1 and --size >= 16")

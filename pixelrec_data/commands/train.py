@@ -35,7 +35,7 @@ def train(release, model, epochs, device, settings, out, seed, init_from):
         overrides["seed"] = seed
     if model.lower() in MODELS:  # a bad --set fails here, in a blink, before torch is loaded
         resolve_config(model.lower(), overrides)
-    from pixelrec_data.baselines.train import train as run_training
+    from pixelrec_data.baselines.trainer.train import train as run_training
 
     folder = run_training(release, model, out=out, overrides=overrides, device=device, init_from=init_from)
     if os.environ.get("RANK", "0") == "0":

@@ -33,7 +33,7 @@ def validate_baselines(release, suite, device, epochs, out, encoder_weights):
     On a release that is the official data, each run the paper reports is also held to a band
     around the published figure. Exits 1 when a check fails (and says which), 2 on bad input.
     """
-    from pixelrec_data.baselines.validate import leaderboard_text, validate
+    from pixelrec_data.baselines.validation.validate import leaderboard_text, validate
     folder, results = validate(release, suite, out=out, device=device, epochs=epochs,
                                encoder_weights=_weights(encoder_weights))
     click.echo(leaderboard_text(results))

@@ -37,7 +37,7 @@ _SAFE_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multia
 def write_official_features(release: Path, kind: str, source: Path) -> Path:
     """Read `source`, map its rows to the release's items and write features/official_<kind>.*;
     returns the .npy path."""
-    from pixelrec_data.baselines.vinet.features import release_item_ids, write_feature_index
+    from pixelrec_data.baselines.models.vinet.features import release_item_ids, write_feature_index
 
     release = Path(release)
     stored_order = pq.read_table(release / "items.parquet", columns=["item_id"]).column(0).to_pylist()

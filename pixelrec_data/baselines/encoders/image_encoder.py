@@ -292,9 +292,6 @@ class ImageEncoder(nn.Module):
         return h.mean(dim=(2, 3)) if layer == "pooled" else h.permute(0, 2, 3, 1)
 
     # ---- bookkeeping -----------------------------------------------------------------------------
-    def save_weights(self, path):
-        return encoders_weights.save_encoder_weights(self.visual, self.dtl, path)
-
     def describe(self) -> dict:
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         total = sum(p.numel() for p in self.parameters())

@@ -1,10 +1,10 @@
-"""Local weight files for image encoders: read, normalise key names, write.
+"""Local weight files for image encoders: read them and normalise their key names.
 
 Accepted files (nothing is ever fetched):
 - an open_clip / OpenAI CLIP checkpoint: a state dict (torch.save, .safetensors, optionally wrapped
   in {"state_dict": ...}, keys optionally prefixed "module."), full CLIP (keys "visual.*") or the
   visual tower alone; an OpenAI TorchScript archive (RN50.pt, ViT-B-32.pt) also works;
-- a file written by `save_encoder_weights` (keys "visual.*" and "dtl.*"), or a whole PixelNet model
+- a file of an encoder's tower and DTL (keys "visual.*" and "dtl.*"), or a whole PixelNet model
   state dict (keys "...visual_encoder.encoder.visual.*"): everything before the first "visual." or
   ".dtl." is dropped, so a trained item encoder round-trips through `--encoder-weights`.
 """
@@ -16,7 +16,6 @@ from pathlib import Path
 import torch
 
 from schemas.errors import InputError
-from schemas.io import atomic_path
 from schemas.manifest import sha256_file
 
 
@@ -105,12 +104,3 @@ def load_into(visual: torch.nn.Module, dtl: torch.nn.Module, path, convert=None)
             loaded_dtl = True
     return {"weights": str(path), "weights_sha256": sha256_file(path), "init": "file",
             "dtl_from_file": loaded_dtl, "ignored_keys": len(vis_state) - len(wanted)}
-
-
-def save_encoder_weights(visual: torch.nn.Module, dtl: torch.nn.Module, path) -> Path:
-    """Write the tower and DTL as one state dict ("visual.*", "dtl.*"), atomically."""
-    state = {f"visual.{k}": v.detach().cpu() for k, v in visual.state_dict().items()}
-    state.update({f"dtl.{k}": v.detach().cpu() for k, v in dtl.state_dict().items()})
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return Path(path)

@@ -1,0 +1,2 @@
+"""Evaluation: full ranking over all items, Recall@K / NDCG@K, and the paper's popularity groups
+(metrics)."""

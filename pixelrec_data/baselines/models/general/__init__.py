@@ -1,0 +1,1 @@
+"""General (non-sequential) recommenders: Random, Pop, MF, LightGCN, FM, DSSM."""
