@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from schemas.io import atomic_write_text
+from schemas.atomic import atomic_write_text
 
 PROVENANCE_KEYS = ("release_path", "manifest_sha256", "toolkit_version", "torch_version",
                    "python_version", "device", "seed", "started_at", "epoch_wall_s", "wall_s")

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from schemas.errors import InputError
-from schemas.io import atomic_path
+from schemas.atomic import atomic_path
 from schemas.manifest import sha256_file
 
 
