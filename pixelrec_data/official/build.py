@@ -80,10 +80,11 @@ def get_official(subset: str, root, *, from_dir=None, host: str | None = None, c
     client = DriveClient(session_cookies, host_url(host), retries=retries, backoff=backoff, log=log)
     fetcher = Fetcher(source, root / OFFICIAL_DIR / "downloads", client, log, progress, refetch)
     try:
-        if final.is_dir() and (final / "manifest.json").is_file() and not overwrite:
-            log(f"{final}: already there (rerun with --overwrite to build it again)")
-        else:
-            with release_work(root, [source.name], "download", overwrite=overwrite) as staging:
+        with release_work(root, [source.name], "download", overwrite=overwrite) as staging:
+            # asked once a killed run's commit is finished: that release is there, and whole
+            if final.is_dir() and (final / "manifest.json").is_file() and not overwrite:
+                log(f"{final}: already there (rerun with --overwrite to build it again)")
+            else:
                 _get(source, staging, from_dir, fetcher, covers, counts, workers, image_cache,
                      log, progress)
         if features:
