@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 
 from schemas.atomic import atomic_path, atomic_write_text
-from schemas.manifest import file_matches
+from schemas.manifest import file_matches, sha256_file
 
 COMPLETE = "_complete.json"
 ROWS_PER_GROUP = 100  # parquet: a reader decodes a few images at a time
@@ -54,22 +54,6 @@ class CoverFormat:
     def finish(self, release: Path, shards: int) -> None:
         """Every fetch shard is written: list shards 0..shards-1, drop those of an earlier layout."""
 
-    def write_shards(self, release_out: Path, items, bodies, shard_bytes: int) -> list[dict]:
-        """Write covers whole into `release_out`/<folder> (pack-covers): `bodies` gives each item's
-        bytes (or None) in items order; a shard closes once it holds `shard_bytes` of images."""
-        raise NotImplementedError
-
-    # --- the shard formats ---------------------------------------------------------------------
-    def complete(self, release: Path) -> list[str]:
-        """Shard file names listed by `_complete.json`, [] when absent or a shard is missing."""
-        folder = Path(release) / self.folder
-        try:
-            shards = json.loads((folder / COMPLETE).read_text(encoding="utf-8")).get("shards", [])
-        except (OSError, ValueError, AttributeError):
-            return []
-        if not shards or not all(isinstance(s, str) and (folder / s).is_file() for s in shards):
-            return []
-        return shards
 
 
 class ShardWriter:
@@ -202,6 +186,17 @@ class ShardFormat(CoverFormat):
     def shard_name(self, number: int) -> str:
         return f"{self.prefix}-{number:05d}{self.suffix}"
 
+    def complete(self, release: Path) -> list[str]:
+        """Shard file names listed by `_complete.json`, [] when absent or a shard is missing."""
+        folder = Path(release) / self.folder
+        try:
+            shards = json.loads((folder / COMPLETE).read_text(encoding="utf-8")).get("shards", [])
+        except (OSError, ValueError, AttributeError):
+            return []
+        if not shards or not all(isinstance(s, str) and (folder / s).is_file() for s in shards):
+            return []
+        return shards
+
     def shard_writer(self, release, shard_name, number, positions, spool) -> ShardWriter:
         return _SpooledWriter(self, Path(release), self.shard_name(number), positions, spool)
 
@@ -210,7 +205,7 @@ class ShardFormat(CoverFormat):
         raise NotImplementedError
 
     def write_shard(self, out: Path, items, bodies: list, rows: list[dict] | None = None) -> str:
-        """Write one shard atomically; return its sha256."""
+        """Write one shard atomically (`rows`: the items' status rows); return its sha256."""
         raise NotImplementedError
 
     def index(self, release: Path) -> dict[str, str]:
@@ -224,9 +219,13 @@ class ShardFormat(CoverFormat):
         for path in folder.glob(f"{self.prefix}-*{self.suffix}"):
             if path.name not in names:
                 path.unlink()  # a shard of an earlier run with another --shard-size
-        self._write_complete(folder, {n: _sha256(folder / n) for n in names})
+        self._write_complete(folder, {n: sha256_file(folder / n) for n in names})
 
-    def write_shards(self, release_out: Path, items, bodies, shard_bytes: int) -> list[dict]:
+    def write_shards(self, release_out: Path, items, bodies, shard_bytes: int,
+                     rows: dict[str, dict] | None = None) -> list[dict]:
+        """Write covers whole into `release_out`/<folder> (pack-covers): `bodies` gives each item's
+        bytes (or None) in items order, `rows` their status rows by item id; a shard closes once
+        it holds `shard_bytes` of images."""
         folder = Path(release_out) / self.folder
         folder.mkdir(parents=True, exist_ok=True)
         written, start, pending, size = [], 0, [], 0
@@ -234,16 +233,19 @@ class ShardFormat(CoverFormat):
             pending.append(body)
             size += len(body) if body else 0
             if size >= shard_bytes:
-                written.append(self._pack_one(folder, items, start, pending, len(written)))
+                written.append(self._pack_one(folder, items, start, pending, len(written), rows))
                 start, pending, size = row + 1, [], 0
         if pending or not written:
-            written.append(self._pack_one(folder, items, start, pending, len(written)))
+            written.append(self._pack_one(folder, items, start, pending, len(written), rows))
         self._write_complete(folder, {s["file"]: s["sha256"] for s in written})
         return written
 
-    def _pack_one(self, folder: Path, items, start: int, bodies: list, number: int) -> dict:
+    def _pack_one(self, folder: Path, items, start: int, bodies: list, number: int, rows) -> dict:
         name = self.shard_name(number)
-        digest = self.write_shard(folder / name, items.slice(start, len(bodies)), bodies)
+        part = items.slice(start, len(bodies))
+        described = [(rows or {}).get(i) or {"item_id": i}
+                     for i in part.column("item_id").to_pylist()]
+        digest = self.write_shard(folder / name, part, bodies, described)
         return {"file": name, "rows": len(bodies), "sha256": digest}
 
     @staticmethod
@@ -286,7 +288,7 @@ class ParquetFormat(ShardFormat):
         with atomic_path(out) as tmp:
             pq.write_table(table, tmp, row_group_size=ROWS_PER_GROUP, compression=codecs,
                            use_dictionary=[c for c in schema.names if c != "image"])
-            return _sha256(tmp)
+            return sha256_file(tmp)
 
 
 def IMAGE_TYPE():  # noqa: N802 - a constant, built on first use (pyarrow loads lazily)
@@ -339,36 +341,19 @@ class WebDatasetFormat(ShardFormat):
                 for item, body in zip(items.to_pylist(), bodies):
                     if not body:
                         continue
-                    cover = described.get(item["item_id"]) or _describe(body)
+                    cover = described.get(item["item_id"], {})
                     meta = {**item, **{k: cover.get(k) for k in ("sha256", "width", "height",
                                                                  "phash")}}
                     _add(archive, f"{item['item_id']}.jpg", body)
                     _add(archive, f"{item['item_id']}.json",
                          json.dumps(meta, sort_keys=True, ensure_ascii=False).encode())
-            return _sha256(tmp)
+            return sha256_file(tmp)
 
 
 def _add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(data), 0, 0o644
     archive.addfile(info, io.BytesIO(data))
-
-
-def _describe(body: bytes) -> dict:
-    """sha256, width, height and phash of a cover whose status row is not at hand."""
-    from .fetch.images import process_cover
-
-    cover = process_cover(body)
-    return {"sha256": hashlib.sha256(body).hexdigest(), "width": cover.width,
-            "height": cover.height, "phash": cover.phash}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 _ITEMS: dict = {}

@@ -63,8 +63,8 @@ def pack(release, out, to: str = "parquet", shard_bytes: int = DEFAULT_SHARD_BYT
         if to == "files":
             summary["shards"] = _write_files(release, out, ids, bodies(progress))
         else:
-            summary["shards"] = store.FORMATS[to].write_shards(out, items, bodies(progress),
-                                                               shard_bytes)
+            summary["shards"] = store.FORMATS[to].write_shards(
+                out, items, bodies(progress), shard_bytes, store.status_rows(release))
     summary["rewritten"] = (f"{store.FORMATS[to].folder}/",)
     return summary
 

@@ -106,6 +106,15 @@ def statuses(release) -> dict[str, str]:
     return dict(zip(table.column("item_id").to_pylist(), table.column("status").to_pylist()))
 
 
+def status_rows(release) -> dict[str, dict]:
+    """item_id -> its row of the status table ({} when the release has none)."""
+    import pyarrow.parquet as pq
+
+    path = status_table(release)
+    rows = pq.read_table(path).to_pylist() if path.exists() else []
+    return {row["item_id"]: row for row in rows}
+
+
 def complete_shards(release, fmt: str) -> list[str]:
     """Paths (relative to the release) of the shards a finished parquet or webdataset write lists
     in its `_complete.json`, [] when there is none or a listed shard is missing."""

@@ -23,7 +23,7 @@ from pathlib import Path
 from schemas.errors import InputError
 
 from .. import store
-from . import client
+from .client import Fetcher, HostRateLimiter, is_retryable, make_session
 from .images import process_cover
 from .limits import ORIGINAL
 from .neardup import near_duplicate_groups
@@ -109,15 +109,15 @@ def _check_options(o: FetchOptions) -> None:
 
 async def _run_shards(shards: list[Shard], records: FetchRecords, options: FetchOptions, progress,
                       disk_reuse: bool, carried: dict[str, dict]):
-    limiter = client.HostRateLimiter(options.rate)
+    limiter = HostRateLimiter(options.rate)
     all_stats, all_rows = [], []
     keep_image_memory()
     # Decoding, hashing and file writes block: a few threads keep the event loop free (more only
     # fight over the GIL). Pillow releases the GIL while it decodes, resizes and encodes, so with
     # --resize these threads use every core.
     with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1))) as pool:
-        async with client.make_session(options) as session:
-            fetcher = client.Fetcher(session, limiter, options)
+        async with make_session(options) as session:
+            fetcher = Fetcher(session, limiter, options)
             for shard in shards:
                 run = ShardRun(shard, records, fetcher, pool, progress, options, disk_reuse, carried)
                 stats, rows = await run.run(options.concurrency)
@@ -205,7 +205,7 @@ class ShardRun:
             if old["status"] == "ok":
                 if self.writer.matches(task.item_id, old["bytes"], old["sha256"]):
                     return old
-            elif not client.is_retryable(old["status"]):
+            elif not is_retryable(old["status"]):
                 return old  # a final error (404, corrupt ...) stays final
             return None
         if not self.disk_reuse:
