@@ -174,8 +174,10 @@ def _apply_journal(root: Path) -> None:
     try:
         for name, entry in sorted(journal["changes"].items()):
             _finish_change(root / name, entry)
-    finally:  # a change whose files no longer match its manifest is refused, not left pending
+    except InputError:  # files that no longer match their manifest: refused, not left pending
         (root / JOURNAL).unlink(missing_ok=True)
+        raise
+    (root / JOURNAL).unlink(missing_ok=True)
     if journal_names(journal) and card_is_ours_or_absent(root / "README.md"):
         write_cards(root, releases_too=False)
 

@@ -119,7 +119,8 @@ def complete_shards(release, fmt: str) -> list[str]:
     """Paths (relative to the release) of the shards a finished parquet or webdataset write lists
     in its `_complete.json`, [] when there is none or a listed shard is missing."""
     chosen = FORMATS[fmt]
-    return [f"{chosen.folder}/{name}" for name in chosen.complete(Path(release))]
+    complete = getattr(chosen, "complete", None)  # the files format has no shards
+    return [f"{chosen.folder}/{name}" for name in complete(Path(release))] if complete else []
 
 
 def formats_present(release) -> list[str]:

@@ -192,17 +192,14 @@ def download(subset: str, mirror: str, out_dir: str | Path, options: MirrorOptio
              manifest_sha256: str | None = None, overwrite: bool = False) -> Path:
     """Fetch release `subset` from `mirror` into out_dir/<subset>; returns that folder.
 
-    options: how the mirror is reached (MirrorOptions: retries, backoff, timeout and min_rate,
-    which bound each attempt at a file to timeout + size / min_rate seconds, the files fetched at
-    once, and the guards: redirects to another host or port are refused unless
-    allow_cross_host_redirects, and then reach public addresses only unless allow_private_hosts).
-    counts: which releases must carry the published counts of their official name (COUNT_MODES);
-    the manifest's counts are checked before any file is fetched. check_release(folder, label), when
-    given, checks the whole fetched release before it is put in place (raise to refuse it).
-    The release is finished as every release is (pipelines.finish: its lock, its card, one
-    journaled rename, the user's covers, images and features of the release it replaces carried
-    over; overwrite: replace it even when those would be lost). manifest_sha256 binds the mirror:
-    the release's manifest.json must have this sha256, checked before any file is trusted.
+    options: how the mirror is reached (MirrorOptions: retries, backoff, the files fetched at once,
+    timeout and min_rate, which bound an attempt at a file to timeout + size / min_rate seconds,
+    and the guards of pixelrec_data.net). counts: which releases must carry the published counts
+    of their official name (COUNT_MODES), checked on the manifest before any file is fetched.
+    check_release(folder, label) checks the whole fetched release before it is put in place (raise
+    to refuse it); pipelines.finish then puts it in place as every release (lock, card, journaled
+    rename, the user's data of the release it replaces carried over unless overwrite drops them).
+    manifest_sha256 binds the mirror: the release's manifest.json must have this sha256.
     """
     options = options or MirrorOptions()
     check_release_name(subset, "--subset")
@@ -400,6 +397,3 @@ def configured_mirror() -> str | None:
         raise InputError(f"{path}: no such file (named by $PIXELREC_CONFIG)")
     return None
 
-
-__all__ = ["publish", "download", "parse_manifest", "check_relpath", "config_path", "configured_mirror",
-           "default_mirror"]
