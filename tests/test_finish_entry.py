@@ -154,7 +154,7 @@ def test_a_kill_anywhere_in_a_command_leaves_nothing_half_accepted(base, tmp_pat
         proc = subprocess.Popen([sys.executable, "-m", "pixelrec_data.cli", *map(str, args)],
                                 cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.5, 4.0))
+        time.sleep(rng.uniform(0.5, 2.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     assert_accepted_ones_load(root, label)

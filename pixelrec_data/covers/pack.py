@@ -59,7 +59,7 @@ def pack(release, out, to: str = "parquet", shard_bytes: int = DEFAULT_SHARD_BYT
             progress.update(1)
             yield data
 
-    with bar(total=len(ids), desc=f"pack-covers {to}", unit="cover") as progress:
+    with bar(total=len(ids), desc="pack-covers", unit="cover") as progress:
         if to == "files":
             summary["shards"] = _write_files(release, out, ids, bodies(progress))
         else:
