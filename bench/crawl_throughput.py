@@ -34,7 +34,7 @@ import aiohttp
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from schemas.hosts import free_port  # noqa: E402
+from pixelrec_data.net.addresses import free_port  # noqa: E402
 
 PIXELREC = [sys.executable, "-c", "from pixelrec_data.cli import main; main()"]
 ENV = dict(os.environ, PIXELREC_QUIET="1", PYTHONPATH=str(ROOT))

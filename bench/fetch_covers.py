@@ -36,7 +36,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from schemas.hosts import free_port  # noqa: E402
+from pixelrec_data.covers.store import stats_dir  # noqa: E402
+from pixelrec_data.net.addresses import free_port  # noqa: E402
 PIXELREC = [sys.executable, "-c", "from pixelrec_data.cli import main; main()"]
 ENV = dict(os.environ, PIXELREC_QUIET="1", PYTHONPATH=str(ROOT), NO_ALBUMENTATIONS_UPDATE="1")
 IMG2DATASET_VERSION = "1.47.0"
@@ -176,7 +177,7 @@ def run_pixelrec(urls, args, work: Path, resize: bool, profile: Path | None = No
         cmd = [str(Path(sys.executable).parent / "py-spy"), "record", "--idle", "-r", "200", "--format",
                "raw", "-o", str(profile), "--"] + cmd
     wall, peak, out = timed(cmd)
-    summary = json.loads((release / "covers" / "_stats" / "summary.json").read_text())
+    summary = json.loads((stats_dir(release) / "summary.json").read_text())
     assert summary["ok"] == len(urls), summary
     shutil.rmtree(release.parent)
     return {"rate": len(urls) / wall, "rss": peak, "wall": wall}
@@ -214,9 +215,9 @@ PROFILE_KINDS = [  # the first kind whose pattern any frame of a sample matches
     ("phash (imagehash)", ("imagehash",)),
     ("JPEG encode (Pillow)", ("_encode (",)),
     ("decode + resize (Pillow)", ("process_cover",)),
-    ("file writes", ("store_cover", "atomic", "writer.py")),
+    ("file writes", ("store_cover", "atomic", "formats.py")),
     ("covers.parquet + stats", ("write_covers_table", "write_shard", "neardup", "summarize")),
-    ("HTTP client (aiohttp)", ("aiohttp", "fetch.py")),
+    ("HTTP client (aiohttp)", ("aiohttp", "client.py", "guarded.py")),
     ("event loop, thread hand-offs", ("asyncio", "concurrent/futures", "threading")),
     ("start-up (imports)", ("importlib", "<module>")),
 ]

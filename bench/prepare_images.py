@@ -27,8 +27,8 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("PIXELREC_QUIET", "1")
 
-from pixelrec_data.baselines.image_cache import ImageCache  # noqa: E402
-from pixelrec_data.baselines.images import prepare_images  # noqa: E402
+from pixelrec_data.covers.cache_reader import ImageCache  # noqa: E402
+from pixelrec_data.covers.cache import prepare_images  # noqa: E402
 from schemas.io import write_table  # noqa: E402
 from schemas.official_subsets import OFFICIAL_SUBSETS  # noqa: E402
 from schemas.tables import COUNT_COLUMNS  # noqa: E402

@@ -12,7 +12,6 @@ import time
 import xml.etree.ElementTree as ET
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 # JSON codes, from the platform documentation (fixtures/bilibili/README.md).
@@ -20,14 +19,12 @@ OK = 0
 FINAL_CODES = frozenset({-404, -403, 62002, 62004, 62012, 12002, 12022})
 COOLDOWN_CODES = frozenset({-412, -509, -799, -503})
 STOP_CODES = frozenset({-352})
-COMMENTS_CLOSED = 12002
 
 # The danmaku p attribute: 0 progress, 1 mode, 2 size, 3 colour, 4 send time, 5 pool, 6 midHash,
 # 7 dmid, [8 weight in newer responses].
 _DM_TIME, _DM_MIDHASH = 4, 6
 _MIDHASH = re.compile(r"^[0-9a-f]{1,8}$")
 _RESIZE_SUFFIX = re.compile(r"@[^/]*$")
-_CHINA_TZ = timezone(timedelta(hours=8))  # listing dates such as newlist_rank's are Beijing time
 
 
 class ParseError(ValueError):
@@ -118,14 +115,6 @@ def parse_view(data: object, base_scheme: str = "https") -> dict:
     }
 
 
-def parse_archive_stat(data: object) -> dict:
-    """/x/web-interface/archive/stat data: the same counts as view.stat, flat."""
-    return {name: _int(_need(data, key, "archive/stat"), key) for name, key in (
-        ("view_number", "view"), ("comment_number", "reply"), ("thumbup_number", "like"),
-        ("share_number", "share"), ("coin_number", "coin"), ("favorite_number", "favorite"),
-        ("barrage_number", "danmaku"))}
-
-
 def parse_tags(data: object) -> str:
     """/x/web-interface/view/detail/tag data -> the tag names joined by ','."""
     if data is None:
@@ -160,24 +149,6 @@ def parse_region(data: object) -> tuple[list[VideoRef], int, int, int]:
     return (refs, _int(_need(page, "count", "region.page"), "page.count"),
             _int(_need(page, "num", "region.page"), "page.num"),
             _int(_need(page, "size", "region.page"), "page.size"))
-
-
-def parse_newlist_rank(data: object) -> tuple[list[VideoRef], int]:
-    """/x/web-interface/newlist_rank data -> (videos, number of pages). pubdate is a string there."""
-    result = data.get("result") if isinstance(data, dict) else None
-    if not isinstance(result, list):
-        raise ParseError("newlist_rank: result is not a list")
-    return [_ref(r, "newlist_rank.result", aid_key="id") for r in result], \
-        _int(_need(data, "numPages", "newlist_rank"), "numPages")
-
-
-def parse_listing_date(text: str) -> int:
-    """'yyyy-MM-dd HH:mm:ss' (Beijing time, as the listing shows it) -> unix seconds."""
-    try:
-        moment = datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=_CHINA_TZ)
-    except (TypeError, ValueError):
-        raise ParseError(f"date {text!r} is not yyyy-MM-dd HH:mm:ss") from None
-    return int(moment.timestamp())
 
 
 def parse_related(data: object) -> list[VideoRef]:
@@ -246,10 +217,6 @@ def parse_reply_replies(data: object) -> ReplyPage:
                      _int(page.get("count", 0), "page.count"), not replies)
 
 
-def parse_reply_count(data: object) -> int:
-    return _int(_need(data, "count", "reply/count"), "reply/count.count")
-
-
 def inflate(body: bytes) -> bytes:
     """list.so bodies are raw deflate; accept zlib-wrapped and plain XML too."""
     if body.lstrip()[:1] == b"<":
@@ -280,33 +247,6 @@ def parse_danmaku(body: bytes) -> list[tuple[str, int]]:
             raise ParseError(f"danmaku midHash {midhash!r} is not hex")
         events.append((midhash, _int(fields[_DM_TIME], "danmaku time")))
     return events
-
-
-def parse_dm_seg_text(text: str) -> list[tuple[str, int]]:
-    """The protobuf text form of seg.so elements (DanmakuElem) -> [(midHash, ctime)]."""
-    events, current = [], {}
-    for line in text.splitlines() + ["id: end"]:
-        name, _, value = line.partition(":")
-        name, value = name.strip(), value.strip().strip('"')
-        if name == "id" and current:
-            if "midHash" not in current or "ctime" not in current:
-                raise ParseError("DanmakuElem without midHash or ctime")
-            events.append((current["midHash"].lower(), _int(current["ctime"], "ctime")))
-            current = {}
-        if name:
-            current[name] = value
-    return events
-
-
-def parse_regions_tsv(text: str) -> list[tuple[int, str, str]]:
-    """The region table -> [(tid, name, code)] of the main zones (is_main == 1)."""
-    lines = [line.split("\t") for line in text.splitlines() if line.strip()]
-    header = lines[0]
-    try:
-        tid, is_main, name, code = (header.index(c) for c in ("tid", "is_main", "name", "code"))
-    except ValueError as exc:
-        raise ParseError(f"region table: {exc}") from None
-    return [(int(row[tid]), row[name], row[code]) for row in lines[1:] if row[is_main] == "1"]
 
 
 def now_s() -> int:

@@ -15,8 +15,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from schemas.errors import InputError
-from schemas.hosts import is_loopback
-from schemas.io import atomic_write_text
+from pixelrec_data.net.addresses import is_loopback
+from schemas.atomic import atomic_write_text
 from schemas.keys import load_or_create_key
 from schemas.protocol import ITEM_USER_CAP
 

@@ -8,20 +8,15 @@ once and hashed as it is written, so the manifest reads nothing back.
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pyarrow as pa
 
-from schemas.lifecycle import release_locks
 from schemas.tables import COUNT_COLUMNS, INTERACTIONS, ITEMS
 
 from . import anonymize, dedup, ingest, subsets as subsets_mod
-from .card import write_release_card
 from .engine import BATCH_ROWS, RowGroupWriter, session, write_query
-from .finish import release_work, update_release
-from .manifest import MANIFEST, read_manifest, write_manifest
-from .sequences import build_sequences, has_splits
+from .finish import change_release, release_work
 from .splits import NotSorted, SplitWriter, build_splits
 from .stages import StageClock
 from .stats import write_stats
@@ -163,41 +158,20 @@ def splits_and_stats(folder: Path, extra_counts: dict | None = None, con=None) -
             "interactions": stats["interactions"], **split_rows, **(extra_counts or {})}
 
 
-def _manifest_parts(folder: Path) -> tuple[str, dict, dict]:
-    """Name, build parameters and counts of an existing manifest (or defaults for a bare folder)."""
-    if (folder / MANIFEST).is_file():
-        manifest = read_manifest(folder)
-        return manifest["name"], manifest["build"], manifest["counts"]
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", folder.name) or "release", {"source": "unknown"}, {}
-
-
 def resplit_release(folder: str | Path) -> dict:
-    """build-splits on a release folder (its lock held), then sequences, manifest and card; return
-    the split row counts. A folder without a manifest (tables placed by hand) gets one."""
-    folder = Path(folder)
-    with release_locks([folder], "build-splits"):
-        split_rows = build_splits(folder)
-        _update_or_describe(folder, ("splits/",), split_rows)
-    return split_rows
+    """build-splits on a release folder, then (pipelines.finish) its sequences, manifest and card;
+    return the split row counts. A folder without a manifest (tables placed by hand) gets one."""
+    def change(release, overlay):
+        split_rows = build_splits(release, out=overlay)
+        return split_rows, ("splits/",), split_rows
+    return change_release(folder, "build-splits", change, describe=True)
 
 
 def restat_release(folder: str | Path) -> dict:
     """stats on a release folder (stats.json + PNGs), then its manifest and card; return the stats."""
-    folder = Path(folder)
-    with release_locks([folder], "stats"):
-        stats = write_stats(folder)
-        _update_or_describe(folder, ("stats.json", "stats/"),
-                            {"users": stats["users"], "items": stats["items_in_catalog"],
-                             "interactions": stats["interactions"]})
-    return stats
-
-
-def _update_or_describe(folder: Path, rewritten: tuple[str, ...], counts: dict) -> None:
-    if (folder / MANIFEST).is_file():
-        update_release(folder, rewritten, counts)
-        return
-    name, build, _ = _manifest_parts(folder)
-    if has_splits(folder):
-        build_sequences(folder)
-    write_manifest(folder, name, build, counts)
-    write_release_card(folder, sequences=False)
+    def change(release, overlay):
+        stats = write_stats(release, out=overlay)
+        counts = {"users": stats["users"], "items": stats["items_in_catalog"],
+                  "interactions": stats["interactions"]}
+        return stats, ("stats.json", "stats/"), counts
+    return change_release(folder, "stats", change, describe=True)

@@ -6,10 +6,13 @@ so `datasets.load_dataset(<release dir>)` works too). Per release it declares th
 
 - `<name>`           train / validation / test from `<name>/splits/*.parquet` (one interaction a row);
 - `<name>_sequences` train / validation / test from `<name>/sequences/*.parquet`, one row per user and
-                     split (written before the card by pipelines.sequences.build_sequences);
+                     split (when they are there: pipelines.finish builds them before the card);
 - `<name>_items`     one split `train` from `<name>/items.parquet` (the HF name for a lone split), or,
-                     once `pixelrec pack-covers` has run, from `<name>/cover_shards/*.parquet`: the
-                     same columns plus `image`, a `datasets.Image` column holding the cover's bytes.
+                     when the covers are stored in the parquet format (covers/store.py), from its
+                     shards: the same columns plus `image`, a `datasets.Image` column holding the
+                     cover's bytes.
+
+Cards only: this module reads a release and writes README.md files, nothing else.
 
 The header follows the Hub's dataset-card conventions (license, license_name, license_link,
 task_categories, pretty_name, size_categories); a release whose manifest says `build.source`
@@ -27,16 +30,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from schemas.io import atomic_write_text, read_json_or_empty
+from pixelrec_data.covers import store as cover_store
+from schemas.atomic import atomic_write_text
+from schemas.io import read_json_or_empty
 from schemas.official_sources import CITATION  # the paper's, one place for every card
 from schemas.tables import SPLIT_NAMES
 
 from .digests import known_arrow_bytes
-from .sequences import SEQUENCES_DIR, build_sequences, has_splits
+from .sequences import SEQUENCES_DIR
 
 PAPER_TITLE = "An Image Dataset for Benchmarking Recommender Systems with Raw Pixels"
 DEFAULT_RELEASE = "pixel200k"
-COVER_SHARDS_DIR = "cover_shards"  # written by pixelrec pack-covers (pixelrec_data/cover_shards.py)
 LICENSE_NAME = "pixelrec-research-only"
 LICENSE_LINK = "README.md#license"  # the License section of this card
 LICENSE_NOTE = ("For non-commercial research use. Titles, descriptions and cover images belong to "
@@ -70,13 +74,11 @@ def write_cards(data_root, releases_too: bool = True) -> list[Path]:
     return written
 
 
-def write_release_card(release: Path, sequences: bool = True, name: str | None = None) -> Path:
-    """release/README.md; sequences=False when the caller has just built them. name: the release's
-    name when the folder is not yet in place (a temporary folder of the build)."""
+def write_release_card(release: Path, name: str | None = None) -> Path:
+    """release/README.md. name: the release's name when the folder is not yet in place (a
+    temporary folder of the build)."""
     release = Path(release)
     name = name or release.name
-    if sequences and has_splits(release):
-        build_sequences(release)
     configs = release_configs(release, name)
     header = _header(configs, name, in_root=False, official=is_official(release),
                      pretty_name=f"PixelRec {name}")
@@ -123,23 +125,13 @@ def release_configs(release: Path, name: str | None = None) -> list[dict]:
     seq_files = {s: f"{SEQUENCES_DIR}/{s}.parquet" for s in SPLIT_NAMES}
     if all((release / f).exists() for f in seq_files.values()):
         configs.append(_config(release, name, f"{name}_sequences", seq_files))
-    shards = packed_cover_shards(release)
+    shards = cover_store.complete_shards(release, "parquet")
     if shards:
         configs.append(_config(release, name, f"{name}_items",
-                               {"train": f"{COVER_SHARDS_DIR}/*.parquet"}, shards))
+                               {"train": cover_store.SHARDS_GLOB}, shards))
     elif (release / "items.parquet").exists():
         configs.append(_config(release, name, f"{name}_items", {"train": "items.parquet"}))
     return configs
-
-
-def packed_cover_shards(release: Path) -> list[str]:
-    """The cover shards of a finished `pack-covers` (its `_complete` marker lists them), else []."""
-    marker = Path(release) / COVER_SHARDS_DIR / "_complete.json"
-    if not marker.is_file():
-        return []
-    shards = read_json_or_empty(marker).get("shards", [])
-    ok = shards and all((Path(release) / COVER_SHARDS_DIR / s).is_file() for s in shards)
-    return [f"{COVER_SHARDS_DIR}/{s}" for s in shards] if ok else []
 
 
 def _config(release: Path, release_name: str, name: str, files: dict[str, str],
@@ -308,8 +300,9 @@ _LAYOUT = """## Files
 - `sequences/{train,validation,test}.parquet`: user_id, history_item_ids, history_timestamps,
   target_item_id, target_timestamp. train: the train history but its last row, which is the target;
   validation: all train rows, target the validation row; test: train + validation rows, target the
-  test row. Derived from the splits by the card writer.
-- `covers/<item_id>.jpg`, `covers.parquet` (status, sha256, size, perceptual hash), `stats.json`,
+  test row. Derived from the splits when the release is finished.
+- `""" + f"{cover_store.FILES_DIR}/<item_id>.jpg`, `{cover_store.STATUS_TABLE}`" + """ \
+(status, sha256, size, perceptual hash), `stats.json`,
   `manifest.json` (build parameters, counts, sha256 of every file).
 
 Ids are `i<n>` / `u<n>`, assigned once over the whole build and kept in every subset, so Pixel200K is

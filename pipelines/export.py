@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 
 from schemas.errors import InputError
-from schemas.io import atomic_dir, atomic_path, atomic_write_text
+from schemas.atomic import atomic_dir, atomic_path, atomic_write_text
 from schemas.tables import COUNT_COLUMNS, OFFICIAL_ITEM_COLUMNS
 
 from .engine import session, sql_path

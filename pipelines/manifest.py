@@ -13,9 +13,11 @@ from pathlib import Path
 import jsonschema
 import pyarrow.parquet as pq
 
+from pixelrec_data.covers import store as cover_store
 from schemas.errors import InputError
-from schemas.io import atomic_write_text, check_schema
-from schemas.lifecycle import require_whole
+from schemas.atomic import atomic_write_text
+from schemas.io import check_schema
+from pipelines.lifecycle import require_whole
 from schemas.manifest import MANIFEST_SCHEMA, sha256_file
 from schemas.tables import SCHEMA_VERSION, SPLIT_NAMES
 
@@ -23,7 +25,8 @@ from .digests import matches, sha256_of
 
 MANIFEST = "manifest.json"
 TABLE_OF_FILE = {"items.parquet": "items", "interactions.parquet": "interactions",
-                 "covers.parquet": "covers", **{f"splits/{s}.parquet": "split" for s in SPLIT_NAMES}}
+                 cover_store.STATUS_TABLE: "covers",
+                 **{f"splits/{s}.parquet": "split" for s in SPLIT_NAMES}}
 
 
 def tool_version() -> str:
@@ -36,7 +39,7 @@ def tool_version() -> str:
 # Derived locally and never shipped in a release: the dataset card (written after the manifest,
 # since it quotes it), the image cache and extracted features (rebuilt from the covers), and the
 # downloader's per-shard run logs (they hold timings, which would break byte-identical rebuilds).
-LOCAL_ONLY = ("README.md", "images/", "features/", "covers/_stats/")
+LOCAL_ONLY = ("README.md", "images/", "features/", f"{cover_store.STATS_DIR}/")
 
 
 def is_local_only(rel: str) -> bool:

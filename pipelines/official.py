@@ -12,6 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
+from pixelrec_data.covers import store as cover_store
 from schemas.errors import InputError
 from schemas.tables import (COUNT_COLUMNS, INTERACTIONS, OFFICIAL_EXTRA_ITEM_COLUMNS,
                             OFFICIAL_INTERACTION_COLUMNS, OFFICIAL_ITEM_COLUMNS, items_schema)
@@ -107,51 +108,70 @@ def import_official(interactions_csv, items_csv, out, covers=None, overwrite: bo
     if name != out.name:
         raise InputError(f"{out}: a release folder name uses only letters, digits, '_', '.' and '-'")
     with release_work(out.parent, [name], "import-official", overwrite=overwrite) as staging:
-        report = _import(interactions_csv, items_csv, staging, name, covers)
+        report = import_release(staging, name, interactions_csv, items_csv, covers)
         staging.commit()
     return report
 
 
-def _import(interactions_csv: Path, items_csv: Path, staging, name: str, covers) -> dict:
+def import_release(staging, name: str, interactions_csv, items_csv, covers=None,
+                   extend=None) -> dict:
+    """The official CSVs (+ a folder of covers) as the staged release `name` of `staging`
+    (pipelines.finish), completed: sequences, manifest, card; returns the report.
+
+    extend(folder, build, counts): runs once the tables, splits and stats are written and before
+    the release is completed; it may add files (the publisher's covers) and returns the manifest
+    entries of those it hashed as it wrote them (or None)."""
+    interactions_csv, items_csv = Path(interactions_csv), Path(items_csv)
     with session(staging.work) as con:
-        _read_csv(con, interactions_csv, "official_inter", OFFICIAL_INTERACTION_COLUMNS)
-        _check_interactions(con, interactions_csv)
-        columns = _read_csv(con, items_csv, "official_items",
-                            [c for c in OFFICIAL_ITEM_COLUMNS if c != "description"])
-        _check_items(con, items_csv, columns)
-        duplicates = duplicate_rows(con, "official_inter")
-        missing = con.execute(f"""SELECT DISTINCT item_id FROM official_inter
-                                  ANTI JOIN official_items USING (item_id) ORDER BY {_ITEM_NUMBER}""").fetchall()
-        description = "description" if "description" in columns else "NULL"
-        counts = ", ".join(f"CAST({c} AS BIGINT) AS {c}" for c in COUNT_COLUMNS)
-        extra = [c for c in OFFICIAL_EXTRA_ITEM_COLUMNS if c in columns]
-        tmp = staging.folder(name)
-        write_query(con, f"""
-            SELECT item_id, {counts}, {''.join(f'{c}, ' for c in extra)}title, tag,
-                   {description} AS description, NULL AS cover_url,
-                   NULL AS release_time, NULL AS channel, NULL AS duration_s
-            FROM official_items
-            UNION ALL
-            SELECT DISTINCT item_id, {', '.join(f'NULL AS {c}' for c in COUNT_COLUMNS)},
-                   {''.join('NULL, ' for _ in extra)}NULL, NULL, NULL, NULL, NULL, NULL, NULL
-            FROM official_inter ANTI JOIN official_items USING (item_id)
-            ORDER BY {_ITEM_NUMBER}""", tmp / "items.parquet", "items", items_schema(extra))
-        write_query(con, f"""
-            SELECT item_id, user_id, CAST(timestamp AS BIGINT) AS timestamp, 'official' AS source
-            FROM {earliest_per_pair("official_inter", "CAST(timestamp AS BIGINT)")}
-            ORDER BY {_USER_NUMBER}, CAST(timestamp AS BIGINT), {_ITEM_NUMBER}""",
-                    tmp / "interactions.parquet", "interactions", INTERACTIONS)
-        copied = _copy_covers(con, Path(covers), tmp / "covers") if covers is not None else 0
-        build = {"source": "official", "interactions_file": interactions_csv.name,
-                 "items_file": items_csv.name, "items_missing_info": len(missing)}
-        counts = splits_and_stats(tmp, {"items_missing_info": len(missing), "covers_copied": copied,
-                                        "duplicates_dropped": duplicates}, con=con)
-        staging.complete(name, build, counts, con=con)
+        build, counts, missing = _import(con, interactions_csv, items_csv, staging, name, covers)
+        if extend is None:
+            staging.complete(name, build, counts, con=con)
+    if extend is not None:  # the DuckDB session (and its memory) is closed by then
+        known = extend(staging.stage / name, build, counts)
+        staging.complete(name, build, counts, known=known)
     return {**counts, "missing_examples": [m[0] for m in missing[:10]]}
 
 
-def _copy_covers(con, source: Path, target: Path) -> int:
-    """Copy <item_id>.jpg for the release's items only: never a name that is not i<digits>.jpg."""
+def _import(con, interactions_csv: Path, items_csv: Path, staging, name: str, covers):
+    """Tables, splits and stats of the staged release; (build, counts, items missing info)."""
+    _read_csv(con, interactions_csv, "official_inter", OFFICIAL_INTERACTION_COLUMNS)
+    _check_interactions(con, interactions_csv)
+    columns = _read_csv(con, items_csv, "official_items",
+                        [c for c in OFFICIAL_ITEM_COLUMNS if c != "description"])
+    _check_items(con, items_csv, columns)
+    duplicates = duplicate_rows(con, "official_inter")
+    missing = con.execute(f"""SELECT DISTINCT item_id FROM official_inter
+                              ANTI JOIN official_items USING (item_id) ORDER BY {_ITEM_NUMBER}""").fetchall()
+    description = "description" if "description" in columns else "NULL"
+    counts = ", ".join(f"CAST({c} AS BIGINT) AS {c}" for c in COUNT_COLUMNS)
+    extra = [c for c in OFFICIAL_EXTRA_ITEM_COLUMNS if c in columns]
+    tmp = staging.folder(name)
+    write_query(con, f"""
+        SELECT item_id, {counts}, {''.join(f'{c}, ' for c in extra)}title, tag,
+               {description} AS description, NULL AS cover_url,
+               NULL AS release_time, NULL AS channel, NULL AS duration_s
+        FROM official_items
+        UNION ALL
+        SELECT DISTINCT item_id, {', '.join(f'NULL AS {c}' for c in COUNT_COLUMNS)},
+               {''.join('NULL, ' for _ in extra)}NULL, NULL, NULL, NULL, NULL, NULL, NULL
+        FROM official_inter ANTI JOIN official_items USING (item_id)
+        ORDER BY {_ITEM_NUMBER}""", tmp / "items.parquet", "items", items_schema(extra))
+    write_query(con, f"""
+        SELECT item_id, user_id, CAST(timestamp AS BIGINT) AS timestamp, 'official' AS source
+        FROM {earliest_per_pair("official_inter", "CAST(timestamp AS BIGINT)")}
+        ORDER BY {_USER_NUMBER}, CAST(timestamp AS BIGINT), {_ITEM_NUMBER}""",
+                tmp / "interactions.parquet", "interactions", INTERACTIONS)
+    copied = _copy_covers(con, Path(covers), tmp) if covers is not None else 0
+    build = {"source": "official", "interactions_file": interactions_csv.name,
+             "items_file": items_csv.name, "items_missing_info": len(missing)}
+    counts = splits_and_stats(tmp, {"items_missing_info": len(missing), "covers_copied": copied,
+                                    "duplicates_dropped": duplicates}, con=con)
+    return build, counts, missing
+
+
+def _copy_covers(con, source: Path, release: Path) -> int:
+    """Copy <item_id>.jpg for the release's items only (stored as files, covers/store.py): never
+    a name that is not i<digits>.jpg."""
     items = {row[0] for row in con.execute("SELECT DISTINCT item_id FROM official_items UNION "
                                            "SELECT DISTINCT item_id FROM official_inter").fetchall()}
     copied = 0
@@ -160,7 +180,8 @@ def _copy_covers(con, source: Path, target: Path) -> int:
             continue
         if not entry.is_file(follow_symlinks=False):
             continue
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(entry.path, target / entry.name)
+        target = cover_store.cover_file(release, entry.name[:-4])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(entry.path, target)
         copied += 1
     return copied

@@ -17,16 +17,17 @@ from .manifest import read_manifest
 
 
 def check_published_counts(release: str | Path, mode: str = "auto", where: str | None = None,
-                           log=None) -> str:
+                           log=None, manifest: dict | None = None) -> str:
     """Raise a one-line InputError naming the first count that differs from the published one.
 
     Returns the line to print: a note when the release need not match, a confirmation when it
     matches, '' for names that are not official subsets. `where` names the release in messages;
-    log(message) is told before the files are counted (minutes for the full PixelRec).
+    log(message) is told before the files are counted (minutes for the full PixelRec). manifest:
+    the name, build and counts of a release staged before its manifest is written.
     """
     release = Path(release)
     where = where or str(release)
-    manifest = read_manifest(release)
+    manifest = manifest if manifest is not None else read_manifest(release)
     subset, note = subset_to_check(manifest, mode)
     if subset is None:
         return note

@@ -55,24 +55,26 @@ class NotSorted(Exception):
     """The file is not in (user number, timestamp, item number) order: sort it in DuckDB instead."""
 
 
-def build_splits(release: str | Path, con=None) -> dict:
-    """Write release/splits/{train,validation,test}.parquet; return their row counts.
+def build_splits(release: str | Path, con=None, out: str | Path | None = None) -> dict:
+    """Write splits/{train,validation,test}.parquet of `release` (into folder `out`, default the
+    release itself); return their row counts.
 
     Files written by build-release and import-official are already in split order, so they stream
     straight through (order checked on the way); any other file is sorted by DuckDB first.
     `con`: an open DuckDB session to reuse (one memory budget per build); a new one otherwise.
     """
     release = Path(release)
+    out = Path(out) if out is not None else release
     path = release / "interactions.parquet"
     check_schema(path, "interactions")
     try:
-        return _write_splits(release, _file_order(path))
+        return _write_splits(out, _file_order(path))
     except NotSorted:
         pass
     if con is None:
         with session(release.parent) as own:
-            return _sorted_splits(release, path, own)
-    return _sorted_splits(release, path, con)
+            return _sorted_splits(out, path, own)
+    return _sorted_splits(out, path, con)
 
 
 def _sorted_splits(release: Path, path: Path, con) -> dict:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from schemas.io import atomic_path, atomic_write_text, check_schema
+from schemas.atomic import atomic_path, atomic_write_text
+from schemas.io import check_schema
 
 from .engine import as_input_error, parquet_rows, session, sql_path
 
@@ -94,12 +95,15 @@ def format_table(stats: dict, name: str) -> str:
     return "\n".join(lines)
 
 
-def write_stats(release: str | Path, con=None, table_sql: str | None = None) -> dict:
-    """Compute the stats, write stats.json and stats/*.png; return the stats."""
+def write_stats(release: str | Path, con=None, table_sql: str | None = None,
+                out: str | Path | None = None) -> dict:
+    """Compute the stats, write stats.json and stats/*.png (into folder `out`, default the release
+    itself); return the stats."""
     release = Path(release)
+    out = Path(out) if out is not None else release
     stats = compute_stats(release, con, table_sql)
-    atomic_write_text(release / "stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")
-    _plot(stats, release / "stats")
+    atomic_write_text(out / "stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    _plot(stats, out / "stats")
     return stats
 
 

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import yaml
 
+from pipelines.lifecycle import require_whole
 from schemas.errors import InputError, one_line
-from schemas.lifecycle import require_whole
-
-from .integrity import check_release_files
 from schemas.tables import SPLIT_NAMES
+
+from .covers import store as cover_store
+from .integrity import check_release_files
 
 CONFIGS = ("interactions", "sequences", "items")
 # table name -> file inside a release
@@ -29,7 +30,7 @@ TABLE_FILES = {
     "items": "items.parquet",
     "interactions": "interactions.parquet",
     **{split: f"splits/{split}.parquet" for split in SPLIT_NAMES},
-    "covers": "covers.parquet",
+    "covers": cover_store.STATUS_TABLE,
     **{f"sequences_{split}": f"sequences/{split}.parquet" for split in SPLIT_NAMES},
 }
 
@@ -80,7 +81,7 @@ def _missing_hint(release: Path, rel_file: str) -> str:
     """The command that makes `rel_file` in a release."""
     if rel_file.startswith(("splits/", "sequences/")) or rel_file == "README.md":
         return f"run `pixelrec build-splits --release {release}`"
-    if rel_file.startswith("covers"):
+    if rel_file.startswith(cover_store.USER_DATA):
         return f"run `pixelrec fetch-covers --release {release}`"
     return _download_hint(release.name, release.parent)
 
@@ -203,8 +204,9 @@ def load_dataset(name: str = "pixel200k", split=None, *, root=None, config: str 
     check_release_files(release, _config_files(config, with_covers), verify)
     if with_covers and config != "items":
         raise InputError("with_covers=True needs config='items' (covers belong to items)")
-    if with_covers and not (release / "covers").is_dir():
-        raise InputError(f"{release / 'covers'}: no covers; {_missing_hint(release, 'covers')}")
+    if with_covers and not cover_store.has_covers(release):
+        raise InputError(f"{cover_store.files_dir(release)}: no covers; "
+                         f"{_missing_hint(release, cover_store.FILES_DIR)}")
     if config == "items" and split in (None, "items"):
         split = "train"  # the items table is the card's lone split
     _check_split(split, ("train",) if config == "items" else SPLIT_NAMES)
@@ -222,40 +224,26 @@ def load_dataset(name: str = "pixel200k", split=None, *, root=None, config: str 
 
 def _config_files(config: str, with_covers: bool) -> list[str]:
     if config == "items":
-        return ["items.parquet", *(["covers.parquet"] if with_covers else [])]
+        return ["items.parquet", *([cover_store.STATUS_TABLE] if with_covers else [])]
     folder = "splits" if config == "interactions" else "sequences"
     return [f"{folder}/{split}.parquet" for split in SPLIT_NAMES]
 
 
-def cover_paths(release: Path, item_ids) -> list[str | None]:
-    """Absolute cover path per item id, None where covers.parquet says failed or the file is absent."""
-    import pyarrow.parquet as pq
-
-    release = Path(release).resolve()
-    folder = release / "covers"
-    if not folder.is_dir():
-        raise InputError(f"{folder}: no covers; {_missing_hint(release, 'covers')}")
-    failed = set()
-    if (release / "covers.parquet").exists():
-        covers = pq.ParquetFile(release / "covers.parquet").read(columns=["item_id", "status"])
-        failed = {item for item, status in zip(covers.column("item_id").to_pylist(),
-                                               covers.column("status").to_pylist()) if status != "ok"}
-    present = {p.stem for p in folder.glob("*.jpg")}
-    paths = [folder / f"{i}.jpg" if i in present and i not in failed else None for i in item_ids]
-    # a damaged file (truncated download, HTML error page) would raise on access, far from here
-    return [str(p) if p is not None and _looks_like_image(p) else None for p in paths]
-
-
-_IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"RIFF", b"GIF8", b"BM")
-
-
-def _looks_like_image(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-    except OSError:
-        return False
-    return head.startswith(_IMAGE_MAGIC)
+def cover_paths(release: Path, item_ids) -> list:
+    """Each item's cover for a datasets Image() column (covers/store.py reads every format): a
+    file's absolute path, or {bytes, path} for a cover inside a shard; None where the status table
+    says failed or the cover is absent or damaged."""
+    out = []
+    for cover in cover_store.locate(release, item_ids):
+        # a damaged file (truncated download, HTML error page) would raise on access, far from here
+        if not cover.usable or not cover_store.looks_like_image(cover.location):
+            out.append(None)
+        elif cover_store.open_image(cover.location) == cover.location:  # a file
+            out.append(cover.location)
+        else:
+            out.append({"bytes": cover_store.read(cover.location),
+                        "path": cover_store.cover_name(cover.item_id)})
+    return out
 
 
 def add_covers(ds, release: Path):
@@ -270,7 +258,7 @@ def add_covers(ds, release: Path):
     paths = cover_paths(release, item_ids)
     if isinstance(ds, datasets.Dataset):
         return ds.add_column("cover", paths).cast_column("cover", datasets.Image())
-    # streaming: rows arrive one by one, so the path comes from a lookup by item id, and the image
+    # streaming: rows arrive one by one, so the cover comes from a lookup by item id, and the image
     # is opened here (lazily: PIL reads pixels on first access) since typed map output is not decoded
     by_id = dict(zip(item_ids, paths))
     features = datasets.Features.from_arrow_schema(pq.read_schema(release / "items.parquet"))
@@ -278,10 +266,14 @@ def add_covers(ds, release: Path):
     return ds.map(lambda row: {"cover": _image_ref(by_id.get(row["item_id"]))}, features=features)
 
 
-def _image_ref(path: str | None):
+def _image_ref(cover):
+    import io
+
     from PIL import Image
 
-    return None if path is None else Image.open(path)
+    if cover is None:
+        return None
+    return Image.open(cover) if isinstance(cover, str) else Image.open(io.BytesIO(cover["bytes"]))
 
 
 def _one_line(exc: BaseException) -> str:

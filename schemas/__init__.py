@@ -1,6 +1,6 @@
 """Arrow schemas and the manifest JSON Schema: the contracts between the toolkit's stages.
 
-Attributes load lazily, so that importing a light submodule (errors, atomic, hosts) does not load
+Attributes load lazily, so that importing a light submodule (errors, atomic) does not load
 pyarrow.
 """
 _WHERE = {"InputError": "errors", "SchemaError": "errors", "MANIFEST_SCHEMA": "manifest",

@@ -1,7 +1,8 @@
 """Atomic writes: a temporary name beside the target, renamed into place only when whole.
 
-Standard library only (no pyarrow), so that light processes, such as fetch-covers' image workers,
-can write atomically without loading the table machinery of schemas.io, which re-exports these.
+The one module of the atomic writers. Standard library only (no pyarrow), so that light
+processes, such as fetch-covers' image workers, can write atomically without loading the table
+machinery of schemas.io.
 """
 from __future__ import annotations
 

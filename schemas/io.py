@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .atomic import atomic_dir, atomic_path, atomic_write_text, swap_dir  # noqa: F401 (re-exported)
+from .atomic import atomic_path
 from .errors import InputError, SchemaError, one_line
 from .tables import ADDED_COLUMNS, REQUIRED_NON_NULL, TABLES
 

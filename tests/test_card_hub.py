@@ -33,9 +33,10 @@ def python_blocks(body: str) -> list[str]:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     from pipelines.card import write_cards
+    from pipelines.sequences import build_sequences
 
     root = tmp_path_factory.mktemp("hub") / "data"
-    make_release(root, "pixel200k")
+    build_sequences(make_release(root, "pixel200k"))  # cards only describe: sequences come first
     write_cards(root)
     return root
 
@@ -90,7 +91,8 @@ def test_official_release_carries_the_publishers_terms(tmp_path):
 def test_pack_covers_gives_pil_images_through_plain_datasets(tmp_path):
     from PIL import Image
 
-    from pipelines.card import packed_cover_shards, write_cards
+    from pipelines.card import write_cards
+    from pixelrec_data.covers.store import complete_shards
 
     root = tmp_path / "data"
     release = make_release(root, "pixel200k")
@@ -99,7 +101,7 @@ def test_pack_covers_gives_pil_images_through_plain_datasets(tmp_path):
                            str(release), "--shard-mb", "1"], capture_output=True, text=True, timeout=300,
                           env={**os.environ, "PIXELREC_QUIET": "1"})
     assert proc.returncode == 0, proc.stderr
-    assert packed_cover_shards(release)
+    assert complete_shards(release, "parquet")
     items = datasets.load_dataset(str(release), "pixel200k_items", split="train",
                                   cache_dir=str(tmp_path / "cache"))
     assert items.num_rows == len(ITEMS) and isinstance(items.features["image"], datasets.Image)
@@ -114,16 +116,16 @@ def test_pack_covers_gives_pil_images_through_plain_datasets(tmp_path):
 
 
 def test_pack_covers_many_shards_and_no_covers(tmp_path):
-    from pixelrec_data.cover_shards import pack_covers
+    from pixelrec_data.covers.pack import pack
     from schemas.errors import InputError
 
     release = make_release(tmp_path, "pixel200k")
-    summary = pack_covers(release, shard_bytes=1)  # one cover per shard
+    summary = pack(release, tmp_path / "packed", shard_bytes=1)  # one cover per shard
     assert len(summary["shards"]) == summary["with_image"] + (summary["items"] > summary["with_image"])
     assert sum(s["rows"] for s in summary["shards"]) == len(ITEMS)
     bare = make_release(tmp_path / "b", "pixel1m", covers=False)
     with pytest.raises(InputError, match="no covers"):
-        pack_covers(bare)
+        pack(bare, tmp_path / "packed-bare")
 
 
 def test_pack_covers_lists_the_shards_in_the_manifest(tmp_path):

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from schemas.hosts import free_port
+from pixelrec_data.net.addresses import free_port
 from schemas.keys import user_key_for_mid, user_key_for_midhash
 from schemas.protocol import ITEM_USER_CAP
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+import fixture_parsers
 from crawler import parsers
 
 SHAPES = Path(__file__).parent / "crawler_shapes"
@@ -40,7 +41,7 @@ def test_real_view_and_stat(fixtures):
     assert row["channel"] == "原创音乐" and "\n" in row["description"]
     assert row["cover_url"].startswith("https://") or row["cover_url"].startswith("http://")
     assert row["view_number"] == 2404179 and row["barrage_number"] == 12348
-    stat = parsers.parse_archive_stat(parsers.classify(load(fixtures, "archive_stat.json")).data)
+    stat = fixture_parsers.parse_archive_stat(parsers.classify(load(fixtures, "archive_stat.json")).data)
     assert stat["view_number"] == 26408224 and stat["thumbup_number"] == 628592
 
 
@@ -48,10 +49,10 @@ def test_real_listings_related_and_tags(fixtures):
     refs, count, num, size = parsers.parse_region(load(fixtures, "region.json")["data"])
     assert [r.aid for r in refs] == [56998612, 837503204] and (count, num, size) == (189, 1, 2)
     assert [r.duration_s for r in refs] == [1864, 295]
-    rank, pages = parsers.parse_newlist_rank(load(fixtures, "region_newlist_rank.json")["data"])
+    rank, pages = fixture_parsers.parse_newlist_rank(load(fixtures, "region_newlist_rank.json")["data"])
     assert pages == 404 and rank[0].aid == 1406270001 and rank[0].duration_s == 14
     first = load(fixtures, "region_newlist_rank.json")["data"]["result"][0]
-    assert parsers.parse_listing_date(first["pubdate"]) == 1721374043
+    assert fixture_parsers.parse_listing_date(first["pubdate"]) == 1721374043
     related = parsers.parse_related(load(fixtures, "related.json")["data"])
     assert related and all(r.aid > 0 for r in related) and related[0].bvid == ""
     tags = parsers.parse_tags(load(fixtures, "tags.json")["data"])
@@ -64,7 +65,7 @@ def test_real_replies_keep_ids_and_times_only(fixtures):
     assert (page.num, page.size, page.count) == (1, 5, 60971) and not page.empty and page.full
     nested = parsers.parse_reply_replies(load(fixtures, "reply_reply.json")["data"])
     assert nested.events[0] == (172604528, 1592018067) and nested.count == 230
-    assert parsers.parse_reply_count(load(fixtures, "reply_count.json")["data"]) == 65521
+    assert fixture_parsers.parse_reply_count(load(fixtures, "reply_count.json")["data"]) == 65521
 
 
 def test_real_danmaku_raw_deflate_and_plain(fixtures):
@@ -73,7 +74,7 @@ def test_real_danmaku_raw_deflate_and_plain(fixtures):
     assert len(events) == 15 and events[1] == ("4fe08d3", 1584268920)
     packer = zlib.compressobj(6, zlib.DEFLATED, -15)
     assert parsers.parse_danmaku(packer.compress(xml) + packer.flush()) == events
-    seg = parsers.parse_dm_seg_text((fixtures / "dm_seg_elem.txt").read_text(encoding="utf-8"))
+    seg = fixture_parsers.parse_dm_seg_text((fixtures / "dm_seg_elem.txt").read_text(encoding="utf-8"))
     assert seg == [("59417e95", 1418799826)]
 
 
@@ -87,7 +88,7 @@ def test_real_error_envelopes(fixtures):
 
 
 def test_real_region_tables(fixtures):
-    zones = parsers.parse_regions_tsv((fixtures / "regions.tsv").read_text(encoding="utf-8"))
+    zones = fixture_parsers.parse_regions_tsv((fixtures / "regions.tsv").read_text(encoding="utf-8"))
     from crawler.spiders.bilibili import CHANNEL_RIDS
     assert len(zones) == 22 and {tid for tid, _, _ in zones} == set(CHANNEL_RIDS) - {0}
     assert (fixtures / "regions_v2.tsv").read_text(encoding="utf-8").startswith("main_zone")

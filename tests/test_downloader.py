@@ -17,11 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pixelrec_data.downloader import FetchOptions, fetch_release_covers
-from pixelrec_data.downloader.fetch import HostRateLimiter
-from pixelrec_data.downloader.images import process_cover
-from pixelrec_data.downloader.neardup import near_duplicate_groups
-from pixelrec_data.downloader.reader import normalize_cover_url, read_cover_tasks, shard_tasks
+from pixelrec_data.covers.fetch import FetchOptions, fetch_release_covers
+from pixelrec_data.covers.fetch.client import HostRateLimiter
+from pixelrec_data.covers.fetch.images import process_cover
+from pixelrec_data.covers.fetch.neardup import near_duplicate_groups
+from pixelrec_data.covers.fetch.reader import normalize_cover_url, read_cover_tasks, shard_tasks
 from schemas.io import read_table, write_table
 from schemas.tables import ITEMS
 from test_downloader_server import HITS, LocalServer, cover_app, make_image

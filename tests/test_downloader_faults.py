@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pixelrec_data.downloader import FetchOptions, fetch_release_covers
+from pixelrec_data.covers.fetch import FetchOptions, fetch_release_covers
 from schemas.io import read_table
 from test_downloader import ROOT, covers_by_id, write_items
 from test_downloader_server import (HIT_TIMES, HITS, HUGE_BYTES, IN_FLIGHT, SENT, LocalServer,

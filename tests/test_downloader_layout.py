@@ -1,7 +1,7 @@
 """fetch-covers reruns reuse verified covers whatever the --shard-size of the earlier run."""
 from __future__ import annotations
 
-from pixelrec_data.downloader import FetchOptions, fetch_release_covers
+from pixelrec_data.covers.fetch import FetchOptions, fetch_release_covers
 from test_downloader import covers_by_id, write_items
 from test_downloader_server import HITS, LocalServer, cover_app, make_image
 

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps, JpegImagePlugin
 
-from pixelrec_data.downloader import FetchOptions, fetch_release_covers
-from pixelrec_data.downloader.images import ResizeSpec, process_cover
+from pixelrec_data.covers.fetch import FetchOptions, fetch_release_covers
+from pixelrec_data.covers.fetch.images import ResizeSpec, process_cover
 from test_downloader import FAST, covers_by_id, pixelrec, write_items
 from test_downloader_server import HITS, LocalServer, bomb_jpeg, broken_png, cover_app, make_image
 
@@ -176,7 +176,7 @@ def test_resize_options_are_checked():
 
 
 def test_phash_hex_is_imagehash_phash_as_text():
-    from pixelrec_data.downloader.images import phash_hex
+    from pixelrec_data.covers.fetch.images import phash_hex
 
     rng = np.random.default_rng(3)
     for n in range(40):

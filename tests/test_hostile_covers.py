@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 
 from hostile_helpers import SECRET, assert_no_secret, assert_small, outside, run_measured
-from schemas.hosts import AddressRefused, host_refusal, public_only_resolver, url_refusal
+from pixelrec_data.net.addresses import AddressRefused, host_refusal, public_only_resolver, url_refusal
 from test_downloader import covers_by_id, write_items
 from test_downloader_server import LocalServer, make_image
 

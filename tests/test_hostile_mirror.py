@@ -173,7 +173,7 @@ def test_free_space_is_checked_before_any_byte(setup, monkeypatch):
 
 
 def test_planted_symlinks_in_the_covers_folder_are_not_followed(tmp_path):
-    from pixelrec_data.downloader import FetchOptions, fetch_release_covers
+    from pixelrec_data.covers.fetch import FetchOptions, fetch_release_covers
     from schemas.errors import InputError
     from test_downloader import write_items
 

@@ -74,7 +74,7 @@ def test_bad_input_is_one_line(tmp_path):
 
 
 def test_resume_and_rebuild_on_change(tmp_path, monkeypatch):
-    from pixelrec_data.baselines import image_cache, images
+    from pixelrec_data.covers import cache as images, cache_reader as image_cache
 
     rel = make_release(tmp_path, "r")
     monkeypatch.setattr(images, "CHUNK", 2)
@@ -120,8 +120,8 @@ def test_resume_and_rebuild_on_change(tmp_path, monkeypatch):
 
 
 def test_cache_tensors_and_normalisation(release):
-    from pixelrec_data.baselines.image_cache import ImageCache
-    from pixelrec_data.baselines.images import prepare_images
+    from pixelrec_data.covers.cache_reader import ImageCache
+    from pixelrec_data.covers.cache import prepare_images
 
     prepare_images(release, size=24, mode="squash", workers=2)
     cache = ImageCache(release, 24, "squash")
@@ -146,7 +146,7 @@ class _Noisy:
     """A dataset whose items use numpy randomness, to check worker seeding too."""
 
     def __init__(self, cache):
-        from image_cache_helpers import CoverDataset
+        from image_loading import CoverDataset
         self.inner = CoverDataset(cache)
 
     def __len__(self):
@@ -162,9 +162,9 @@ def _batches(loader):
 
 
 def test_seeded_loader_same_seed_same_batches(release):
-    from image_cache_helpers import seeded_loader
-    from pixelrec_data.baselines.image_cache import ImageCache
-    from pixelrec_data.baselines.images import prepare_images
+    from image_loading import seeded_loader
+    from pixelrec_data.covers.cache_reader import ImageCache
+    from pixelrec_data.covers.cache import prepare_images
 
     prepare_images(release, size=24, mode="squash", workers=1)
     cache = ImageCache(release, 24, "squash")
@@ -181,7 +181,7 @@ def test_seeded_loader_same_seed_same_batches(release):
 def test_scaled_jpeg_decoding_stays_close_to_a_full_decode(tmp_path):
     """The default decodes a large JPEG at reduced scale (draft) before the same resize: the
     pixels differ from a full decode by resampling noise only (PSNR printed on failure)."""
-    from pixelrec_data.baselines.images import decode_cover
+    from pixelrec_data.covers.cache import decode_cover
 
     rng = np.random.default_rng(0)
     picture = Image.fromarray(rng.integers(0, 256, (9, 16, 3), dtype=np.uint8)).resize((1280, 720),
@@ -199,7 +199,7 @@ def test_scaled_jpeg_decoding_stays_close_to_a_full_decode(tmp_path):
 def test_squash_decodes_a_wide_cover_at_a_quarter_and_center_crop_at_half(tmp_path):
     """squash may enlarge a side by up to 4/3 after scaled decoding (1280x720 -> 320x180 for 224),
     center_crop keeps both sides >= the size (640x360)."""
-    from pixelrec_data.baselines.images import draft_request
+    from pixelrec_data.covers.cache import draft_request
 
     path = tmp_path / "i0.jpg"
     Image.new("RGB", (1280, 720), (10, 200, 30)).save(path, quality=90)

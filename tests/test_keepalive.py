@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.hosts import free_port
+from pixelrec_data.net.addresses import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PROBE = Path(__file__).resolve().parent / "keepalive_probe.py"

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pytest
 from aiohttp import web
 
-from pixelrec_data.mirror import check_relpath, download, parse_manifest, publish
+from pixelrec_data.mirror import MirrorOptions, check_relpath, download, parse_manifest, publish
 from schemas.errors import InputError
 from schemas.io import write_table
 from schemas.tables import ITEMS, SPLIT
@@ -260,7 +260,7 @@ def test_download_survives_503s_and_a_server_without_range(tmp_path):
     partial.mkdir(parents=True)
     (partial / "items.parquet.part").write_bytes(b"stale prefix")  # must be rewritten, not appended to
     with LocalServer(app) as server:
-        folder = download("pixel200k", server.url, dest, retries=1, backoff=0.01)
+        folder = download("pixel200k", server.url, dest, MirrorOptions(retries=1, backoff=0.01))
     for rel in ("items.parquet", "splits/train.parquet", "README.md", "manifest.json"):
         assert sha(folder / rel) == sha(data / "pixel200k" / rel)
     assert not partial.exists()

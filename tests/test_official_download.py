@@ -224,7 +224,7 @@ def test_publish_refuses_an_official_release(published_as_synthetic, tmp_path, c
 def test_image_cache_from_the_same_decode_equals_prepare_images(published_as_synthetic, tmp_path):
     import numpy as np
 
-    from pixelrec_data.baselines import images
+    from pixelrec_data.covers import cache as images
 
     source = hand_downloaded(tmp_path / "by-hand")
     root = tmp_path / "data"

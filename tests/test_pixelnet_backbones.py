@@ -99,7 +99,7 @@ def release(tmp_path_factory):
     from PIL import Image
 
     import toy
-    from pixelrec_data.baselines.images import prepare_images
+    from pixelrec_data.covers.cache import prepare_images
 
     folder = tmp_path_factory.mktemp("pixb") / "pixb"
     toy.write_release(folder, toy.chain_sequences(30, 16, n_chains=2, seed=0), 16)

@@ -12,7 +12,7 @@ import toy
 from pixelrec_data.baselines.encoders import EncoderConfig, ImageEncoder
 from pixelrec_data.baselines.trainer import train as T
 from pixelrec_data.baselines.models.vinet.features import extract
-from pixelrec_data.baselines.images import prepare_images
+from pixelrec_data.covers.cache import prepare_images
 
 N_ITEMS = 24
 PIXEL_TINY = {"encoder": "tiny-vit", "embedding_size": 16, "n_heads": 2, "n_layers": 1, "image_size": 32,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import crashing
 from test_downloader_server import LocalServer, cover_app, make_image
 from test_pipeline_build import KEY, community, video, write_raw
 
@@ -22,10 +23,12 @@ SUBSETS = ["--subset", "pixel8m=all", "--subset", "pixel1m=10", "--subset", "pix
 NAMES = ("pixelrec", "pixel8m", "pixel1m", "pixel200k")
 
 
-def pixelrec(*args, env=None, timeout=180):
+def pixelrec(*args, env=None, timeout=180, crash=None):
+    """`pixelrec *args` in a child process; crash: a point of tests/crashing.py to kill it at."""
     env = {**os.environ, "PIXELREC_QUIET": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "pixelrec_data.cli", *map(str, args)], cwd=ROOT,
-                          capture_output=True, text=True, env=env, timeout=timeout)
+    argv = crashing.command(crash, *args) if crash else [sys.executable, "-m", "pixelrec_data.cli",
+                                                         *map(str, args)]
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def make_raw(root: Path, cover_base: str = "http://127.0.0.1:9/img", users: int = 24,
@@ -34,12 +37,12 @@ def make_raw(root: Path, cover_base: str = "http://127.0.0.1:9/img", users: int 
     return write_raw(root / "raw", rows, community(users, videos, 6))
 
 
-def build(tmp: Path, out: Path, *extra, env=None, subsets=SUBSETS):
+def build(tmp: Path, out: Path, *extra, env=None, subsets=SUBSETS, crash=None):
     key = tmp / "key"
     if not key.exists():
         key.write_bytes(KEY)
     return pixelrec("build-release", "--raw", tmp / "raw", "--out", out, "--key-file", key,
-                    "--seed", 3, *subsets, *extra, env=env)
+                    "--seed", 3, *subsets, *extra, env=env, crash=crash)
 
 
 def digest(root: Path) -> dict:
@@ -83,7 +86,7 @@ def test_a_kill_at_each_point_leaves_nothing_verify_accepts_and_the_rerun_is_ide
     ref_dir, ref_digest = reference
     shutil.copytree(ref_dir / "raw", tmp_path / "raw")
     out = tmp_path / "data"
-    killed = build(tmp_path, out, env={"PIXELREC_CRASH_AT": point})
+    killed = build(tmp_path, out, crash=point)
     assert killed.returncode == -signal.SIGKILL, (point, killed.returncode, killed.stderr)
     assert_nothing_accepted(out, point)
     done = build(tmp_path, out)
@@ -186,7 +189,7 @@ def test_a_rebuild_keeps_fetched_covers_and_a_changed_build_refuses_without_over
 
 HOLDER = """
 import sys, time
-from schemas.lifecycle import release_lock
+from pipelines.lifecycle import release_lock
 with release_lock(sys.argv[1], "fetch-covers"):
     print("held", flush=True)
     time.sleep(60)

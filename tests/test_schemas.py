@@ -6,7 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from schemas import MANIFEST_SCHEMA, TABLES, InputError, SchemaError
-from schemas.io import atomic_dir, conform, read_table, write_table
+from schemas.atomic import atomic_dir
+from schemas.io import conform, read_table, write_table
 from schemas.keys import load_or_create_key, mid_hash, user_key_for_mid, user_key_for_midhash
 
 

@@ -99,7 +99,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, release, capsys):
 
 def test_image_cache_and_jpeg_paths_give_the_same_features(release, tmp_path):
     import shutil
-    from pixelrec_data.baselines.images import prepare_images
+    from pixelrec_data.covers.cache import prepare_images
 
     copy = tmp_path / "toy"
     shutil.copytree(release, copy, ignore=shutil.ignore_patterns("features"))

@@ -1,11 +1,12 @@
-"""`pixelrec fetch-covers`: download a release's cover images into <release>/covers/."""
+"""`pixelrec fetch-covers`: download a release's cover images, stored in the format chosen."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from pixelrec_data.downloader.limits import JPEG_QUALITY, MAX_COVER_BYTES, RESIZE_MODES
+from pixelrec_data.covers.fetch.limits import JPEG_QUALITY, MAX_COVER_BYTES, RESIZE_MODES
+from pixelrec_data.covers.store import DEFAULT_FORMAT, FORMATS, STATUS_TABLE, stats_dir
 from schemas.errors import InputError
 
 ALLOW_PRIVATE_HELP = ("Also fetch cover URLs (and redirects) that reach loopback, private or "
@@ -45,24 +46,30 @@ ALLOW_PRIVATE_HELP = ("Also fetch cover URLs (and redirects) that reach loopback
               help="Only the first N items (for trials).")
 @click.option("--dup-threshold", default=4, show_default=True, type=click.IntRange(0, 32),
               help="Report covers whose perceptual hashes differ in at most this many bits.")
+@click.option("--format", "fmt", default=DEFAULT_FORMAT, show_default=True,
+              type=click.Choice(list(FORMATS)),
+              help="How the covers are stored: files (covers/<item_id>.jpg), parquet (shards of "
+                   "the items with a datasets.Image column, as pack-covers writes) or webdataset "
+                   "(tar shards of <item_id>.jpg + <item_id>.json).")
 @click.option("--shard", default=None, metavar="I/N",
               help="Fetch only shards I, I+N, I+2N, ... (machine I of N, sharing the release "
-                   "folder); then run once without --shard to write covers.parquet.")
+                   f"folder); then run once without --shard to write {STATUS_TABLE}.")
 @click.option("--part", default=None, hidden=True, help="Old name of --shard.")
 @click.option("--allow-private-hosts", is_flag=True, help=ALLOW_PRIVATE_HELP)
 def fetch_covers(release_dir, concurrency, per_host, rate, retries, timeout, backoff, resize_size,
-                 resize_mode, jpeg_quality, max_bytes, shard_size, limit, dup_threshold, shard,
+                 resize_mode, jpeg_quality, max_bytes, shard_size, limit, dup_threshold, fmt, shard,
                  part, allow_private_hosts):
-    """Download every cover of a release: covers/<item_id>.jpg, covers.parquet, covers/_stats/.
+    """Download every cover of a release into the chosen format, with a status table (one row per
+    item) and per-shard records.
 
-    Every cover is decoded to check it. covers.parquet status: ok, http_<code>, timeout,
+    Every cover is decoded to check it. Status: ok, http_<code>, timeout,
     connection, truncated, not_image, corrupt, bomb (over 40M pixels), too_large, bad_url,
     too_many_redirects, blocked_host (a loopback/private address), bad_encoding (a compressed
     answer). Rerunning skips covers already stored and verified, whatever the --shard-size, and
     retries only transient failures.
     """
-    from pixelrec_data.downloader import FetchOptions
-    from pixelrec_data.downloader.images import ResizeSpec
+    from pixelrec_data.covers.fetch import FetchOptions
+    from pixelrec_data.covers.fetch.images import ResizeSpec
 
     if shard is not None and part is not None:
         raise InputError("--part is the old name of --shard: give one of them")
@@ -70,25 +77,25 @@ def fetch_covers(release_dir, concurrency, per_host, rate, retries, timeout, bac
     options = FetchOptions(concurrency=concurrency, per_host=per_host, rate=rate, retries=retries,
                            timeout=timeout, backoff=backoff, shard_size=shard_size, limit=limit,
                            dup_threshold=dup_threshold, resize=resize, max_bytes=max_bytes,
-                           allow_private_hosts=allow_private_hosts,
+                           allow_private_hosts=allow_private_hosts, format=fmt,
                            shard=_parse_shard(shard if part is None else part,
                                               "--shard" if part is None else "--part"))
     run_fetch(Path(release_dir), options)
 
 
 def run_fetch(release_dir: Path, options) -> dict:
-    from pixelrec_data.covers import fetch_and_list_covers
-    from pixelrec_data.downloader.stats import summary_line
+    from pipelines.covers import fetch_covers as fetch
+    from pixelrec_data.covers.fetch.stats import summary_line
     from pixelrec_data.progress import bar
 
-    summary = fetch_and_list_covers(release_dir, options, progress=bar)
+    summary = fetch(release_dir, options, progress=bar)
     click.echo(summary_line(summary))
     if options.shard is not None:
         click.echo("shard done; when every machine is done, run fetch-covers once without "
-                   "--shard to write covers.parquet")
+                   f"--shard to write {STATUS_TABLE}")
         return summary
-    click.echo(f"wrote {release_dir / 'covers.parquet'} and "
-               f"{release_dir / 'covers' / '_stats' / 'summary.json'}")
+    click.echo(f"wrote {release_dir / STATUS_TABLE} and "
+               f"{stats_dir(release_dir) / 'summary.json'}")
     if summary["manifest_updated"]:
         click.echo(f"updated {release_dir / 'manifest.json'} (covers listed)")
     return summary

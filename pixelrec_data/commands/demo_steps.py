@@ -21,7 +21,7 @@ from pathlib import Path
 from pipelines.ingest import count_eligible_users
 from schemas.errors import InputError
 from schemas.protocol import MIN_USER_INTERACTIONS
-from schemas.hosts import free_port
+from pixelrec_data.net.addresses import free_port
 from schemas.atomic import atomic_write_text
 
 SCALES = {

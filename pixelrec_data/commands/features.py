@@ -42,9 +42,13 @@ def extract_features(release, encoder, layer, encoder_weights, size, batch_size,
                    f"features carry no pretrained knowledge (fine for a smoke run only). For real "
                    f"features pass --encoder-weights PATH (a local open_clip/CLIP checkpoint).",
                    err=True)
-    with progress.bar(total=len(items), desc=f"features {encoder} {layer}", unit="item") as bar:
-        out = features.extract(release, encoder, layer, encoder_weights, size, batch_size, dtype,
-                               device, progress=bar, seed=seed)
+    from pipelines.finish import change_release
+
+    def change(folder, _overlay):  # features/ is local (never in the manifest): kept as written
+        with progress.bar(total=len(items), desc=f"features {encoder} {layer}", unit="item") as bar:
+            return features.extract(folder, encoder, layer, encoder_weights, size, batch_size,
+                                    dtype, device, progress=bar, seed=seed), None, None
+    out = change_release(release, "extract-features", change)
     if encoder_weights is None:
         click.echo("note: no --encoder-weights given; features come from a randomly initialised tower",
                    err=True)

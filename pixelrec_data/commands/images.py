@@ -29,14 +29,18 @@ def prepare_images(release: Path, size: int, mode: str, workers: int, force: boo
     Missing or undecodable covers become mid-grey (128) and are listed in the report file.
     Rerunning continues an interrupted build, and rebuilds when items or covers changed.
     """
-    from pixelrec_data.baselines.images import cache_files, prepare_images as build
+    from pipelines.finish import change_release
+    from pixelrec_data.covers.cache import cache_files, prepare_images as build
 
     if not release.is_dir():
         raise InputError(f"{release}: no such release folder")
     if workers < 1:
         raise InputError(f"--workers {workers}: expected at least 1")
-    report = build(release, size=size, mode=mode, workers=workers, force=force,
-                   full_decode=full_decode)
+
+    def change(folder, _overlay):  # images/ is local (never in the manifest): kept as written
+        return build(folder, size=size, mode=mode, workers=workers, force=force,
+                     full_decode=full_decode), None, None
+    report = change_release(release, "prepare-images", change)
     files = cache_files(release, size, mode)
     if report.get("up_to_date"):
         click.echo(f"{files['array']}: up to date ({report.get('items')} images)")

@@ -106,17 +106,16 @@ def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers,
 
     Official subsets (no --mirror): the publisher's files, fetched (or taken from --from DIR),
     become DATA/<subset> with every official column, the covers of its items (from the covers
-    archive, with covers.parquet statuses) and the published counts checked. Mirrors: every file's
+    archive, with their statuses) and the published counts checked. Mirrors: every file's
     size and sha256 verified. Resumable both ways: rerun the same command after an interruption.
     The release folder appears only once whole and, as in `pixelrec verify`, a release claiming to
     be official data has the paper's counts.
     """
-    from pipelines.finish import card_for_downloaded, finish_interrupted_commit, put_in_place
     from pipelines.published import check_published_counts
-    from pixelrec_data.mirror import configured_mirror, default_mirror, download as download_release
+    from pixelrec_data.mirror import (MirrorOptions, configured_mirror, default_mirror,
+                                      download as download_release)
     from pixelrec_data.official import is_official_name
     from pixelrec_data.progress import bar, quiet
-    from schemas.lifecycle import release_lock
 
     if from_dir is not None and mirror is not None:
         raise InputError("--from and --mirror: give one (--from is for the official files)")
@@ -130,33 +129,26 @@ def download(subset, mirror, out_dir, concurrency, retries, counts, with_covers,
                          "publisher), not for a mirror's releases")
     lines = []
 
-    def check_and_card(folder, label):  # before the release is put in place
+    def check(folder, label):  # before the release is put in place
         log = None if quiet() else click.echo
         lines.append(check_published_counts(folder, counts, where=label, log=log))
-        card_for_downloaded(folder, subset)
 
-    def place(partial, final):
-        put_in_place(final.parent, final.name, partial, overwrite=overwrite)
-
-    out_dir = Path(out_dir)
-    finish_interrupted_commit(out_dir)
-    with release_lock(out_dir / subset, "download"):
-        folder = download_release(subset, mirror or default_mirror(), out_dir,
-                                  concurrency=concurrency, progress=bar, retries=retries,
-                                  counts=counts, check_release=check_and_card, place=place,
-                                  manifest_sha256=manifest_sha256, timeout=timeout,
-                                  min_rate=min_rate, allow_private_hosts=allow_private_hosts,
-                                  allow_cross_host_redirects=allow_cross_host_redirects)
+    options = MirrorOptions(concurrency=concurrency, retries=retries, timeout=timeout,
+                            min_rate=min_rate, allow_private_hosts=allow_private_hosts,
+                            allow_cross_host_redirects=allow_cross_host_redirects)
+    folder = download_release(subset, mirror or default_mirror(), Path(out_dir), options,
+                              progress=bar, counts=counts, check_release=check,
+                              manifest_sha256=manifest_sha256, overwrite=overwrite)
     click.echo(f"downloaded {subset} to {folder} (every file verified against manifest.json)")
     for line in filter(None, lines):
         click.echo(line)
     if with_covers:
-        from pixelrec_data.covers import fetch_and_list_covers
-        from pixelrec_data.downloader import FetchOptions
-        from pixelrec_data.downloader.stats import summary_line
+        from pipelines.covers import fetch_covers
+        from pixelrec_data.covers.fetch import FetchOptions
+        from pixelrec_data.covers.fetch.stats import summary_line
 
-        summary = fetch_and_list_covers(folder, FetchOptions(allow_private_hosts=allow_private_hosts),
-                                        progress=bar)
+        summary = fetch_covers(folder, FetchOptions(allow_private_hosts=allow_private_hosts),
+                               progress=bar)
         click.echo(summary_line(summary))
         if summary["manifest_updated"]:
             click.echo(f"updated {folder / 'manifest.json'} (covers listed)")

@@ -10,8 +10,9 @@ A mirror is a folder of releases (served over HTTP, or read as a folder / file:/
 
 Trust runs index.json -> manifest.json (its sha256 is in the index) -> every file (bytes and
 sha256 in the manifest). A download lands in DATA/.<name>.partial/ and becomes DATA/<name> by one
-rename only when every file is verified, so a failed or killed download never leaves a release
-folder that looks whole; rerunning it continues from the verified files and the .part files.
+rename (pipelines.finish) only when every file is verified, so a failed or killed download never
+leaves a release folder that looks whole; rerunning it continues from the verified files and the
+.part files.
 """
 from __future__ import annotations
 
@@ -25,12 +26,13 @@ from pathlib import Path
 
 import jsonschema
 
-from pixelrec_data.mirror.transfer import (MIN_RATE, Source, TransferError, check_free_space,
-                                           fetch_verified, link_or_copy, open_source, part_size,
-                                           refuse_symlinks)
+from pixelrec_data.mirror.transfer import (MirrorOptions, Source, TransferError,
+                                           check_free_space, fetch_verified, link_or_copy,
+                                           open_source, part_size, refuse_symlinks)
 from schemas.errors import InputError
-from schemas.io import atomic_dir, atomic_write_text, swap_dir
-from schemas.lifecycle import require_whole
+from pipelines.finish import release_work
+from pipelines.lifecycle import require_whole
+from schemas.atomic import atomic_dir, atomic_write_text
 from schemas.manifest import MANIFEST_SCHEMA, file_matches
 from schemas.official_sources import PUBLISHER_RULE
 from schemas.official_subsets import check_manifest_counts, subset_to_check
@@ -185,35 +187,37 @@ def parse_index(data: bytes, where: str) -> dict:
 
 
 # --- download ---------------------------------------------------------------------------------
-def download(subset: str, mirror: str, out_dir: str | Path, concurrency: int = 4,
-             progress=None, retries: int = 3, backoff: float = 1.0, counts: str = "auto",
-             check_release=None, place=swap_dir, *, manifest_sha256: str | None = None,
-             timeout: float = 60.0, min_rate: float = MIN_RATE, allow_private_hosts: bool = False,
-             allow_cross_host_redirects: bool = False) -> Path:
+def download(subset: str, mirror: str, out_dir: str | Path, options: MirrorOptions | None = None,
+             progress=None, counts: str = "auto", check_release=None, *,
+             manifest_sha256: str | None = None, overwrite: bool = False) -> Path:
     """Fetch release `subset` from `mirror` into out_dir/<subset>; returns that folder.
 
-    counts: which releases must carry the published counts of their official name (COUNT_MODES);
-    the manifest's counts are checked before any file is fetched. check_release(folder, label), when
-    given, checks the whole fetched release before it is renamed into place (raise to refuse it);
-    place(partial, final) then puts it in place (default: a plain swap of the folders).
-    manifest_sha256 binds the mirror: the release's manifest.json must have this sha256, checked
-    before any file is trusted. timeout / min_rate bound each attempt at a file (timeout + size /
-    min_rate seconds); redirects to another host or port are refused unless
-    allow_cross_host_redirects, and then reach public addresses only unless allow_private_hosts.
+    options: how the mirror is reached (MirrorOptions: retries, backoff, the files fetched at once,
+    timeout and min_rate, which bound an attempt at a file to timeout + size / min_rate seconds,
+    and the guards of pixelrec_data.net). counts: which releases must carry the published counts
+    of their official name (COUNT_MODES), checked on the manifest before any file is fetched.
+    check_release(folder, label) checks the whole fetched release before it is put in place (raise
+    to refuse it); pipelines.finish then puts it in place as every release (lock, card, journaled
+    rename, the user's data of the release it replaces carried over unless overwrite drops them).
+    manifest_sha256 binds the mirror: the release's manifest.json must have this sha256.
     """
+    options = options or MirrorOptions()
     check_release_name(subset, "--subset")
-    if concurrency < 1:
+    if options.concurrency < 1:
         raise InputError("--concurrency must be at least 1")
     if manifest_sha256 is not None and not SHA256_HEX.fullmatch(manifest_sha256.lower()):
         raise InputError(f"--manifest-sha256 {manifest_sha256[:80]!r}: expected 64 hex digits")
-    if timeout <= 0 or min_rate <= 0:
+    if options.timeout <= 0 or not options.min_rate or options.min_rate <= 0:
         raise InputError("--timeout and --min-rate must be > 0")
-    source = open_source(mirror, retries=retries, backoff=backoff, timeout=timeout,
-                         min_rate=min_rate, allow_private_hosts=allow_private_hosts,
-                         allow_cross_host_redirects=allow_cross_host_redirects)
+    source = open_source(mirror, options)
     pinned = manifest_sha256.lower() if manifest_sha256 else None
-    return asyncio.run(_download(source, subset, Path(out_dir), concurrency, progress, counts,
-                                 check_release, pinned, place))
+    with release_work(out_dir, [subset], "download", overwrite=overwrite) as staging:
+        def place(partial: Path, final: Path) -> None:
+            staging.adopt(final.name, partial)
+            staging.commit()
+
+        return asyncio.run(_download(source, subset, Path(out_dir), options.concurrency, progress,
+                                     counts, check_release, pinned, place))
 
 
 async def _read_manifest(source: Source, subset: str, pinned: str | None):
@@ -239,7 +243,7 @@ async def _read_manifest(source: Source, subset: str, pinned: str | None):
 
 
 async def _download(source: Source, subset: str, out_dir: Path, concurrency: int, progress,
-                    counts: str, check_release, pinned: str | None = None, place=swap_dir) -> Path:
+                    counts: str, check_release, pinned: str | None, place) -> Path:
     try:
         entry, manifest_bytes = await _read_manifest(source, subset, pinned)
         manifest_rel = f"{entry['path']}/{MANIFEST}"
@@ -393,6 +397,3 @@ def configured_mirror() -> str | None:
         raise InputError(f"{path}: no such file (named by $PIXELREC_CONFIG)")
     return None
 
-
-__all__ = ["publish", "download", "parse_manifest", "check_relpath", "config_path", "configured_mirror",
-           "default_mirror"]

@@ -9,31 +9,45 @@ Content-Length or Content-Range must agree with the manifest, documents (index.j
 manifest.json) have a byte cap, and each attempt at a file has a deadline (timeout + size /
 min_rate), so a server dripping a byte at a time cannot hold a download forever. Parts are opened
 with O_NOFOLLOW: a symbolic link planted in the download folder is never written through.
-Redirects stay on the mirror's own scheme, host and port unless cross-host redirects are allowed;
-then the target follows the address policy of schemas.hosts.
+Every request is a guarded GET of the HTTP core (pixelrec_data.net), configured by one
+`MirrorOptions`: redirects stay on the mirror's own scheme, host and port unless cross-host
+redirects are allowed; then the target follows the address policy of net.addresses.
 """
 from __future__ import annotations
 
 import asyncio
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, unquote, urljoin, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 
+from pixelrec_data.net.addresses import refused_address
+from pixelrec_data.net.guarded import (Refused, TooLarge, TooManyRedirects, attempt_deadline,
+                                       capped_chunks, declared_over, encoding_refusal, follow,
+                                       open_session, within)
+from pixelrec_data.net.options import NetOptions
 from schemas.errors import InputError
-from schemas.hosts import peer_refusal, public_only_resolver, refused_address, url_refusal
 from schemas.manifest import sha256_file
 
 CHUNK = 1 << 20
 RETRY_HTTP = {408, 429, 500, 502, 503, 504}
-REDIRECT_HTTP = {301, 302, 303, 307, 308}
-MAX_REDIRECTS = 5
 MIN_RATE = 32 * 1024  # bytes/s: an attempt at a file may take timeout + size / MIN_RATE seconds
-IDENTITY = {"Accept-Encoding": "identity"}
 MAX_DOCUMENT_BYTES = 256 << 20  # a document read whole into memory when no smaller cap is given
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+@dataclass
+class MirrorOptions(NetOptions):
+    """How `pixelrec download --mirror` reaches a mirror: the guarded core's options (a mirror's
+    own redirects to another host are refused unless allowed) plus the files fetched at once."""
+    allow_cross_host_redirects: bool = False
+    max_bytes: int = MAX_DOCUMENT_BYTES  # a document read whole (index, manifest)
+    timeout: float = 60.0
+    min_rate: float | None = MIN_RATE
+    concurrency: int = 4
 
 
 class TransferError(InputError):
@@ -57,16 +71,12 @@ class Source:
         pass
 
 
-def open_source(spec: str, *, timeout: float = 60.0, retries: int = 3, backoff: float = 1.0,
-                min_rate: float = MIN_RATE, allow_private_hosts: bool = False,
-                allow_cross_host_redirects: bool = False) -> Source:
+def open_source(spec: str, options: MirrorOptions | None = None) -> Source:
     if not spec:
         raise InputError("no mirror given: pass --mirror URL or set PIXELREC_MIRROR")
     parts = urlsplit(spec)
     if parts.scheme in ("http", "https"):
-        return HttpSource(spec, timeout=timeout, retries=retries, backoff=backoff,
-                          min_rate=min_rate, allow_private_hosts=allow_private_hosts,
-                          allow_cross_host_redirects=allow_cross_host_redirects)
+        return HttpSource(spec, options or MirrorOptions())
     if parts.scheme == "file":
         return FolderSource(Path(unquote(parts.path)), spec)
     if parts.scheme and len(parts.scheme) > 1:  # one letter: a Windows drive, i.e. a folder
@@ -134,17 +144,10 @@ class FolderSource(Source):
 
 
 class HttpSource(Source):
-    def __init__(self, base: str, *, timeout: float, retries: int, backoff: float,
-                 min_rate: float = MIN_RATE, allow_private_hosts: bool = False,
-                 allow_cross_host_redirects: bool = False):
+    def __init__(self, base: str, options: MirrorOptions):
         self.base = base.rstrip("/") + "/"
         self.label = base
-        self.retries, self.backoff = retries, backoff
-        self.timeout_s, self.min_rate = timeout, min_rate
-        self.allow_private_hosts = allow_private_hosts
-        self.allow_cross_host_redirects = allow_cross_host_redirects
-        self.origin = _origin(self.base)
-        self.timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeout, sock_read=timeout)
+        self.options = options
         self._session: aiohttp.ClientSession | None = None
 
     def url(self, rel: str) -> str:
@@ -154,32 +157,28 @@ class HttpSource(Source):
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
             # the mirror's own host is the user's choice; any other name follows the policy
-            resolver = public_only_resolver(self.allow_private_hosts,
-                                            trusted=(urlsplit(self.base).hostname or "",))
-            self._session = aiohttp.ClientSession(
-                timeout=self.timeout, auto_decompress=False, headers=IDENTITY,
-                connector=aiohttp.TCPConnector(resolver=resolver))
+            self._session = open_session(self.options, trusted=(urlsplit(self.base).hostname or "",))
         return self._session
 
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()
 
-    async def read_bytes(self, rel: str, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
+    async def read_bytes(self, rel: str, limit: int | None = None) -> bytes:
+        limit = self.options.max_bytes if limit is None else limit
+
         async def once():
             async with await self._response(rel) as resp:
                 self._check_status(resp, rel)
                 _check_identity(resp, rel)
-                if resp.content_length is not None and resp.content_length > limit:
-                    raise TransferError(f"{rel}: mirror declares {resp.content_length} bytes, "
+                declared = declared_over(resp, limit)
+                if declared is not None:
+                    raise TransferError(f"{rel}: mirror declares {declared} bytes, "
                                         f"over the {limit} allowed")
-                chunks, got = [], 0
-                async for block in resp.content.iter_chunked(CHUNK):
-                    got += len(block)
-                    if got > limit:
-                        raise TransferError(f"{rel}: mirror sent over {limit} bytes")
-                    chunks.append(block)
-                return b"".join(chunks)
+                try:
+                    return b"".join([block async for block in capped_chunks(resp, limit, CHUNK)])
+                except TooLarge:
+                    raise TransferError(f"{rel}: mirror sent over {limit} bytes") from None
         return await self._with_retries(rel, once, limit)
 
     async def copy_into(self, rel: str, part: Path, on_bytes, size: int) -> None:
@@ -199,41 +198,28 @@ class HttpSource(Source):
                     done = 0
                 _check_declared(resp, rel, done, size)
                 with open_part(part) as fout:
-                    async for block in resp.content.iter_chunked(CHUNK):
-                        if done + len(block) > size:  # never a byte past the manifest's size
-                            raise _Oversend(rel, size)
-                        fout.write(block)
-                        done += len(block)
-                        on_bytes(len(block))
+                    try:  # never a byte past the manifest's size
+                        async for block in capped_chunks(resp, size - done, CHUNK):
+                            fout.write(block)
+                            on_bytes(len(block))
+                    except TooLarge:
+                        raise _Oversend(rel, size) from None
         await self._with_retries(rel, once, size - part_size(part))
 
     async def _response(self, rel: str, headers: dict | None = None) -> aiohttp.ClientResponse:
-        """The answer for `rel`, redirects followed by hand: each hop is checked first."""
-        url = self.url(rel)
-        for _ in range(MAX_REDIRECTS + 1):
-            resp = await self.session.get(url, headers=headers, allow_redirects=False)
-            location = resp.headers.get("Location")
-            if resp.status not in REDIRECT_HTTP or not location:
-                refusal = None if _origin(url) == self.origin else \
-                    peer_refusal(_peer(resp), self.allow_private_hosts)
-                if refusal is not None:
-                    resp.close()
-                    raise TransferError(f"{rel}: redirect refused ({refusal})")
-                return resp
-            resp.close()
-            url = self._redirect_target(rel, urljoin(url, location))
-        raise TransferError(f"{rel}: more than {MAX_REDIRECTS} redirects on mirror {self.label}")
-
-    def _redirect_target(self, rel: str, target: str) -> str:
-        if _origin(target) == self.origin:
-            return target
-        if not self.allow_cross_host_redirects:
-            raise TransferError(f"{rel}: mirror {self.label} redirects to another host or port "
-                                f"(refused; pass --allow-cross-host-redirects to follow)")
-        refusal = url_refusal(target, self.allow_private_hosts)
-        if refusal is not None:
-            raise TransferError(f"{rel}: redirect refused ({refusal})")
-        return target
+        """The answer for `rel`, redirects followed by the guarded core (each hop checked)."""
+        try:
+            return await follow(self.session, self.url(rel), self.options, trusted=self.base,
+                                headers=headers)
+        except Refused as exc:
+            if exc.kind == "cross_host":
+                raise TransferError(f"{rel}: mirror {self.label} redirects to another host or "
+                                    f"port (refused; pass --allow-cross-host-redirects to "
+                                    f"follow)") from None
+            raise TransferError(f"{rel}: redirect refused ({exc.reason})") from None
+        except TooManyRedirects:
+            raise TransferError(f"{rel}: more than {self.options.max_redirects} redirects on "
+                                f"mirror {self.label}") from None
 
     def _check_status(self, resp: aiohttp.ClientResponse, rel: str) -> None:
         if resp.status in RETRY_HTTP:
@@ -245,22 +231,23 @@ class HttpSource(Source):
 
     async def _with_retries(self, rel: str, once, expected_bytes: int):
         # one attempt may take timeout + bytes / min_rate: a slow drip ends, and is retried
-        deadline = self.timeout_s + max(0, expected_bytes) / self.min_rate
-        for attempt in range(self.retries + 1):
+        options = self.options
+        deadline = attempt_deadline(options, expected_bytes)
+        for attempt in range(options.retries + 1):
             try:
-                async with asyncio.timeout(deadline):
+                async with within(deadline):
                     return await once()
             except (_Retry, aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
                 refused = refused_address(exc)
                 if refused is not None:
                     raise TransferError(f"{rel}: {refused}") from None
-                if attempt == self.retries:
+                if attempt == options.retries:
                     reason = (f"timed out: over {deadline:.0f} s, slower than "
-                              f"{self.min_rate:g} bytes/s" if isinstance(exc, TimeoutError)
+                              f"{options.min_rate:g} bytes/s" if isinstance(exc, TimeoutError)
                               else _reason(exc))
                     raise TransferError(f"{rel}: cannot fetch from mirror {self.label} after "
                                         f"{attempt + 1} tries ({reason})") from None
-                await asyncio.sleep(self.backoff * 2 ** attempt)
+                await asyncio.sleep(options.backoff * 2 ** attempt)
 
 
 class _Retry(Exception):
@@ -272,20 +259,6 @@ class _Oversend(TransferError):
         super().__init__(f"{rel}: mirror sent more than the manifest's {size} bytes (stopped there)")
 
 
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    try:
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
-    except ValueError:
-        port = -1
-    return parts.scheme, (parts.hostname or "").lower(), port
-
-
-def _peer(resp: aiohttp.ClientResponse):
-    transport = resp.connection.transport if resp.connection is not None else None
-    return transport.get_extra_info("peername") if transport is not None else None
-
-
 def _reason(exc: BaseException) -> str:
     # an answer's own bytes are never quoted: parser errors are named by their type
     if isinstance(exc, (aiohttp.ClientResponseError, aiohttp.ClientPayloadError)):
@@ -295,10 +268,9 @@ def _reason(exc: BaseException) -> str:
 
 
 def _check_identity(resp: aiohttp.ClientResponse, rel: str) -> None:
-    encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding not in ("", "identity"):
-        raise TransferError(f"{rel}: mirror answered with Content-Encoding {encoding[:20]!r} "
-                            f"(identity was asked for)")
+    refusal = encoding_refusal(resp)
+    if refusal is not None:
+        raise TransferError(f"{rel}: mirror answered with {refusal}")
 
 
 def _check_declared(resp: aiohttp.ClientResponse, rel: str, done: int, size: int) -> None:

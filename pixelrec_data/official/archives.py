@@ -125,11 +125,17 @@ def open_tar(path: Path) -> tarfile.TarFile:
                          f"delete it and rerun") from None
 
 
+def check_member_name(name: str, archive: Path) -> None:
+    """Refuse absolute names, '..' and drive letters (zip-slip), whatever we would do with them."""
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
+        raise InputError(f"{archive}: unsafe member name {name!r:.80} (absolute or with '..'); "
+                         f"refusing the archive")
+
+
 def unpack_tar_covers(path: Path, wanted: set[str], covers_dir: Path, cap: int) -> dict[str, int]:
     """Write the covers of `wanted` items found in tar `path` as covers_dir/<item_id>.jpg (those
     already there with the member's size are kept); return {item_id: size} of every cover found."""
-    from .unpack import check_member_name
-
     found: dict[str, int] = {}
     covers_dir.mkdir(parents=True, exist_ok=True)
     try:

@@ -4,13 +4,12 @@ Everything is written under the data root:
     <root>/.official/downloads/<file id>/<name>   the files as served (kept: a rerun fetches none
                                                   that finished; parts resume with Range)
     <root>/.official/cookies.txt                  the session's cookies (only while a command runs)
-    <root>/.official/work/<subset>/               CSVs taken out of zips, the covers so far, and
-                                                  the release being built (renamed into place last)
-The release goes through `import-official` (ids and columns checked, every official column kept),
-gets the covers streamed out of the covers archives with their statuses,
-sequences, manifest and card, is held to the published counts, and only then appears as
-<root>/<subset> with one rename. The publisher's extracted vectors (`features`) are added to the
-release's features/ folder afterwards, as `pixelrec extract-features` adds its own.
+    <root>/.official/work/<subset>/               CSVs taken out of zips and the covers so far
+The release is staged as `import-official` stages one (ids and columns checked, every official
+column kept), held to the published counts, gets the covers streamed out of the covers archives
+with their statuses, and is finished once by pipelines.finish (sequences, manifest, card, one
+rename). The publisher's extracted vectors (`features`) are added to the release's features/
+folder afterwards, through the same entry, as `pixelrec extract-features` adds its own.
 """
 from __future__ import annotations
 
@@ -22,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 
+from pipelines.finish import change_release, release_work
+from pixelrec_data.covers import store as cover_store
 from schemas.errors import InputError
-from pipelines.finish import finish_interrupted_commit, put_in_place
-from schemas.lifecycle import release_lock
 from schemas.official_sources import (FEATURE_KIND_WORDS, FEATURE_SUFFIXES, HOST_ENV,
                                       OFFICIAL_FEATURES, OfficialSource, official_source)
 from schemas.official_subsets import official_subset
@@ -81,24 +80,26 @@ def get_official(subset: str, root, *, from_dir=None, host: str | None = None, c
     client = DriveClient(session_cookies, host_url(host), retries=retries, backoff=backoff, log=log)
     fetcher = Fetcher(source, root / OFFICIAL_DIR / "downloads", client, log, progress, refetch)
     try:
-        if final.is_dir() and (final / "manifest.json").is_file() and not overwrite:
-            log(f"{final}: already there (rerun with --overwrite to build it again)")
-        else:
-            finish_interrupted_commit(root)
-            with release_lock(final, "download"):
-                _get(source, root, from_dir, fetcher, covers, counts, workers, overwrite,
-                     image_cache, log, progress)
+        with release_work(root, [source.name], "download", overwrite=overwrite) as staging:
+            # asked once a killed run's commit is finished: that release is there, and whole
+            if final.is_dir() and (final / "manifest.json").is_file() and not overwrite:
+                log(f"{final}: already there (rerun with --overwrite to build it again)")
+            else:
+                _get(source, staging, from_dir, fetcher, covers, counts, workers, image_cache,
+                     log, progress)
         if features:
-            with release_lock(final, "download"):
-                add_features(final, features, fetcher, from_dir, log)
+            def add(release, _overlay):  # features/ is local: nothing of the manifest changes
+                add_features(release, features, fetcher, from_dir, log)
+                return None, None, None
+            change_release(final, "download", add)
     finally:
         session_cookies.unlink(missing_ok=True)  # a signed-in session does not outlive the command
     return final
 
 
-def _get(source, root: Path, from_dir, fetcher: Fetcher, covers, counts, workers, overwrite,
-         image_cache, log, progress) -> Path:
-    work = root / OFFICIAL_DIR / "work" / source.name
+def _get(source, staging, from_dir, fetcher: Fetcher, covers, counts, workers, image_cache, log,
+         progress) -> None:
+    work = staging.root / OFFICIAL_DIR / "work" / source.name
     work.mkdir(parents=True, exist_ok=True)
     files = _local_files(Path(from_dir), covers) if from_dir is not None else fetcher.tables()
     found = classify(files, source, work / "extracted")
@@ -111,12 +112,12 @@ def _get(source, root: Path, from_dir, fetcher: Fetcher, covers, counts, workers
         if not found.covers and from_dir is None:
             found.covers = fetcher.covers()
         if not found.covers:
-            log(f"note: no covers archive of {source.name} found; covers.parquet marks every "
-                f"cover missing")
+            log(f"note: no covers archive of {source.name} found; {cover_store.STATUS_TABLE} "
+                f"marks every cover missing")
         return found.covers
 
-    return _build(source, found, root, work, covers_archives if covers else None, counts, workers,
-                  log, progress, image_cache, overwrite)
+    _build(source, found, staging, work, covers_archives if covers else None, counts, workers,
+           log, progress, image_cache)
 
 
 def add_features(release: Path, kinds, fetcher: Fetcher, from_dir, log) -> None:
@@ -162,33 +163,34 @@ def _local_files(folder: Path, covers: bool) -> list[tuple[str, Path]]:
     return out
 
 
-def _build(source, found: OfficialFiles, root: Path, work: Path, covers_archives, counts: str,
-           workers: int, log, progress, image_cache: int = 0, overwrite: bool = False) -> Path:
+def _build(source, found: OfficialFiles, staging, work: Path, covers_archives, counts: str,
+           workers: int, log, progress, image_cache: int = 0) -> None:
     """covers_archives: None (no covers), or a function giving the archives (maybe none)."""
-    from pipelines.official import import_official
+    from pipelines.official import import_release
     from pipelines.published import check_published_counts
 
-    staging = work / "release" / source.name  # import names the release after its folder
-    shutil.rmtree(work / "release", ignore_errors=True)  # a killed run's: rebuilt from the CSVs
+    def add_covers(folder: Path, build: dict, release_counts: dict):
+        # before the covers: a wrong file is refused before minutes of work on its covers
+        described = {"name": source.name, "build": build,
+                     "counts": {k: int(v) for k, v in release_counts.items()}}
+        check_published_counts(folder, counts, where=f"{source.name} (official files)", log=None,
+                               manifest=described)
+        if covers_archives is None:
+            return None
+        return _store_covers(folder, covers_archives(), work / "covers", workers, image_cache,
+                             log, progress)
+
     log(f"importing {found.interactions.name} and {found.items.name} ...")
-    import_official(found.interactions, found.items, staging)
-    # before the covers: a wrong file is refused before minutes of work on its covers
-    check_published_counts(staging, counts, where=f"{source.name} (official files)", log=None)
-    stored = {}
-    if covers_archives is not None:
-        stored = _store_covers(staging, covers_archives(), work / "covers", workers, image_cache,
-                               log, progress)
-    finish_official_release(staging, stored)
-    final = put_in_place(root, source.name, staging, overwrite=overwrite)
+    import_release(staging, source.name, found.interactions, found.items, extend=add_covers)
+    staging.commit()
     shutil.rmtree(work, ignore_errors=True)  # the extracted CSVs; downloads stay for reruns
-    return final
 
 
 def _store_covers(staging: Path, archives: list[Path], covers_dir: Path, workers: int,
                   image_cache: int, log, progress) -> dict[str, dict]:
-    """covers.parquet, covers/ and the cache; returns the manifest entries of the stored covers
+    """The status table, the covers (files) and the cache; returns the manifest entries of the covers
     (each hashed from the very bytes written, so the manifest need not read them back)."""
-    from pixelrec_data.baselines import images
+    from pixelrec_data.covers import cache as images
 
     start = time.perf_counter()
     item_ids = pq.read_table(staging / "items.parquet", columns=["item_id"]).column(0).to_pylist()
@@ -205,20 +207,19 @@ def _store_covers(staging: Path, archives: list[Path], covers_dir: Path, workers
     finally:
         if bar:
             bar.close()
-    write_covers_table(rows, staging / "covers.parquet")
+    write_covers_table(rows, cover_store.status_table(staging))
     if covers_dir.is_dir():
-        os.replace(covers_dir, staging / "covers")
+        os.replace(covers_dir, cover_store.files_dir(staging))
     if array is not None:  # placeholders where prepare-images would put them
-        failures = [[n, "missing", f"covers.parquet status {row['status']}"]
+        failures = [[n, "missing", f"{cover_store.STATUS_TABLE} status {row['status']}"]
                     for n, row in enumerate(rows) if row["status"] != "ok"]
         for n, _, _ in failures:
             array[n] = images.PLACEHOLDER
         array.close()
         images.adopt_cache(staging, image_cache, "squash", failures, time.perf_counter() - start)
-    return {f"covers/{row['item_id']}.jpg": {"path": f"covers/{row['item_id']}.jpg",
-                                             "bytes": row["bytes"], "sha256": row["sha256"],
-                                             "rows": None}
-            for row in rows if row["status"] == "ok"}
+    entries = ({"path": cover_store.manifest_path(row["item_id"]), "bytes": row["bytes"],
+                "sha256": row["sha256"], "rows": None} for row in rows if row["status"] == "ok")
+    return {entry["path"]: entry for entry in entries}
 
 
 class _RowWriter:
@@ -246,21 +247,9 @@ def _missing(item_id: str) -> dict:
             "attempts": 0}
 
 
-def finish_official_release(folder: Path, covers: dict[str, dict] | None = None) -> None:
-    """The staged release after import (which wrote its sequences, manifest and card): the
-    manifest described afresh (the covers were added since) and the card that quotes it.
-    covers: manifest entries of covers whose bytes were hashed as they were written."""
-    from pipelines.card import write_release_card
-    from pipelines.manifest import read_manifest, write_manifest
-
-    manifest = read_manifest(folder)  # as refresh_manifest, but the covers are not read again
-    write_manifest(folder, manifest["name"], manifest["build"], manifest["counts"], known=covers)
-    write_release_card(folder, sequences=False)
-
-
 def is_official_name(subset: str) -> bool:
     return official_subset(subset) is not None and official_source(subset) is not None
 
 
-__all__ = ["add_features", "finish_official_release", "get_official", "host_url",
+__all__ = ["add_features", "get_official", "host_url",
            "is_official_name", "parse_feature_kinds", "source_for"]

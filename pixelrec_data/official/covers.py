@@ -5,7 +5,7 @@ of GB: it is never held in memory nor unpacked whole). Each cover is stored byte
 publisher made it, as covers/<item_id>.jpg, after a check that it decodes: JPEG's scaled decoding
 (libjpeg's 1/8 DCT scaling, PIL's draft) reads every entropy-coded block, so a truncated or broken
 file fails as it would in a full decode, at a fraction of the cost; the perceptual hash is taken
-from that 1/8 picture (phash looks at a 32x32 low-pass anyway). Every item gets a covers.parquet
+from that 1/8 picture (phash looks at a 32x32 low-pass anyway). Every item gets a status-table
 row: 'ok', 'missing' (no member of that name), 'not_image', 'corrupt' or 'bomb'. The covers may
 come in several archives (the publisher once split them into cover1 and cover2): every one is
 read, and a cover found in two of them is taken from the first.
@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image, UnidentifiedImageError
 
+from pixelrec_data.covers.store import cover_name
 from schemas.errors import InputError
 from schemas.io import write_table
 from schemas.official_sources import COVER_NAME
@@ -41,7 +42,7 @@ _ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
 
 
 def describe_cover(item_id: str, body: bytes, cache: tuple[int, str] | None = None):
-    """(covers.parquet row, training-cache pixels or None) of one cover's bytes, decoded once.
+    """(status-table row, training-cache pixels or None) of one cover's bytes, decoded once.
 
     Without `cache` a JPEG is decoded at 1/8 scale; with cache=(size, mode) at the scale
     `prepare-images` uses, and the same decode also gives the size x size pixels it would store.
@@ -79,13 +80,13 @@ def describe_cover(item_id: str, body: bytes, cache: tuple[int, str] | None = No
 def cache_draft_size(cache, width: int, height: int) -> tuple[int, int]:
     if cache is None:  # 1/8 scale, but not below 64 px (a phash from fewer is poor)
         return max(width // 8, min(width, 64)), max(height // 8, min(height, 64))
-    from pixelrec_data.baselines.images import draft_request  # as prepare-images asks: same pixels
+    from pixelrec_data.covers.cache import draft_request  # as prepare-images asks: same pixels
 
     return draft_request(*cache)
 
 
 def resize_for_cache(image, size: int, mode: str):
-    from pixelrec_data.baselines.images import resize  # the training cache's own resize: identical pixels
+    from pixelrec_data.covers.cache import resize  # the training cache's own resize: identical pixels
 
     return resize(image, size, mode)
 
@@ -97,7 +98,7 @@ def extract_covers(sources: list[Path], item_ids: list[str], covers_dir: Path, w
     not read from an archive again (a rerun after a kill continues).
 
     cache: (size, mode, array) to also fill array[row] with the training-cache pixels of each
-    decodable cover, from the same decode (see pixelrec_data.baselines.images.new_cache_array)."""
+    decodable cover, from the same decode (see pixelrec_data.covers.cache.new_cache_array)."""
     covers_dir.mkdir(parents=True, exist_ok=True)
     reader = _readers(sources, set(item_ids), covers_dir)
     starts = range(0, len(item_ids), CHUNK)
@@ -118,7 +119,7 @@ def extract_covers(sources: list[Path], item_ids: list[str], covers_dir: Path, w
 
 
 def _one(item_id: str, reader, covers_dir: Path, cache) -> tuple[dict, object]:
-    target = covers_dir / f"{item_id}.jpg"
+    target = covers_dir / cover_name(item_id)
     size = reader.size(item_id)
     if size is None:
         target.unlink(missing_ok=True)

@@ -36,7 +36,7 @@ import requests
 from gdown.exceptions import DownloadError, FileURLRetrievalError
 
 from schemas.errors import InputError
-from schemas.io import atomic_write_text
+from schemas.atomic import atomic_write_text
 from schemas.official_sources import DRIVE_HOST
 
 RETRY_STATUS = (408, 429, 500, 502, 503, 504)

@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from schemas.errors import InputError
-from schemas.io import atomic_path, atomic_write_text
+from schemas.atomic import atomic_path, atomic_write_text
 from schemas.official_sources import official_feature_name
 
 ID_KEYS = ("item_id", "item_ids", "ids", "items", "item")

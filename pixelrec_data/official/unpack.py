@@ -19,7 +19,8 @@ from schemas.errors import InputError
 from schemas.official_sources import (COVER_NAME, INTERACTIONS_HEADER, ITEM_INFO_MARKERS,
                                       OfficialSource)
 
-from .archives import REFUSED_FORMATS, TAR, TAR_GZ, TAR_ZST, ZIP, Sniffed, sniff
+from .archives import (REFUSED_FORMATS, TAR, TAR_GZ, TAR_ZST, ZIP, Sniffed, check_member_name,
+                       sniff)
 
 MAX_RATIO = 200          # declared size / compressed size beyond which a member is a bomb
 RATIO_FLOOR = 16 << 20   # ... when it also declares more than this (tiny members compress well)
@@ -32,14 +33,6 @@ class OfficialFiles:
     items: Path
     covers: list[Path]   # zips or tars of <item_id>.jpg, or folders of them
     refused: list[tuple[str, Sniffed]] = field(default_factory=list)  # 7z / rar archives seen
-
-
-def check_member_name(name: str, archive: Path) -> None:
-    """Refuse absolute names, '..' and drive letters (zip-slip), whatever we would do with them."""
-    path = PurePosixPath(name.replace("\\", "/"))
-    if path.is_absolute() or ".." in path.parts or (path.parts and ":" in path.parts[0]):
-        raise InputError(f"{archive}: unsafe member name {name!r:.80} (absolute or with '..'); "
-                         f"refusing the archive")
 
 
 def check_member_size(info: zipfile.ZipInfo, archive: Path, cap: int | None = None) -> None:

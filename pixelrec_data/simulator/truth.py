@@ -8,7 +8,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.io import atomic_path, write_table
+from schemas.atomic import atomic_path
+from schemas.io import write_table
 from schemas.tables import RAW_VIDEOS
 from .world import cover_hash
 

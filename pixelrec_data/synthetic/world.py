@@ -20,7 +20,8 @@ import numpy as np
 import pyarrow as pa
 
 from schemas.errors import InputError
-from schemas.io import atomic_dir, write_table
+from schemas.atomic import atomic_dir
+from schemas.io import write_table
 from schemas.keys import mid_hash
 from ..progress import bar
 from .events import Events, SessionShape, generate_events, session_shape, user_mids

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from schemas.io import atomic_write_text
+from schemas.atomic import atomic_write_text
 
 class _UTCFormatter(logging.Formatter):
     converter = time.gmtime

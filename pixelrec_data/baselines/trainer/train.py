@@ -26,7 +26,7 @@ import torch
 import yaml
 
 from schemas.errors import InputError
-from schemas.io import atomic_path, atomic_write_text
+from schemas.atomic import atomic_path, atomic_write_text
 
 from ...progress import bar
 from . import compile as C

@@ -12,7 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from schemas.io import atomic_path, atomic_write_text  # noqa: E402
+from schemas.atomic import atomic_path, atomic_write_text  # noqa: E402
 
 METRICS = ("recall@5", "recall@10", "ndcg@5", "ndcg@10")
 VALIDATION = ("recall@10", "ndcg@10")

@@ -35,7 +35,7 @@ from pathlib import Path
 import yaml
 
 from schemas.errors import InputError
-from schemas.io import atomic_write_text
+from schemas.atomic import atomic_write_text
 
 SUITES_DIR = Path(__file__).parent.parent / "suites"
 
@@ -97,8 +97,8 @@ def _available(model: str) -> str:
 
 
 def _has_covers(release: Path) -> bool:
-    folder = release / "covers"
-    return folder.is_dir() and any(folder.glob("*.jpg"))
+    from pixelrec_data.covers.store import has_covers
+    return has_covers(release)
 
 
 def _features_current(release: Path, name: str, weights) -> bool:
@@ -127,7 +127,7 @@ def prepare_inputs(release: Path, model: str, overrides: dict, entry: dict, devi
         return ""
     if not _has_covers(release):
         return f"{release}/covers/ holds no covers (run `pixelrec fetch-covers --release {release}`)"
-    from pixelrec_data.baselines.images import is_current, prepare_images
+    from pixelrec_data.covers.cache import is_current, prepare_images
     if needs_pixels:
         size, mode = int(config["image_size"]), str(config.get("image_mode", "squash"))
         if not is_current(release, size, mode):

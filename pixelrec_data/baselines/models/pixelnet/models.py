@@ -130,7 +130,7 @@ def pixel_source(config: dict, data, ones_row: bool = False) -> PixelSource:
     release = config.get("release") or getattr(data, "release", None)
     if not release:
         raise InputError("PixelNet needs the release folder (config key 'release') for its image cache")
-    from pixelrec_data.baselines.image_cache import ImageCache
+    from pixelrec_data.covers.cache_reader import ImageCache
 
     cache = ImageCache(release, int(config.get("image_size", 224)), str(config.get("image_mode", "squash")))
     tokens = data.item_tokens.to_pylist() if hasattr(data.item_tokens, "to_pylist") else list(data.item_tokens)

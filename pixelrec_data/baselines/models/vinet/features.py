@@ -7,10 +7,11 @@ Layout (written by `pixelrec extract-features`):
 Rows follow the trainer's internal ids (trainer/data.py): row 0 is PAD (zeros), then the items of
 items.parquet in item-number order, as the official RN50.npy (`[item_num, F]`, row 0 = PAD). The
 index is written anyway, and `aligned_features` maps by item id, so a reader never relies on order.
-Covers come from the prepared image cache when baselines/images.py provides one for the
-release, else each covers/<item_id>.jpg is decoded with Pillow (squashed to size x size, bilinear,
-the official generate_lmdb transform). An item without a readable cover gets the features of the
-blank (all-zero normalised) image, and the count is recorded in the JSON.
+Covers come from the prepared image cache (pixelrec_data.covers.cache) when there is one for the
+release, else each cover is read through covers/store.py, in whichever format the release stores
+it, and decoded with Pillow (squashed to size x size, bilinear, the official generate_lmdb
+transform). An item without a readable cover (or whose status is not 'ok') gets the features of
+the blank (all-zero normalised) image, and the count is recorded in the JSON.
 
 Resumable: rows are written into `.<name>.npy.partial`, and `.<name>.npy.partial.json` records how
 many are done and for which inputs (encoder, weights file, size, dtype, seed, item ids). A rerun after
@@ -31,8 +32,9 @@ import pyarrow.parquet as pq
 import torch
 
 from pixelrec_data.baselines.encoders import EncoderConfig, ImageEncoder
+from pixelrec_data.covers import store
 from schemas.errors import InputError
-from schemas.io import atomic_path, atomic_write_text
+from schemas.atomic import atomic_path, atomic_write_text
 
 LAYERS = ("pooled", "spatial")
 
@@ -55,12 +57,16 @@ def release_item_ids(release: Path) -> list[str]:
     return sorted(ids)
 
 
-def decode_cover(path: Path, size: int) -> np.ndarray | None:
-    """A cover as uint8 [size, size, 3] (RGB, squashed, bilinear), or None when unreadable."""
+def decode_cover(location: str | None, size: int) -> np.ndarray | None:
+    """A cover (a location of covers/store.py) as uint8 [size, size, 3] (RGB, squashed,
+    bilinear), or None when unreadable."""
     from PIL import Image, UnidentifiedImageError
 
+    source = store.open_image(location)
+    if source is None:
+        return None
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
             img = img.convert("RGB").resize((size, size), Image.BILINEAR)
             return np.array(img, dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError):
@@ -73,7 +79,11 @@ class CoverReader:
     def __init__(self, release: Path, item_ids: list[str], size: int):
         self.release, self.item_ids, self.size = Path(release), item_ids, size
         self.cache = _open_image_cache(self.release, item_ids, size)
-        self.source = "image-cache" if self.cache is not None else "covers/*.jpg"
+        present = store.formats_present(self.release) if self.cache is None else []
+        self.source = "image-cache" if self.cache is not None else (
+            f"{store.FILES_DIR}/*.jpg" if present[:1] == ["files"] else ", ".join(present[:1]))
+        self.locations = {c.item_id: c.location if c.usable else None
+                          for c in store.locate(self.release, item_ids)} if present else {}
 
     def batch(self, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
         """(pixels [n, S, S, 3], blank [n]) for items start..stop-1 of item_ids."""
@@ -82,7 +92,7 @@ class CoverReader:
         out = np.zeros((stop - start, self.size, self.size, 3), dtype=np.uint8)
         blank = np.zeros(stop - start, dtype=bool)
         for j, item in enumerate(self.item_ids[start:stop]):
-            pixels = decode_cover(self.release / "covers" / f"{item}.jpg", self.size)
+            pixels = decode_cover(self.locations.get(item), self.size)
             if pixels is None:
                 blank[j] = True
             else:
@@ -93,8 +103,8 @@ class CoverReader:
 def _open_image_cache(release: Path, item_ids: list[str], size: int):
     """A reader over the prepared image cache (images.py, squash mode), or None when absent."""
     try:
-        from pixelrec_data.baselines.image_cache import ImageCache
-        from pixelrec_data.baselines.images import is_current
+        from pixelrec_data.covers.cache_reader import ImageCache
+        from pixelrec_data.covers.cache import is_current
     except ImportError:
         return None
     try:

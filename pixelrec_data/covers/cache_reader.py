@@ -1,8 +1,7 @@
-"""Reading a prepared image cache (see images.py for its layout): memory-mapped rows as numpy or
-normalised torch tensors, a map-style dataset over them, and DataLoaders seeded for determinism."""
+"""Reading a prepared image cache (see cache.py for its layout): memory-mapped rows as numpy or
+normalised torch tensors."""
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ import pyarrow.parquet as pq
 
 from schemas.errors import InputError
 
-from .images import PLACEHOLDER, cache_files
+from .cache import PLACEHOLDER, cache_files
 
 # mean, std per channel for tensor(normalize=...)
 NORMALIZATIONS = {
@@ -89,12 +88,3 @@ class ImageCache:
         out = pixels.float().mul_(scale).add_(shift)
         out[torch.from_numpy(rows < 0).to(out.device)] = 0.0
         return out
-
-
-def seed_worker(worker_id: int) -> None:
-    """worker_init_fn: numpy and random follow torch's per-worker seed (base seed + worker id)."""
-    import torch
-
-    seed = torch.initial_seed() % 2 ** 32
-    np.random.seed(seed)
-    random.seed(seed)

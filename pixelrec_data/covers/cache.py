@@ -18,9 +18,11 @@ states the PSNR); `full_decode=True` gives the official code's pixels exactly.
 Missing or undecodable covers become the placeholder: every byte PLACEHOLDER (128, mid-grey; with
 the official 0.5/0.5 normalisation that is ~0, the value the official code gives PAD slots).
 
+The covers are read through covers/store.py, in whichever format the release stores them; an item
+whose status is not 'ok' is a placeholder even if a stale cover lies there.
 The build is resumable: rows are written chunk by chunk into a hidden `.partial` file and finished
 chunks are recorded in a state file; a rerun with the same inputs continues, changed inputs restart.
-Reading the cache (numpy rows, normalised tensors, DataLoaders) is image_cache.py.
+Reading the cache (numpy rows, normalised tensors) is cache_reader.py.
 """
 from __future__ import annotations
 
@@ -37,9 +39,12 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from schemas.errors import InputError
-from schemas.io import atomic_path, atomic_write_text, read_json_or_empty
+from schemas.atomic import atomic_path, atomic_write_text
+from schemas.io import read_json_or_empty
 
 from pixelrec_data.progress import bar
+
+from . import store
 
 MODES = ("squash", "center_crop")
 PLACEHOLDER = 128
@@ -82,14 +87,15 @@ def draft_request(size: int, mode: str) -> tuple[int, int]:
 
 def decode_cover(path: str | None, size: int, mode: str,
                  full_decode: bool = False) -> tuple[np.ndarray | None, str, str | None]:
-    """(pixels or None, status, error) for one cover file."""
+    """(pixels or None, status, error) for one cover (a location of covers/store.py)."""
     if path is None or path.startswith(_FAILED):
-        reason = f"covers.parquet status {path[len(_FAILED):]}" if path else "no cover"
+        reason = f"{store.STATUS_TABLE} status {path[len(_FAILED):]}" if path else "no cover"
         return None, "missing", reason
-    if not os.path.exists(path):
+    source = store.open_image(path) if not path.startswith(_ABSENT) else None
+    if source is None or (isinstance(source, str) and not os.path.exists(source)):
         return None, "missing", "no cover file"
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             if not full_decode and image.format == "JPEG":
                 image.draft("RGB", draft_request(size, mode))
             return resize(image, size, mode), "ok", None
@@ -104,30 +110,29 @@ def _inputs(release: Path) -> tuple[list[str], list[str | None]]:
     if not items.exists():
         raise InputError(f"{items}: missing; run `pixelrec download --subset {release.name}` first")
     item_ids = pq.read_table(items, columns=["item_id"]).column(0).to_pylist()
-    failed = {}
-    if (release / "covers.parquet").exists():
-        covers = pq.read_table(release / "covers.parquet", columns=["item_id", "status"])
-        failed = {i: s for i, s in zip(*(c.to_pylist() for c in covers.columns)) if s != "ok"}
-    folder = release / "covers"
-    # a cover that fetch-covers reported failed is a placeholder even if a stale file lies there
-    paths = [f"{_FAILED}{failed[i]}" if i in failed else str(folder / f"{i}.jpg") for i in item_ids]
+    if store.has_covers(release):
+        located = store.locate(release, item_ids)
+    else:  # every row a placeholder, each saying why
+        status = store.statuses(release)
+        located = [store.Located(i, status.get(i), None) for i in item_ids]
+    # a cover that fetch-covers reported failed is a placeholder even if a stale one lies there
+    paths = [f"{_FAILED}{c.status}" if c.status not in (None, "ok")
+             else c.location or f"{_ABSENT}{c.item_id}" for c in located]
     return item_ids, paths
 
 
-_FAILED = "failed-fetch:"  # a `paths` entry for covers.parquet status != 'ok'
+_FAILED = "failed-fetch:"  # a `paths` entry for a status other than 'ok'
+_ABSENT = "absent:"  # a `paths` entry for an item whose stored covers hold none
 
 
 def _fingerprint(item_ids, paths, size: int, mode: str, full_decode: bool = False) -> str:
     decode = ":full" if full_decode else ""  # draft-decoded caches carry no marker (the default)
     digest = hashlib.sha256(f"v{CACHE_VERSION}:{size}:{mode}{decode}\n".encode())
     for item, path in zip(item_ids, paths):
-        try:
-            st = os.stat(path)
-        except OSError:
-            st = None
         failed = path[len(_FAILED):] if path.startswith(_FAILED) else ""
-        digest.update(f"{item}:{failed}:{st.st_size if st else -1}:{st.st_mtime_ns if st else -1}\n"
-                      .encode())
+        stored, mtime = store.stamp(path) if not failed and not path.startswith(_ABSENT) \
+            else (-1, -1)
+        digest.update(f"{item}:{failed}:{stored}:{mtime}\n".encode())
     return digest.hexdigest()
 
 

@@ -7,7 +7,7 @@ multicast, reserved and unspecified addresses are "private" here. A URL the user
 `--base-url`) is taken as given. The policy is applied to every hop of a redirect chain (the host
 of an IP-literal URL), to every name resolution (`public_only_resolver`) and to the address a
 connection actually reached (`peer_refusal`), so a name that resolves to a public address first
-and a private one later (DNS rebinding) is caught too.
+and a private one later (DNS rebinding) is caught too. net.guarded applies it to every request.
 """
 from __future__ import annotations
 
@@ -84,7 +84,8 @@ def public_only_resolver(allow_private: bool = False, trusted: tuple[str, ...] =
     """An aiohttp resolver that drops the addresses the policy refuses (all allowed when
     allow_private); names in `trusted` (the host of a URL the user typed) resolve unfiltered.
 
-    aiohttp is imported here, not at the top: schemas/ stays importable without it."""
+    aiohttp is imported here, not at the top: the policy loads without it (the crawler and
+    the demo use is_loopback and free_port)."""
     from aiohttp.resolver import ThreadedResolver
 
     trusted_names = {name.lower() for name in trusted}

@@ -1,13 +1,16 @@
-"""fetch-covers: compose reader -> fetcher -> validator -> writer -> stats, one shard at a time.
+"""fetch-covers: compose reader -> client -> validator -> format writer -> records and stats, one
+shard at a time.
 
+The storage format (files, parquet, webdataset: covers/formats.py, chosen by FetchOptions.format)
+gets one writer per shard, behind the same write / remove / close.
 Resume: a shard whose records and stats files exist is re-checked, not re-fetched: an 'ok' row is
-kept when its stored file still has the recorded size and sha256, a final error (404, corrupt...)
-is kept as it is, and only the rest (transient errors, missing or changed files) is fetched again.
-In a shard cut short by a kill, covers already written (atomically, so whole) are re-read and
-re-validated from disk instead of downloaded, when they are originals: a resized cover cannot be
-checked against its source, so in resize mode (or after a run that switched format was cut short)
-such covers are fetched again. A shard's records name the stored format (original bytes or a
-resize label); records of another format are not reused.
+kept when its stored cover still has the recorded size and sha256, a final error (404, corrupt...)
+is kept as it is, and only the rest (transient errors, missing or changed covers) is fetched again.
+In a shard cut short by a kill, covers already stored (atomically, so whole) are re-read and
+re-validated instead of downloaded, when they are originals: a resized cover cannot be checked
+against its source, so in resize mode (or after a run that switched encoding was cut short) such
+covers are fetched again. A shard's records name the stored encoding (original bytes or a resize
+label); records of another encoding are not reused.
 """
 from __future__ import annotations
 
@@ -15,53 +18,32 @@ import asyncio
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from schemas.errors import InputError
 
-from . import fetch as fetch_mod
-from .images import ResizeSpec, process_cover
+from .. import store
+from .client import Fetcher, HostRateLimiter, is_retryable, make_session
+from .images import process_cover
 from .limits import ORIGINAL
 from .neardup import near_duplicate_groups
+from .options import FetchOptions
 from .reader import CoverTask, Shard, read_cover_tasks, shard_tasks
+from .records import MIXED, FetchRecords
 from .reuse import carried_rows
 from .stats import ShardStats, summarize
 from .work import error_row, fetch_and_store, keep_image_memory, ok_row, store_cover
-from .writer import MIXED, CoverWriter
 
 SUMMARY_FILE = "summary.json"
 RUN_ONLY = ("fetched_this_run", "elapsed_s", "images_per_s")  # figures of one run, not of the data
 
 
-@dataclass
-class FetchOptions:
-    concurrency: int = 16
-    per_host: int | None = None  # connections in flight to one host; None = concurrency
-    rate: float | None = None  # requests/s per host; None = polite default (see HostRateLimiter)
-    retries: int = 3
-    timeout: float = 20.0
-    backoff: float = 1.0
-    shard_size: int = 10_000
-    limit: int | None = None
-    dup_threshold: int = 4
-    shard: tuple[int, int] | None = None  # (i, n): only shards number % n == i (machine i of n)
-    resize: ResizeSpec | None = None  # None: keep the original bytes
-    max_bytes: int = fetch_mod.MAX_COVER_BYTES
-    max_redirects: int = fetch_mod.MAX_REDIRECTS
-    # cover URLs come from data: loopback/private/link-local hosts only when the user allows them
-    allow_private_hosts: bool = False
-
-    @property
-    def cover_format(self) -> str:
-        return self.resize.label if self.resize is not None else ORIGINAL
-
-
 def fetch_release_covers(release_dir: str | Path, options: FetchOptions, progress=None) -> dict:
-    """Download every cover of release_dir; write covers/, covers.parquet and the stats.
+    """Download every cover of release_dir; store them in `options.format`, write the status
+    table and the stats (covers/store.py names the files).
 
     `progress(total=, desc=, unit=)` opens a tqdm-like bar (pixelrec_data.progress.bar); returns
-    the summary also written to covers/_stats/summary.json.
+    the summary also written to the stats folder's summary.json.
     """
     release_dir = Path(release_dir)
     if not release_dir.is_dir():
@@ -69,28 +51,28 @@ def fetch_release_covers(release_dir: str | Path, options: FetchOptions, progres
     _check_options(options)
     tasks = read_cover_tasks(release_dir, options.limit)
     shards = shard_tasks(tasks, options.shard_size) if tasks else []
-    writer = CoverWriter(release_dir)
-    writer.remove_stale_temporaries()
-    # Covers left on disk by a killed run are re-validated only when they are originals of this
-    # format; while a format switch is unfinished the marker says "mixed", so none is trusted.
-    stored = writer.stored_format()
+    records = FetchRecords(release_dir)
+    records.remove_stale_temporaries()
+    # Covers left by a killed run are re-validated only when they are originals of this encoding;
+    # while an encoding switch is unfinished the marker says "mixed", so none is trusted.
+    stored = records.stored_format()
     disk_reuse = options.resize is None and stored == options.cover_format
     # rows of every finished shard still valid, read before this run rewrites any shard file
-    carried = carried_rows(writer, tasks, options.cover_format) if stored == options.cover_format \
-        else {}
+    carried = carried_rows(records, tasks, options.cover_format) \
+        if stored == options.cover_format else {}
     if stored != options.cover_format:
-        writer.set_stored_format(MIXED)
+        records.set_stored_format(MIXED)
     mine, desc = shards, "covers"
     if options.shard is not None:
         # One machine of several: its shards only. A plain run over the merged folders afterwards
-        # finds every shard done, verifies the files and writes covers.parquet without fetching.
+        # finds every shard done, verifies the covers and writes the status table without fetching.
         i, n = options.shard
         mine, desc = [shard for shard in shards if shard.number % n == i], f"covers shard {i}/{n}"
     started = time.perf_counter()
     with (progress or _NoBar)(total=sum(len(s.tasks) for s in mine), desc=desc, unit="cover") as bar:
-        shard_stats, rows = asyncio.run(_run_shards(mine, writer, options, bar, disk_reuse,
-                                                             carried))
-    writer.set_stored_format(options.cover_format)
+        shard_stats, rows = asyncio.run(_run_shards(mine, records, options, bar, disk_reuse,
+                                                    carried))
+    records.set_stored_format(options.cover_format)
     elapsed = time.perf_counter() - started
     if options.shard is not None:
         return summarize(shard_stats, rows, {"threshold": options.dup_threshold, "groups": None},
@@ -98,16 +80,18 @@ def fetch_release_covers(release_dir: str | Path, options: FetchOptions, progres
     ok = [row for row in rows if row["status"] == "ok"]
     groups = near_duplicate_groups([r["item_id"] for r in ok], [r["phash"] for r in ok],
                                    options.dup_threshold)
-    writer.write_covers_table(rows)
-    writer.drop_shards_from(len(shards))  # left by an earlier run with a smaller --shard-size
+    records.write_covers_table(rows)
+    records.drop_shards_from(len(shards))  # left by an earlier run with a smaller --shard-size
+    store.FORMATS[options.format].finish(release_dir, len(shards))
     summary = summarize(shard_stats, rows, {"threshold": options.dup_threshold, "groups": groups},
                         elapsed)
     # The file holds no per-run figure, so a rerun that changes nothing rewrites it identically.
-    writer.write_json(SUMMARY_FILE, {k: v for k, v in summary.items() if k not in RUN_ONLY})
+    records.write_json(SUMMARY_FILE, {k: v for k, v in summary.items() if k not in RUN_ONLY})
     return summary
 
 
 def _check_options(o: FetchOptions) -> None:
+    store.check_format(o.format)
     checks = [(o.concurrency >= 1, "--concurrency must be at least 1"),
               (o.per_host is None or o.per_host >= 1, "--per-host must be at least 1"),
               (o.max_bytes >= 1 and o.max_redirects >= 0, "bad byte or redirect limit"),
@@ -123,25 +107,19 @@ def _check_options(o: FetchOptions) -> None:
             raise InputError(message)
 
 
-async def _run_shards(shards: list[Shard], writer: CoverWriter, options: FetchOptions, progress,
+async def _run_shards(shards: list[Shard], records: FetchRecords, options: FetchOptions, progress,
                       disk_reuse: bool, carried: dict[str, dict]):
-    limiter = fetch_mod.HostRateLimiter(options.rate)
+    limiter = HostRateLimiter(options.rate)
     all_stats, all_rows = [], []
     keep_image_memory()
     # Decoding, hashing and file writes block: a few threads keep the event loop free (more only
     # fight over the GIL). Pillow releases the GIL while it decodes, resizes and encodes, so with
     # --resize these threads use every core.
     with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1))) as pool:
-        async with fetch_mod.make_session(options.concurrency, options.per_host,
-                                          options.allow_private_hosts) as session:
-            fetcher = fetch_mod.Fetcher(session, limiter, retries=options.retries,
-                                        timeout=options.timeout, backoff=options.backoff,
-                                        max_bytes=options.max_bytes,
-                                        max_redirects=options.max_redirects,
-                                        per_host=options.per_host,
-                                        allow_private_hosts=options.allow_private_hosts)
+        async with make_session(options) as session:
+            fetcher = Fetcher(session, limiter, options)
             for shard in shards:
-                run = ShardRun(shard, writer, fetcher, pool, progress, options, disk_reuse, carried)
+                run = ShardRun(shard, records, fetcher, pool, progress, options, disk_reuse, carried)
                 stats, rows = await run.run(options.concurrency)
                 all_stats.append(stats)
                 all_rows.extend(rows)
@@ -151,15 +129,19 @@ async def _run_shards(shards: list[Shard], writer: CoverWriter, options: FetchOp
 class ShardRun:
     """Processes one shard with `concurrency` workers pulling from a queue (img2dataset-style)."""
 
-    def __init__(self, shard: Shard, writer: CoverWriter, fetcher, pool, progress,
+    def __init__(self, shard: Shard, records: FetchRecords, fetcher, pool, progress,
                  options: FetchOptions, disk_reuse: bool, carried: dict[str, dict] | None = None):
-        self.shard, self.writer, self.fetcher, self.pool, self.progress = (
-            shard, writer, fetcher, pool, progress)
+        self.shard, self.records, self.fetcher, self.pool, self.progress = (
+            shard, records, fetcher, pool, progress)
+        release = records.release_dir
+        positions = range(shard.tasks[0].index, shard.tasks[-1].index + 1)
+        self.writer = store.FORMATS[options.format].shard_writer(
+            release, shard.name, shard.number, positions, store.spool_dir(release, shard.name))
         self.resize = options.resize
         digest = shard.digest  # hashes every task: once
         self.stats = ShardStats(shard.number, len(shard.tasks), digest, options.cover_format)
         self.rows: list[dict | None] = [None] * len(shard.tasks)
-        old_stats, old_rows = writer.read_shard(shard.name)
+        old_stats, old_rows = records.read_shard(shard.name)
         self.finished_before = (old_stats is not None
                                 and old_stats.get("items_digest") == digest
                                 and old_stats.get("cover_format", ORIGINAL) == options.cover_format)
@@ -182,8 +164,11 @@ class ShardRun:
         finally:
             for worker in workers:
                 worker.cancel()
-        if not (self.finished_before and self.stats.fetched == 0 and self._same_rows()):
-            self.writer.write_shard(self.shard.name, self.rows, self.stats.as_dict())
+        changed = not (self.finished_before and self.stats.fetched == 0 and self._same_rows())
+        await asyncio.get_running_loop().run_in_executor(self.pool, self.writer.close, self.rows,
+                                                         changed)
+        if changed:
+            self.records.write_shard(self.shard.name, self.rows, self.stats.as_dict())
         # else nothing changed: the shard's files from the earlier run stay as they are
         return self.stats.as_dict(), list(self.rows)
 
@@ -209,7 +194,7 @@ class ShardRun:
 
     def _may_reuse(self, task: CoverTask) -> bool:
         return (task.url is None or task.item_id in self.previous
-                or (self.disk_reuse and self.writer.cover_path(task.item_id).exists()))
+                or (self.disk_reuse and self.writer.holds(task.item_id)))
 
     def _reuse(self, task: CoverTask) -> dict | None:
         """The row of a cover that needs no download, or None."""
@@ -218,14 +203,14 @@ class ShardRun:
         old = self.previous.get(task.item_id)
         if old is not None:
             if old["status"] == "ok":
-                if self.writer.stored_cover_matches(task.item_id, old["bytes"], old["sha256"]):
+                if self.writer.matches(task.item_id, old["bytes"], old["sha256"]):
                     return old
-            elif not fetch_mod.is_retryable(old["status"]):
+            elif not is_retryable(old["status"]):
                 return old  # a final error (404, corrupt ...) stays final
             return None
         if not self.disk_reuse:
             return None
-        data = self.writer.read_cover(task.item_id)  # left by a run killed inside this shard
+        data = self.writer.stored(task.item_id)  # left by a run killed inside this shard
         if data is not None:
             cover = process_cover(data)
             if cover.status == "ok" and cover.data == data:
@@ -233,13 +218,13 @@ class ShardRun:
         return None
 
     async def _fetch(self, task: CoverTask, loop) -> dict:
-        async def store(item_id, body, complete):
-            return await loop.run_in_executor(self.pool, store_cover, str(self.writer.covers_dir),
-                                              item_id, body, complete, self.resize)
-        row, downloaded = await fetch_and_store(self.fetcher, task.url, task.item_id, store)
-        if row["status"] != "ok" and self.writer.cover_path(task.item_id).exists():
-            # a cover file exists only for an 'ok' row (a stale one from an earlier run goes)
-            await loop.run_in_executor(self.pool, self.writer.remove_cover, task.item_id)
+        async def keep(item_id, body, complete):
+            return await loop.run_in_executor(self.pool, store_cover, self.writer, item_id, body,
+                                              complete, self.resize)
+        row, downloaded = await fetch_and_store(self.fetcher, task.url, task.item_id, keep)
+        if row["status"] != "ok" and self.writer.holds(task.item_id):
+            # a cover is stored only for an 'ok' row (a stale one from an earlier run goes)
+            await loop.run_in_executor(self.pool, self.writer.remove, task.item_id)
         self.stats.add(row, fetched=True, attempts=row["attempts"], downloaded=downloaded)
         return row
 

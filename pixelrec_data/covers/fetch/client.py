@@ -1,10 +1,12 @@
-"""Downloader: fetch one URL's bytes with aiohttp, under a per-host rate, with retries and backoff.
+"""The cover client: one URL's bytes, under a per-host rate, with retries and backoff, each attempt
+a guarded GET of the HTTP core (pixelrec_data.net).
 
 Knows nothing about images or files: it returns bytes or an error kind. Error kinds are the
-`status` values of covers.parquet: http_<code>, timeout, truncated, connection, too_large,
-too_many_redirects, bad_url, blocked_host (an address the policy of schemas.hosts refuses, checked
-on every redirect hop, every name resolution and the connected address), bad_encoding (a
-Content-Encoding other than identity). The error column never quotes the answer's bytes.
+`status` values of the covers' status table: http_<code>, timeout, truncated, connection,
+too_large, too_many_redirects, bad_url, blocked_host (an address the policy of net.addresses
+refuses, checked on every redirect hop, every name resolution and the connected address),
+bad_encoding (a Content-Encoding other than identity). The error column never quotes the answer's
+bytes.
 Retried: timeout, connection, truncated, 5xx, 429 (and 408, and the platform's 412 ban); final:
 every other 4xx (404, 403, 410 ...), too_large, redirect loops, bad_url, blocked_host, bad_encoding.
 """
@@ -16,14 +18,14 @@ import random
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time as wall_clock
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import aiohttp
 
-from schemas.hosts import (is_loopback, peer_refusal, public_only_resolver, refused_address,
-                           url_refusal)
-
-from .limits import MAX_COVER_BYTES, MAX_REDIRECTS
+from pixelrec_data.net.addresses import is_loopback, refused_address
+from pixelrec_data.net.guarded import (NOT_HTTP, Refused, TooLarge, TooManyRedirects,
+                                       attempt_deadline, declared_over, encoding_refusal, follow,
+                                       open_session, read_capped, within)
 
 # Transient answers worth another try, besides every 5xx; any other (404, 403, 410 ...) is final.
 RETRY_HTTP = {408, 412, 429}
@@ -31,10 +33,7 @@ RETRY_HTTP = {408, 412, 429}
 COOL_DOWN_HTTP = {412, 429, 503}
 MAX_COOL_DOWN_S = 600.0
 RETRY_KINDS = {"timeout", "truncated", "connection"}
-REDIRECT_HTTP = {301, 302, 303, 307, 308}
-IDENTITY = {"Accept-Encoding": "identity"}  # a packed body is refused (bad_encoding)
 DEFAULT_REMOTE_RATE = 5.0  # requests/s per host: the platform bans at about 6/s per IP
-CONNECT_TIMEOUT_S = 10.0  # at most this of the --timeout budget waits for the TCP/TLS connection
 USER_AGENT = "pixelrec-fetch-covers/0.1 (+https://github.com/westlake-repl/PixelRec)"
 
 
@@ -91,25 +90,13 @@ class HostRateLimiter:
 
 
 class Fetcher:
-    """GETs URLs with one shared session; `retries` extra tries on transient errors."""
+    """GETs URLs with one shared session; `options.retries` extra tries on transient errors."""
 
-    def __init__(self, session: aiohttp.ClientSession, limiter: HostRateLimiter, *,
-                 retries: int = 3, timeout: float = 20.0, backoff: float = 1.0,
-                 max_bytes: int = MAX_COVER_BYTES, max_redirects: int = MAX_REDIRECTS,
-                 per_host: int | None = None, allow_private_hosts: bool = False):
-        self.session = session
-        # loopback/private/link-local targets (cover URLs, redirects) only when the user allows
-        self.allow_private_hosts = allow_private_hosts
-        self.limiter = limiter
-        self.retries = retries
-        self.timeout = aiohttp.ClientTimeout(total=timeout,
-                                             sock_connect=min(timeout, CONNECT_TIMEOUT_S))
-        self.max_redirects = max_redirects
-        self.backoff = backoff
-        self.max_bytes = max_bytes
+    def __init__(self, session: aiohttp.ClientSession, limiter: HostRateLimiter, options):
+        self.session, self.limiter, self.options = session, limiter, options
         # Requests in flight per host, bounded here rather than only by the connection pool, so
         # that waiting for a turn does not eat into a request's timeout.
-        self.per_host = per_host
+        self.per_host = options.per_host
         self._host_slots: dict[str, asyncio.Semaphore] = {}
 
     async def fetch(self, url: str) -> FetchResult:
@@ -118,14 +105,15 @@ class Fetcher:
             return FetchResult("bad_url", f"not an http(s) URL: {url!r:.80}")  # never requested
         host = parts.hostname
         result = FetchResult("connection")
-        for attempt in range(1, self.retries + 2):
+        retries, backoff = self.options.retries, self.options.backoff
+        for attempt in range(1, retries + 2):
             async with self._slot(host):
                 await self.limiter.wait(host)
                 result = await self._attempt(url)
             result.attempts = attempt
-            if result.status == "ok" or not is_retryable(result.status) or attempt > self.retries:
+            if result.status == "ok" or not is_retryable(result.status) or attempt > retries:
                 break
-            delay = self.backoff * 2 ** (attempt - 1)
+            delay = backoff * 2 ** (attempt - 1)
             if http_code(result.status) in COOL_DOWN_HTTP:
                 wait = result.retry_after if result.retry_after is not None else delay
                 self.limiter.cool_down(host, min(wait, MAX_COOL_DOWN_S))
@@ -141,28 +129,20 @@ class Fetcher:
         return self._host_slots[host]
 
     async def _attempt(self, url: str) -> FetchResult:
+        options = self.options
         try:
-            for hop in range(self.max_redirects + 1):
-                refusal = url_refusal(url, self.allow_private_hosts)
-                if refusal is not None:
-                    return _refused(refusal, hop)
-                async with self.session.get(url, timeout=self.timeout, allow_redirects=False,
-                                            headers=IDENTITY) as resp:
-                    refusal = peer_refusal(_peer(resp), self.allow_private_hosts)
-                    if refusal is not None:
-                        resp.close()
-                        return FetchResult("blocked_host", refusal)
-                    if resp.status in REDIRECT_HTTP and resp.headers.get("Location"):
-                        resp.close()  # the body of a redirect is never read
-                        url = urljoin(str(resp.url), resp.headers["Location"])
-                        continue
+            async with within(attempt_deadline(options)):
+                resp = await follow(self.session, url, options)
+                async with resp:
                     return await self._answer(resp)
-            return FetchResult("too_many_redirects",
-                               f"more than {self.max_redirects} redirects")
-        except _TooLarge as exc:
+        except Refused as exc:
+            return _refused(exc)
+        except TooManyRedirects as exc:
+            return FetchResult("too_many_redirects", str(exc))
+        except TooLarge as exc:
             return FetchResult("too_large", str(exc))
         except asyncio.TimeoutError:
-            return FetchResult("timeout", f"no complete response within {self.timeout.total:g}s")
+            return FetchResult("timeout", f"no complete response within {options.timeout:g}s")
         except aiohttp.ClientPayloadError as exc:
             return FetchResult("truncated", type(exc).__name__)
         except (aiohttp.ClientError, OSError, ValueError) as exc:
@@ -173,50 +153,33 @@ class Fetcher:
 
     async def _answer(self, resp: aiohttp.ClientResponse) -> FetchResult:
         """The result of a final (non-redirect) answer: its body read within the byte cap."""
+        cap = self.options.max_bytes
         if resp.status != 200:
             resp.close()  # never read: an error page's bytes are not ours to keep
             return FetchResult(f"http_{resp.status}", f"HTTP {resp.status}",
                                retry_after=_seconds(resp.headers.get("Retry-After")))
-        encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
-        if encoding not in ("", "identity"):
+        refusal = encoding_refusal(resp)
+        if refusal is not None:
             # asked for identity: a packed body could unpack far past the cap, so it is refused
             resp.close()
-            return FetchResult("bad_encoding", f"Content-Encoding {encoding[:20]!r} "
-                                               f"(asked for identity)")
-        expected = resp.content_length
-        if expected is not None and expected > self.max_bytes:
+            return FetchResult("bad_encoding", refusal)
+        over = declared_over(resp, cap)
+        if over is not None:
             resp.close()  # drop the connection rather than drain the body
-            return FetchResult("too_large", f"Content-Length {expected} bytes, over {self.max_bytes}")
-        body = await self._read_capped(resp)
+            return FetchResult("too_large", f"Content-Length {over} bytes, over {cap}")
+        expected = resp.content_length
+        body = await read_capped(resp, cap)
         checked = expected is not None
         if checked and len(body) != expected:
             return FetchResult("truncated", f"got {len(body)} of {expected} bytes")
         return FetchResult("ok", body=body, length_checked=checked)
 
-    async def _read_capped(self, resp: aiohttp.ClientResponse) -> bytes:
-        """The body, read in chunks counted against the cap (the session never decompresses, so
-        what is counted is what is kept)."""
-        chunks, size = [], 0
-        async for chunk in resp.content.iter_chunked(64 * 1024):
-            size += len(chunk)
-            if size > self.max_bytes:
-                resp.close()  # stop reading: the rest of the body is never downloaded
-                raise _TooLarge(f"body over {self.max_bytes} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
 
-
-def _refused(reason: str, hop: int) -> FetchResult:
-    if reason == "not an http(s) URL":
-        where = "redirect to a non-http(s) URL" if hop else "not an http(s) URL"
-        return FetchResult("bad_url", where)
-    return FetchResult("blocked_host", reason if not hop else f"redirect refused: {reason}")
-
-
-def _peer(resp: aiohttp.ClientResponse):
-    connection = resp.connection
-    transport = connection.transport if connection is not None else None
-    return transport.get_extra_info("peername") if transport is not None else None
+def _refused(exc: Refused) -> FetchResult:
+    if exc.kind == "bad_url":
+        return FetchResult("bad_url", "redirect to a non-http(s) URL" if exc.hop else NOT_HTTP)
+    return FetchResult("blocked_host", f"redirect refused: {exc.reason}"
+                       if exc.hop and not exc.peer else exc.reason)
 
 
 def _seconds(value: str | None) -> float | None:
@@ -233,10 +196,6 @@ def _seconds(value: str | None) -> float | None:
         return None
 
 
-class _TooLarge(Exception):
-    pass
-
-
 def _network_error(exc: BaseException) -> str:
     """A connection failure in words of our own: the errors of a bad answer (a parser error, a
     cut body) may quote the answer's bytes, so they are named by their type only."""
@@ -246,15 +205,8 @@ def _network_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__
 
 
-def make_session(concurrency: int, per_host: int | None = None,
-                 allow_private_hosts: bool = False) -> aiohttp.ClientSession:
-    """One pooled session: at most `concurrency` connections in all, `per_host` to one host.
-
-    Names resolve to public addresses only (unless allowed), and bodies are never decompressed
-    (identity is asked for; anything else is refused), so the byte cap counts what is kept."""
-    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=min(per_host or concurrency,
-                                                                           concurrency),
-                                     ttl_dns_cache=300,
-                                     resolver=public_only_resolver(allow_private_hosts))
-    return aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT},
-                                 auto_decompress=False)
+def make_session(options) -> aiohttp.ClientSession:
+    """One pooled session: at most `concurrency` connections in all, `per_host` to one host."""
+    per_host = min(options.per_host or options.concurrency, options.concurrency)
+    return open_session(options, limit=options.concurrency, limit_per_host=per_host,
+                        headers={"User-Agent": USER_AGENT})

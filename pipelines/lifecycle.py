@@ -4,12 +4,13 @@
   fetch-covers hold it while they write; a second run on the same release stops at once with a
   one-line error that names the holder. It is an OS lock (flock) on a dot file beside the folder, so
   it dies with its process: a killed run never leaves a stale lock.
-- A commit journal (`DATA/.pixelrec-commit.json`): a build that puts several releases in place
-  (pixelrec and its nested subsets) lists them there before the first rename and removes the
-  journal after the last one. A release named in a journal is not whole (some of its siblings may be
-  old or missing): `verify`, `publish` and the loader refuse it, and the next build completes or
-  replaces it.
-Standard library only: every layer may import it.
+- A commit journal (`DATA/.pixelrec-commit.json`), written by pipelines.finish: a run that puts
+  releases in place (pixelrec and its nested subsets) or changes one in place lists them there
+  before the first rename and removes the journal after the last step. A release named in a
+  journal is not whole (some of its siblings may be old or missing, its manifest not yet written):
+  `verify`, `publish` and the loader refuse it, and the next run completes the commit.
+Standard library only: the loader, the mirror and the commands import it without the pipelines'
+heavy dependencies.
 """
 from __future__ import annotations
 
@@ -18,12 +19,11 @@ import errno
 import fcntl
 import json
 import os
-import signal
 import socket
 import time
 from pathlib import Path
 
-from .errors import InputError
+from schemas.errors import InputError
 
 JOURNAL = ".pixelrec-commit.json"
 
@@ -108,29 +108,31 @@ def _holder(path: Path) -> str:
 
 
 def read_journal(root: str | os.PathLike) -> dict | None:
-    """The pending commit of data root `root` ({"releases": {name: staged folder}}), or None."""
+    """The pending commit of data root `root` ({"releases": {name: entry}, "changes": {name:
+    entry}}), or None."""
     path = Path(root) / JOURNAL
     try:
         journal = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        return {"releases": {}, "unreadable": True}
-    return journal if isinstance(journal, dict) and isinstance(journal.get("releases"), dict) else {
-        "releases": {}, "unreadable": True}
+        return {"releases": {}, "changes": {}, "unreadable": True}
+    if not (isinstance(journal, dict) and isinstance(journal.get("releases"), dict)
+            and isinstance(journal.setdefault("changes", {}), dict)):
+        return {"releases": {}, "changes": {}, "unreadable": True}
+    return journal
+
+
+def journal_names(journal: dict) -> set[str]:
+    """The releases a journal names (put in place or changed)."""
+    return set(journal["releases"]) | set(journal.get("changes", {}))
 
 
 def require_whole(folder: str | os.PathLike) -> None:
-    """InputError when `folder` is a release that an interrupted build left half in place."""
+    """InputError when `folder` is a release that an interrupted run left half in place."""
     folder = Path(folder)
     journal = read_journal(folder.parent)
-    if journal is not None and (journal.get("unreadable") or folder.name in journal["releases"]):
-        raise InputError(f"{folder}: an interrupted build left this release incomplete (see "
-                         f"{folder.parent / JOURNAL}); rerun the build to finish it")
-
-
-def crash_point(name: str) -> None:
-    """Fault injection for the crash tests: PIXELREC_CRASH_AT=<name> kills this process (SIGKILL)
-    at the named point of a release's life, as a power cut or the OOM killer would."""
-    if os.environ.get("PIXELREC_CRASH_AT") == name:
-        os.kill(os.getpid(), signal.SIGKILL)
+    if journal is not None and (journal.get("unreadable") or folder.name in journal_names(journal)):
+        raise InputError(f"{folder}: an interrupted run left this release incomplete (see "
+                         f"{folder.parent / JOURNAL}); rerun that command (any command that "
+                         f"writes into {folder.parent} finishes it)")

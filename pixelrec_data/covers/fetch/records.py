@@ -1,11 +1,12 @@
-"""Writer: cover files, per-shard records and the final covers.parquet, every one written atomically.
+"""Records of a fetch: per-shard records, the encoding marker and the final status table, every
+one written atomically (the covers themselves are stored by the format's writer, covers/formats.py).
 
-Layout (DESIGN: data/<release>/covers/<item_id>.jpg and covers.parquet):
-    covers/<item_id>.jpg              one per cover with status 'ok'
-    covers/_stats/shard-NNNNN.parquet the shard's covers rows (covers schema)
-    covers/_stats/shard-NNNNN.json    the shard's stats; written last, so it marks the shard done
-    covers/_stats/format.json         how the stored files were made (original bytes or a resize)
-    covers.parquet                    all rows, in items.parquet order
+In the stats folder of covers/store.py (local: never listed in a manifest):
+    shard-NNNNN.parquet   the shard's covers rows (covers schema)
+    shard-NNNNN.json      the shard's stats; written last, so it marks the shard done
+    format.json           how the stored covers were encoded (original bytes or a resize)
+    summary.json          the run's summary
+and the status table (covers/store.py): all rows, in items.parquet order.
 """
 from __future__ import annotations
 
@@ -16,30 +17,27 @@ from pathlib import Path
 import pyarrow as pa
 
 from schemas.errors import InputError
-from schemas.io import atomic_write_text, read_table, write_table
-from schemas.manifest import file_matches
+from schemas.atomic import atomic_write_text
+from schemas.io import read_table, write_table
 from schemas.tables import COVERS
 
+from .. import store
 from .limits import ORIGINAL
 
-STATS_DIR = "_stats"
 FORMAT_FILE = "format.json"
-MIXED = "mixed"  # a run switching format was cut short: files of both kinds may be stored
+MIXED = "mixed"  # a run switching encoding was cut short: covers of both kinds may be stored
 
 
-class CoverWriter:
+class FetchRecords:
     def __init__(self, release_dir: str | Path):
         self.release_dir = Path(release_dir)
-        self.covers_dir = self.release_dir / "covers"
-        self.stats_dir = self.covers_dir / STATS_DIR
+        self.covers_dir = store.files_dir(self.release_dir)
+        self.stats_dir = store.stats_dir(self.release_dir)
         for folder in (self.covers_dir, self.stats_dir):
             if folder.is_symlink():  # covers are never written through a planted link
                 raise InputError(f"{folder}: a symbolic link; fetch-covers never writes through "
                                  f"links (make it a plain folder)")
         self.stats_dir.mkdir(parents=True, exist_ok=True)
-
-    def cover_path(self, item_id: str) -> Path:
-        return self.covers_dir / f"{item_id}.jpg"
 
     def remove_stale_temporaries(self, older_than_s: float = 600.0) -> int:
         """Delete temporary cover files left by a killed run (never named *.jpg, so never taken for
@@ -53,23 +51,6 @@ class CoverWriter:
             except FileNotFoundError:  # renamed or removed meanwhile
                 pass
         return removed
-
-    def remove_cover(self, item_id: str) -> None:
-        self.cover_path(item_id).unlink(missing_ok=True)
-
-    def read_cover(self, item_id: str) -> bytes | None:
-        path = self.cover_path(item_id)
-        if path.is_symlink():  # a link is no stored cover: it is fetched again (and replaced)
-            return None
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def stored_cover_matches(self, item_id: str, size: int | None, sha256: str | None) -> bool:
-        """True when the stored file (a plain file, not a link) has the recorded size and sha256."""
-        path = self.cover_path(item_id)
-        return size is not None and not path.is_symlink() and file_matches(path, size, sha256)
 
     # --- shard records -------------------------------------------------------------------------
     def shard_paths(self, shard_name: str) -> tuple[Path, Path]:
@@ -97,9 +78,9 @@ class CoverWriter:
             if number.isdigit() and int(number) >= count:
                 path.unlink(missing_ok=True)
 
-    # --- the format of the stored files ---------------------------------------------------------
+    # --- the encoding of the stored covers --------------------------------------------------------
     def stored_format(self) -> str:
-        """The format label of the stored covers; folders from before the marker hold originals."""
+        """The encoding label of the stored covers; folders from before the marker hold originals."""
         try:
             return json.loads((self.stats_dir / FORMAT_FILE).read_text(encoding="utf-8"))["format"]
         except (OSError, ValueError, KeyError, TypeError):
@@ -114,4 +95,4 @@ class CoverWriter:
 
     def write_covers_table(self, rows: list[dict]) -> Path:
         return write_table(pa.Table.from_pylist(rows, schema=COVERS),
-                           self.release_dir / "covers.parquet", "covers")
+                           store.status_table(self.release_dir), "covers")

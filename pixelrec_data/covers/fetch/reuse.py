@@ -14,12 +14,12 @@ from .limits import ORIGINAL
 from .reader import CoverTask
 
 
-def carried_rows(writer, tasks: list[CoverTask], cover_format: str) -> dict[str, dict]:
+def carried_rows(records, tasks: list[CoverTask], cover_format: str) -> dict[str, dict]:
     """item_id -> covers row, from every finished shard file that still matches the data."""
     url_of = {task.item_id: task.url or "" for task in tasks}
     carried: dict[str, dict] = {}
-    for stats_path in sorted(writer.stats_dir.glob("shard-*.json")):
-        stats, rows = writer.read_shard(stats_path.stem)
+    for stats_path in sorted(records.stats_dir.glob("shard-*.json")):
+        stats, rows = records.read_shard(stats_path.stem)
         if (stats is None or not rows or stats.get("cover_format", ORIGINAL) != cover_format
                 or any(row["item_id"] not in url_of for row in rows)):
             continue

@@ -1,4 +1,4 @@
-"""One cover, from URL to stored file and covers.parquet row: the per-item work of fetch-covers.
+"""One cover, from URL to stored cover and status row: the per-item work of fetch-covers.
 
 run.py calls fetch_and_store from its event loop and store_cover in its thread pool.
 """
@@ -6,18 +6,8 @@ from __future__ import annotations
 
 import ctypes
 import sys
-import threading
-from pathlib import Path
-
-from schemas.atomic import atomic_path
 
 from .images import ResizeSpec, process_cover
-
-
-# One thread at a time creates and renames files in covers/: concurrent creates and renames in
-# one folder contend for its lock in the kernel, which spins (a tenth of all CPU time, measured
-# with perf); taking turns here costs nothing of the sort.
-_ONE_WRITER = threading.Lock()
 
 
 def keep_image_memory() -> None:
@@ -35,16 +25,15 @@ def keep_image_memory() -> None:
             pass
 
 
-def store_cover(covers_dir: str, item_id: str, body: bytes, complete: bool,
+def store_cover(writer, item_id: str, body: bytes, complete: bool,
                 resize: ResizeSpec | None) -> dict:
-    """Validate `body` (resize it when asked), store it as covers_dir/<item_id>.jpg atomically,
-    and return its row (an error row when the body fails; the caller removes any stale file)."""
-    path = Path(covers_dir) / f"{item_id}.jpg"
+    """Validate `body` (resize it when asked), store it with the format's shard writer
+    (covers/formats.py), and return its row (an error row when the body fails; the caller removes
+    any stale cover of the item)."""
     cover = process_cover(body, complete, resize)
-    if cover.status != "ok":  # run.py removes a stale file of the item
+    if cover.status != "ok":  # run.py removes a stale cover of the item
         return error_row(item_id, cover.status, cover.error)
-    with _ONE_WRITER, atomic_path(path) as tmp:
-        tmp.write_bytes(cover.data)
+    writer.write(item_id, cover.data)
     return ok_row(item_id, cover)
 
 
