@@ -3,9 +3,11 @@
     .venv/bin/python bench/train_epoch.py [--steps 30] [--eval-batches 2] [--mf-dim 512]
     .venv/bin/python bench/train_epoch.py --device cuda --steps 0 --eval-batches 0 \
         --models sasrec --compile reduce-overhead [--bf16] [--eval-precision fp32 tf32 bf16]
+    .venv/bin/python bench/train_epoch.py --models srgnn sasrec --users 943 --items 1682 \
+        --mean-length 106 --steps 100 --threads 1      # MovieLens-100k's shape, any model names
 
-A synthetic Pixel200K-shaped release (200K users, 96,282 items, ~3.96M rows; toy.pixel200k_like)
-is generated with numpy (kept in --release-dir when given, and reused). Timing goes through the
+A synthetic Pixel200K-shaped release (200K users, 96,282 items, ~3.96M rows; toy.pixel200k_like;
+--users, --items and --mean-length give it another shape) is generated with numpy (kept in --release-dir when given, and reused). Timing goes through the
 trainer itself (trainer/train.py Run: its DataLoader, loss, AdamW, compile and padding;
 evaluation/metrics.py score_users), so the figures are those of `pixelrec train`.
 
@@ -61,9 +63,11 @@ def clock(device: torch.device) -> float:
 
 def release_folder(args, scratch: Path) -> Path:
     folder = Path(args.release_dir) if args.release_dir else scratch / "release"
-    folder = folder / f"pixel200k-like-{args.users}x{args.items}"
+    shape = {"mean_length": args.mean_length} if args.mean_length else {}
+    suffix = f"x{args.mean_length:g}" if args.mean_length else ""
+    folder = folder / f"pixel200k-like-{args.users}x{args.items}{suffix}"
     if not (folder / "splits" / "test.parquet").exists():
-        users, items = toy.pixel200k_like(n_users=args.users, n_items=args.items)
+        users, items = toy.pixel200k_like(n_users=args.users, n_items=args.items, **shape)
         toy.write_release_arrays(folder, users, items, args.items)
     return folder
 
@@ -153,6 +157,9 @@ def parse_args(argv=None):
     parser.add_argument("--sasrec-dim", type=int, default=0, help="SASRec d (default: the config's 512)")
     parser.add_argument("--users", type=int, default=200_000)
     parser.add_argument("--items", type=int, default=96_282)
+    parser.add_argument("--mean-length", type=float, default=0,
+                        help="mean rows per user (default: Pixel200K's); MovieLens-100k's shape is "
+                             "--users 943 --items 1682 --mean-length 106")
     parser.add_argument("--release-dir", default="", help="keep/reuse the synthetic release here")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     return parser.parse_args(argv)

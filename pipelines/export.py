@@ -1,11 +1,11 @@
 """export: a release folder -> the official CSV layout, or RecBole atomic files.
 
 `pixelrec-csv` writes `<name>.csv` (item_id,user_id,timestamp) and `<name>_items.csv` (the official
-item info), the files people open in spreadsheets. A text cell that starts with `=`, `+`, `-`, `@`,
-a tab or a carriage return would be read there as a formula (CSV injection), so such a cell gets a
-leading apostrophe (`'=HYPERLINK(...)`), the escape spreadsheets themselves show for literal text;
-NUL bytes are removed from every text cell (no CSV reader keeps them). Ids, counts and timestamps are
-never touched (they cannot start that way).
+item info), the files people open in spreadsheets. A text cell that a spreadsheet would read as a
+formula (CSV injection: `=`, `+`, `-`, `@` first, also after blanks or invisible characters and in
+full-width form; spreadsheet.py has the rule) gets a leading apostrophe (`'=HYPERLINK(...)`), the
+escape spreadsheets themselves show for literal text; NUL bytes are removed from every text cell (no
+CSV reader keeps them). Ids, counts and timestamps are never touched (they cannot start that way).
 
 `recbole` writes RecBole's atomic files where RecBole looks for them: `OUT/<name>/<name>.train.inter`,
 `.valid.inter`, `.test.inter` (the release's leave-one-out splits, through RecBole's
@@ -26,31 +26,13 @@ from schemas.tables import COUNT_COLUMNS, OFFICIAL_ITEM_COLUMNS
 
 from .engine import session, sql_path
 from .manifest import read_manifest
+from .spreadsheet import safe_sql
 
 FORMATS = ("pixelrec-csv", "recbole")
 _ITEM_NUMBER = "CAST(substr(item_id, 2) AS BIGINT)"
 _USER_NUMBER = "CAST(substr(user_id, 2) AS BIGINT)"
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 RECBOLE_SPLITS = (("train", "train"), ("validation", "valid"), ("test", "test"))
 TEXT_COLUMNS = ("title", "tag", "description")
-
-
-def spreadsheet_safe(value: str | None) -> str | None:
-    """The escape `pixelrec-csv` applies to a text cell (the SQL below does the same)."""
-    if value is None:
-        return None
-    value = value.replace("\x00", "")
-    return "'" + value if value.startswith(FORMULA_STARTS) else value
-
-
-def _safe_sql(column: str) -> str:
-    clean = f"replace({column}, chr(0), '')"
-    starts = " OR ".join(f"starts_with({clean}, {_sql_char(c)})" for c in FORMULA_STARTS)
-    return f"CASE WHEN {starts} THEN '''' || {clean} ELSE {clean} END AS {column}"
-
-
-def _sql_char(c: str) -> str:
-    return f"chr({ord(c)})" if c in "\t\r" else f"'{c}'"
 
 
 def export_release(release: Path, fmt: str, out) -> list[Path]:
@@ -84,7 +66,7 @@ def _export_csv(con, release: Path, out: Path, name: str) -> list[str]:
     items = f"read_parquet({sql_path(release / 'items.parquet')})"
     _copy(con, f"SELECT item_id, user_id, timestamp FROM {inter} "
                f"ORDER BY {_USER_NUMBER}, timestamp, {_ITEM_NUMBER}", out / f"{name}.csv")
-    columns = [_safe_sql(c) if c in TEXT_COLUMNS else c for c in OFFICIAL_ITEM_COLUMNS]
+    columns = [safe_sql(c) if c in TEXT_COLUMNS else c for c in OFFICIAL_ITEM_COLUMNS]
     _copy(con, f"SELECT {', '.join(columns)} FROM {items} ORDER BY {_ITEM_NUMBER}",
           out / f"{name}_items.csv")
     return [f"{name}.csv", f"{name}_items.csv"]

@@ -18,6 +18,7 @@ from schemas.tables import (COUNT_COLUMNS, INTERACTIONS, OFFICIAL_EXTRA_ITEM_COL
                             OFFICIAL_INTERACTION_COLUMNS, OFFICIAL_ITEM_COLUMNS, items_schema)
 
 from .build import splits_and_stats
+from .csv_scan import header_names, repeated_names
 from .engine import as_input_error, session, sql_path, write_query
 from .finish import release_work
 from .ingest import MIN_TIMESTAMP, max_timestamp
@@ -37,6 +38,10 @@ def _read_csv(con, path: Path, view: str, required: list[str]) -> list[str]:
         raise InputError(f"{path}: no such file")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file")
+    repeated = repeated_names(header_names(path))
+    if repeated:
+        raise InputError(f"{path}: column '{repeated[0]}' appears more than once in the header; "
+                         f"each column must appear once")
     with csv_errors(path):
         con.execute(f"""CREATE OR REPLACE TABLE {view} AS SELECT * FROM read_csv({sql_path(path)},
                         header=true, all_varchar=true, delim=',', quote='"', escape='"',

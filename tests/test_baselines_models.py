@@ -110,6 +110,26 @@ def test_srgnn_session_graph_equals_reference():
         np.testing.assert_allclose(adjacency[r].numpy(), ref_a, rtol=1e-6)
 
 
+@pytest.mark.parametrize("name", ["nextitnet", "pixelnet_nextitnet"])
+def test_nextitnet_final_layer_is_recboles_linear_and_is_trained(name, data):
+    torch.manual_seed(0)
+    config = add_image_inputs({**tiny_config(name), "final_layer": True}, data)
+    model = model_class(name)(config, data)
+    layer = model.final_layer
+    assert isinstance(layer, torch.nn.Linear) and layer.weight.shape == (16, 16)
+    assert torch.all(layer.bias == 0.1)
+    samples = make_samples(model.train_format, data, **model.sample_options())
+    batch = {k: torch.as_tensor(v) for k, v in samples.batch(np.arange(8), np.random.default_rng(0)).items()}
+    seq = batch["pos"][:, :-1]  # the SEQ window's inputs
+    hidden = model.blocks(model.item_embedding(seq))
+    torch.testing.assert_close(model.encode(seq), hidden @ layer.weight.T + layer.bias)
+    model(batch).mean().backward()
+    assert layer.weight.grad is not None and layer.weight.grad.abs().sum() > 0
+    plain = model_class(name)(add_image_inputs(tiny_config(name), data), data)
+    assert not any("final_layer" in n for n, _ in plain.named_parameters())
+    torch.testing.assert_close(plain.encode(seq), plain.blocks(plain.item_embedding(seq)))
+
+
 def test_param_group_rules(data):
     config = tiny_config("sasrec")
     config["param_groups"] = [{"name_contains": "item_embedding", "learning_rate": 0.5,

@@ -200,3 +200,51 @@ def test_timm_towers_tune_the_last_stages_and_round_trip(tmp_path, name, k, tune
     assert enc.describe()["family"].startswith("timm-")
     with pytest.raises(ValueError, match="cls"):
         tiny(name, method="cls")
+
+
+def openai_release_state(quick_gelu=True) -> dict:
+    """A tiny CLIP in OpenAI's release layout with random values: open_clip's CLIP keys, weights
+    in float16 as OpenAI ships them, and the three integer marks of OpenAI's files."""
+    from open_clip.model import CLIP, convert_weights_to_fp16
+
+    torch.manual_seed(3)
+    clip = CLIP(32, vision_cfg={"image_size": 64, "patch_size": 16, "width": 64, "layers": 2},
+                text_cfg={"context_length": 8, "vocab_size": 50, "width": 64, "heads": 1, "layers": 1},
+                quick_gelu=quick_gelu)
+    convert_weights_to_fp16(clip)
+    state = {k: v.clone() for k, v in clip.state_dict().items()}
+    state.update(input_resolution=torch.tensor(64), context_length=torch.tensor(8),
+                 vocab_size=torch.tensor(50))
+    return state
+
+
+def test_openai_weights_run_with_quick_gelu_whatever_the_name(tmp_path):
+    from open_clip.model import build_model_from_openai_state_dict
+    from open_clip.transformer import QuickGELU
+
+    state = openai_release_state()
+    torch.save(state, tmp_path / "openai.pt")
+    # the layout is OpenAI's: open_clip's own OpenAI loader builds a model from it
+    reference = build_model_from_openai_state_dict(dict(state), cast_dtype=None).float().visual
+    kw = {"name": "tiny-vit", "method": "pool", "extra": {"layers": 2, "head_width": 64}}
+    enc = tiny(weights=str(tmp_path / "openai.pt"), **kw).eval()
+    kinds = {type(m) for m in enc.visual.modules()}
+    assert QuickGELU in kinds and torch.nn.GELU not in kinds, kinds
+    assert enc.describe()["activation"] == "quick_gelu" and enc.describe()["openai_release"]
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        expected = reference.ln_post(reference.transformer(reference._embeds(x))[:, 0])
+        torch.testing.assert_close(enc.features(x), expected, rtol=1e-4, atol=1e-4)
+        # the same weights under plain GELU give other features: the activation matters here
+        plain = tiny(weights=str(tmp_path / "openai.pt"), quick_gelu=False, **kw).eval()
+        assert (plain.features(x) - expected).abs().max() > 1e-3
+
+
+def test_weights_without_openai_marks_keep_the_configs_gelu(tmp_path):
+    state = {k: v for k, v in openai_release_state().items()
+             if k not in ("input_resolution", "context_length", "vocab_size")}
+    torch.save(state, tmp_path / "openclip.pt")
+    kw = {"name": "tiny-vit", "extra": {"layers": 2, "head_width": 64}}
+    enc = tiny(weights=str(tmp_path / "openclip.pt"), **kw)
+    assert enc.describe()["activation"] == "gelu" and not enc.describe()["openai_release"]
+    assert tiny(**kw).describe()["activation"] == "gelu"

@@ -2,7 +2,11 @@
 atomic-file layout (OUT/<name>/<name>.*, `field:type` headers, a yaml whose data_path finds them)."""
 import csv
 import io
+import sys
+import unicodedata
 from pathlib import Path
+
+import duckdb
 
 import pandas as pd
 import pyarrow as pa
@@ -10,11 +14,18 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from pipelines.export import FORMULA_STARTS, export_release, spreadsheet_safe
+from pipelines.export import export_release
+from pipelines.spreadsheet import (FORMULA_CHARACTERS, IGNORED_PREFIX, looks_like_formula, safe_sql,
+                                   spreadsheet_safe)
 from schemas.tables import INTERACTIONS, ITEMS, SPLIT
 
 HOSTILE = ['=HYPERLINK("http://x.test","click")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)",
            "\tTAB", "\rCR", "nul\x00inside", "plain, \"quoted\"\nnewline"]
+# a cell a spreadsheet runs once it strips blanks and invisible prefixes or folds full-width forms
+DISGUISED = ["  =1+1", "\ufeff=cmd", "\u200b=cmd", "\u200b \u2060@SUM(A1)", "＝1+1", "＋1", "－1", "＠x",
+             "\u3000＝x", "\xa0-1", "\n=x", "﹦x", "⁺1", "\u202e=x", "\x00=x", "\x00 \t=x"]
+# cells that must stay as they are
+PLAIN = ["plain", "a=b", "x-1", "'=already", "1 = 1", "", " ", "\ufeffplain", "−1", "é=", "ok ＝"]
 RECBOLE_TYPES = {"token", "token_seq", "float", "float_seq"}
 
 
@@ -49,11 +60,41 @@ def test_official_csv_escapes_formula_cells_and_drops_nul(release, tmp_path):
     rows = list(csv.DictReader(io.StringIO(raw.decode())))
     for row, original in zip(rows, HOSTILE):
         assert row["title"] == spreadsheet_safe(original)
-        assert not row["title"].startswith(FORMULA_STARTS), row["title"]
+        assert not looks_like_formula(row["title"]), row["title"]
         assert row["tag"] == "'-tag" and row["description"] == "ok"
     assert rows[0]["title"] == "'" + HOSTILE[0] and rows[6]["title"] == "nulinside"
     assert rows[7]["title"] == HOSTILE[7]  # commas, quotes and newlines are plain CSV quoting
     assert [r["view_number"] for r in rows] == [str(i) for i in range(len(HOSTILE))]
+
+
+def test_disguised_formulas_are_escaped_and_plain_text_is_not():
+    for cell in HOSTILE[:6] + DISGUISED:
+        safe = spreadsheet_safe(cell)
+        assert safe == "'" + cell.replace("\x00", ""), ascii(cell)
+    for cell in PLAIN + HOSTILE[6:]:
+        assert spreadsheet_safe(cell) == cell.replace("\x00", ""), ascii(cell)
+    assert spreadsheet_safe(None) is None
+
+
+def test_the_sql_escape_agrees_with_the_python_one():
+    cells = HOSTILE + DISGUISED + PLAIN + [c + "=x" for c in IGNORED_PREFIX] + [
+        p + c + "1" for p in ("", " ", "\ufeff") for c in FORMULA_CHARACTERS] + [None]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE cells (n INTEGER, title VARCHAR)")
+    con.executemany("INSERT INTO cells VALUES (?, ?)", list(enumerate(cells)))
+    got = [row[0] for row in con.execute(f"SELECT {safe_sql('title')} FROM cells ORDER BY n").fetchall()]
+    wrong = [ascii(c) for c, g in zip(cells, got) if g != spreadsheet_safe(c)]
+    assert not wrong, f"{len(wrong)} of {len(cells)} cells differ: {wrong[:10]}"
+    assert sum(g != c for g, c in zip(got, cells)) > len(cells) // 2  # the rule did act
+
+
+def test_every_compatibility_form_and_every_space_is_covered():
+    folded = {chr(c) for c in range(sys.maxunicode + 1)
+              if unicodedata.normalize("NFKC", chr(c)) in ("=", "+", "-", "@")}
+    assert folded == set(FORMULA_CHARACTERS), sorted(map(ascii, folded ^ set(FORMULA_CHARACTERS)))
+    spaces = {chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace()}
+    assert not spaces - set(IGNORED_PREFIX), sorted(map(ascii, spaces - set(IGNORED_PREFIX)))
+    assert {"\ufeff", "\u200b", "\u200c", "\u200d", "\u2060"} <= set(IGNORED_PREFIX)
 
 
 def read_atomic(path: Path) -> pd.DataFrame:

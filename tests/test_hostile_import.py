@@ -1,10 +1,15 @@
 """import-official on inconsistent official files: one test per case, through the real command."""
 from __future__ import annotations
 
+import csv
+import io
 import json
 
 import pyarrow.parquet as pq
+import pytest
 
+from pipelines import csv_scan
+from pipelines.official_checks import MAX_LINE_BYTES
 from test_release_cli import GOOD_ITEMS, assert_input_error, pixelrec, write_csv
 
 HEADER = "item_id,user_id,timestamp\n"
@@ -62,6 +67,62 @@ def test_a_10_mb_title_names_the_file_the_line_and_the_reason(tmp_path):
     proc, out = run_import(tmp_path, HEADER + "i1,u1,1600000000\n", items)
     assert_input_error(proc, "items.csv", "line ", "longer than")
     assert not out.exists()
+
+
+def test_an_oversize_row_is_named_by_its_own_line_not_line_1(tmp_path):
+    # line 3 holds a quoted newline, so the oversize row (the 4th row) starts on line 6
+    rows = ['i2,1,1,1,1,1,1,1,"two\nlines",g,d\n', "i3,1,1,1,1,1,1,1,t,g,d\n",
+            'i4,1,1,1,1,1,1,1,"' + "x" * (MAX_LINE_BYTES + 10) + '",g,d\n', "i5,1,1,1,1,1,1,1,t,g,d\n"]
+    proc, out = run_import(tmp_path, HEADER + "i1,u1,1600000000\n", GOOD_ITEMS + "".join(rows))
+    assert_refused(tmp_path, proc, out, "items.csv: line 6:", "longer than")
+
+
+def reference_oversize_line(text: str, limit: int) -> int | None:
+    """The line where the first row over `limit` bytes starts, by Python's csv module."""
+    reader, start = csv.reader(io.StringIO(text, newline="")), 1
+    for row in reader:
+        if len(",".join(f'"{v}"' if "\n" in v else v for v in row).encode()) > limit:
+            return start
+        start = reader.line_num + 1
+    return None
+
+
+@pytest.mark.parametrize("chunk", [3, 7, 64])
+def test_the_oversize_row_scan_agrees_with_the_csv_module_across_chunk_edges(tmp_path, monkeypatch,
+                                                                             chunk):
+    monkeypatch.setattr(csv_scan, "_CHUNK_BYTES", chunk)
+    rows = ["a,b", '"x\ny",2', "c," + "z" * 9, '"q\n\nr",' + "w" * 8, "d,e", "f," + "v" * 20]
+    for first in range(len(rows)):
+        text = "".join(row + "\n" for row in rows[first:])
+        path = write_csv(tmp_path / "rows.csv", text)
+        for limit in (3, 8, 11, 12, 15, 40):
+            expected = reference_oversize_line(text, limit)
+            assert csv_scan.oversize_row_line(path, limit) == expected, (first, limit, expected)
+    assert csv_scan.oversize_row_line(write_csv(tmp_path / "tail.csv", "a\n" + "b" * 9), 8) == 2
+
+
+@pytest.mark.parametrize("value, words", [
+    ("1600000000000", ("'1600000000000'", "milliseconds (13 digits)", "unix seconds")),
+    ("1600000000000000", ("microseconds (16 digits)",)),
+    ("-1600000000", ("'-1600000000'", "negative timestamp")),
+    ("99999999999999", ("14 digits", "at most 12")),
+])
+def test_integer_timestamps_that_are_not_seconds_say_what_is_wrong(tmp_path, value, words):
+    proc, out = run_import(tmp_path, HEADER + f"i1,u1,1600000000\ni2,u1,{value}\n")
+    assert_refused(tmp_path, proc, out, *words)
+    assert "expected an integer" not in proc.stderr
+
+
+@pytest.mark.parametrize("header", ["item_id,user_id,timestamp,user_id", "item_id,user_id,User_ID,timestamp"])
+def test_a_column_named_twice_is_refused(tmp_path, header):
+    proc, out = run_import(tmp_path, header + "\ni1,u1,1600000000,u2\n")
+    assert_refused(tmp_path, proc, out, "i.csv", "column 'user_id' appears more than once")
+
+
+def test_a_column_named_twice_in_the_item_info_is_refused(tmp_path):
+    items = GOOD_ITEMS.replace(",description\n", ",title\n")
+    proc, out = run_import(tmp_path, HEADER + "i1,u1,1600000000\n", items)
+    assert_refused(tmp_path, proc, out, "items.csv", "column 'title' appears more than once")
 
 
 def test_a_broken_csv_is_one_line_naming_the_file(tmp_path):

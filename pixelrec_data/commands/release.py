@@ -134,8 +134,10 @@ def export(release, fmt, out):
     """Export a release as the official CSV layout or RecBole atomic files.
 
     pixelrec-csv: OUT/<name>.csv and OUT/<name>_items.csv. These are files people open in
-    spreadsheets, so a text cell starting with =, +, -, @, a tab or a carriage return gets a
-    leading apostrophe (it would run as a formula otherwise), and NUL bytes are dropped.
+    spreadsheets, so a text cell starting with =, +, -, @ (also after spaces or invisible
+    characters such as a byte order mark, and in full-width form such as ＝), a tab or a
+    carriage return gets a leading apostrophe (it would run as a formula otherwise), and NUL
+    bytes are dropped.
 
     recbole: OUT/<name>/<name>.{train,valid,test}.inter, OUT/<name>/<name>.item and
     OUT/<name>/<name>.yaml (RecBole's atomic files, `field:type` headers; data_path is OUT), so

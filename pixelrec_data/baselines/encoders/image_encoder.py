@@ -3,7 +3,9 @@
 An `ImageEncoder` maps normalised images [N, 3, H, W] to item embeddings [N, d]. It is built from
 an open_clip vision config (RN50, RN50x4/x16/x64, RN101, ViT-B-32, ViT-B-16, ViT-L-14, ... or the
 tiny configurations below for CPU tests), so nothing is fetched: weights come from a local file
-(`weights=`, see weights.py) or stay at random init, and `describe()` says which.
+(`weights=`, see weights.py) or stay at random init, and `describe()` says which. OpenAI's weights
+build the tower with QuickGELU (they were trained with it) whatever the name, `ViT-B-32` included;
+other weights take the activation the open_clip config names.
 
 The tower is cut into a *frozen trunk* and *tuned blocks* (`tune_layers`): ViT blocks are the
 transformer resblocks (the patch embedding belongs to the trunk); ResNet blocks are the four stages
@@ -56,7 +58,7 @@ class EncoderConfig:
     dtl_layers: tuple = ()  # hidden sizes; () = one Linear + ReLU
     normalise: str = "half"
     weights: str | None = None
-    quick_gelu: bool | None = None  # None: as the config says (OpenAI weights want True)
+    quick_gelu: bool | None = None  # None: True for OpenAI's weights, else as the config says
     cls_only: bool = True  # let the last block compute only the CLS query when that is all we use
     extra: dict = field(default_factory=dict)  # open_clip vision_cfg overrides
 
@@ -94,6 +96,25 @@ def build_tower(name: str, quick_gelu: bool | None = None, extra: dict | None = 
     return _build_vision_tower(cfg["embed_dim"], vision, quick_gelu=gelu)
 
 
+def wants_quick_gelu(config: EncoderConfig, state: dict | None) -> bool | None:
+    """The activation to build: as `config.quick_gelu` says when set; QuickGELU for OpenAI's
+    weights, which were trained with it whatever name the tower is given (`ViT-B-32` and
+    `ViT-B-32-quickgelu` are one shape); otherwise None, the open_clip config's choice."""
+    if config.quick_gelu is not None:
+        return config.quick_gelu
+    if state is not None and encoders_weights.is_openai_release(state):
+        return True
+    return None
+
+
+def activation_name(tower: nn.Module) -> str:
+    """The activation of a tower's blocks: 'quick_gelu', 'gelu' or (ResNets) 'relu'."""
+    from open_clip.transformer import QuickGELU
+
+    kinds = {type(m) for m in tower.modules()}
+    return "quick_gelu" if QuickGELU in kinds else "gelu" if nn.GELU in kinds else "relu"
+
+
 def make_dtl(width: int, dim: int, hidden: tuple = ()) -> nn.Sequential:
     """Dense transformation layer: Linear(+ReLU) per layer, ReLU after every layer (official)."""
     sizes = [width, *hidden, dim]
@@ -110,7 +131,8 @@ class ImageEncoder(nn.Module):
     def __init__(self, config: EncoderConfig):
         super().__init__()
         self.config = config
-        self.visual = build_tower(config.name, config.quick_gelu, config.extra)
+        state = encoders_weights.read_state_dict(config.weights) if config.weights else None
+        self.visual = build_tower(config.name, wants_quick_gelu(config, state), config.extra)
         self.is_timm = timm_tower.is_timm_name(config.name)
         self.is_vit = hasattr(self.visual, "transformer") and not self.is_timm
         if self.is_timm and config.method == "cls":
@@ -124,7 +146,8 @@ class ImageEncoder(nn.Module):
         self.load_report = {"weights": None, "init": "random"}
         if config.weights:
             convert = (lambda st: timm_tower.convert_checkpoint(self.visual, st)) if self.is_timm else None
-            self.load_report = encoders_weights.load_into(self.visual, self.dtl, config.weights, convert)
+            self.load_report = encoders_weights.load_into(self.visual, self.dtl, config.weights,
+                                                          convert, state)
         self._set_trainable()
 
     # ---- structure ------------------------------------------------------------------------------
@@ -299,6 +322,7 @@ class ImageEncoder(nn.Module):
         cfg["dtl_layers"] = list(cfg["dtl_layers"])
         family = "timm-" + timm_tower.kind(self.visual) if self.is_timm else "vit" if self.is_vit else "resnet"
         return {**cfg, "family": family, "image_size": list(self.image_size),
+                "activation": activation_name(self.visual),
                 "blocks": len(self.blocks), "tuned_blocks": self.n_tuned, "feature_width": self.feature_width,
                 "cls_only": self.uses_cls_only, "trainable_params": trainable, "frozen_params": total - trainable,
                 **self.load_report}

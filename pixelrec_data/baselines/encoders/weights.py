@@ -7,6 +7,11 @@ Accepted files (nothing is ever fetched):
 - a file of an encoder's tower and DTL (keys "visual.*" and "dtl.*"), or a whole PixelNet model
   state dict (keys "...visual_encoder.encoder.visual.*"): everything before the first "visual." or
   ".dtl." is dropped, so a trained item encoder round-trips through `--encoder-weights`.
+
+OpenAI's CLIP releases (the TorchScript archives, or their state dicts saved as they are) carry
+three integers beside the weights, `input_resolution`, `context_length` and `vocab_size`, which
+open_clip's loader drops from exactly those files; `is_openai_release` looks for them, since
+OpenAI's towers were trained with QuickGELU and must run with it.
 """
 from __future__ import annotations
 
@@ -53,6 +58,15 @@ def _torch_load(path: Path):
             return torch.jit.load(str(path), map_location="cpu").state_dict()
 
 
+OPENAI_MARKS = ("input_resolution", "context_length", "vocab_size")
+
+
+def is_openai_release(state: dict) -> bool:
+    """True for a state dict in OpenAI's CLIP release layout (its three integer marks present)."""
+    keys = {k[len("module."):] if k.startswith("module.") else k for k in state}
+    return all(mark in keys for mark in OPENAI_MARKS)
+
+
 def split_keys(state: dict) -> tuple[dict, dict]:
     """Split a state dict into (visual-tower keys, DTL keys), prefixes removed.
 
@@ -76,12 +90,14 @@ def split_keys(state: dict) -> tuple[dict, dict]:
     return visual, dtl
 
 
-def load_into(visual: torch.nn.Module, dtl: torch.nn.Module, path, convert=None) -> dict:
-    """Load `path` into the tower (and DTL when present). Returns a report for describe().
+def load_into(visual: torch.nn.Module, dtl: torch.nn.Module, path, convert=None,
+              state: dict | None = None) -> dict:
+    """Load `path` (or `state`, already read from it) into the tower (and DTL when present).
+    Returns a report for describe().
 
     `convert` maps the tower's keys of a foreign layout (timm's checkpoint filters)."""
-    state = read_state_dict(path)
-    vis_state, dtl_state = split_keys(state)
+    state = read_state_dict(path) if state is None else state
+    vis_state, dtl_state = split_keys({k: v for k, v in state.items() if k not in OPENAI_MARKS})
     if convert is not None:
         vis_state = convert(vis_state)
     wanted = visual.state_dict()
@@ -103,4 +119,5 @@ def load_into(visual: torch.nn.Module, dtl: torch.nn.Module, path, convert=None)
             dtl.load_state_dict(dtl_state)
             loaded_dtl = True
     return {"weights": str(path), "weights_sha256": sha256_file(path), "init": "file",
-            "dtl_from_file": loaded_dtl, "ignored_keys": len(vis_state) - len(wanted)}
+            "dtl_from_file": loaded_dtl, "ignored_keys": len(vis_state) - len(wanted),
+            "openai_release": is_openai_release(state)}

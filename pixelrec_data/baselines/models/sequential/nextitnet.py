@@ -2,8 +2,10 @@
 
 block_num x dilations (3 x [1, 4]) blocks, each: causal left-zero-padded conv(k, dilation d) ->
 LayerNorm(eps 1e-8) + ReLU -> conv(k, dilation 2d) -> LayerNorm + ReLU -> + input. No pad mask,
-no dropout, no final layer; convs keep PyTorch-default init; the embedding is uniform
-(+-sqrt(1/item_num)), PAD row included. Loss and predict as SASRec.
+no dropout; convs keep PyTorch-default init; the embedding is uniform (+-sqrt(1/item_num)), PAD
+row included. `final_layer: true` adds RecBole's (and the official code's) final Linear(d, d)
+after the blocks, applied at every position (xavier-normal weight, bias 0.1); the tuned configs
+leave it off, as the official ones do. Loss and predict as SASRec.
 """
 from __future__ import annotations
 
@@ -46,6 +48,14 @@ class NextItNet(SequentialRecommender):
         dilations = list(config["dilations"]) * int(config["block_num"])
         self.blocks = nn.Sequential(*(ResidualBlock(d, int(config["kernel_size"]), dil)
                                       for dil in dilations))
+        self.final_layer = _final_layer(d) if config["final_layer"] else nn.Identity()
 
     def encode(self, seq):
-        return self.blocks(self.item_embedding(seq))
+        return self.final_layer(self.blocks(self.item_embedding(seq)))
+
+
+def _final_layer(d: int) -> nn.Linear:
+    layer = nn.Linear(d, d)
+    nn.init.xavier_normal_(layer.weight)
+    nn.init.constant_(layer.bias, 0.1)
+    return layer

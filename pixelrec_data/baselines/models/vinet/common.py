@@ -28,6 +28,7 @@ def feature_tensor(config: dict, data, dtype=np.float32) -> torch.Tensor:
         encoder = info.get("encoder", {})
         config["features_info"] = {"name": name, "encoder": encoder.get("name"), "init": encoder.get("init"),
                                    "weights": encoder.get("weights"), "weights_sha256": encoder.get("weights_sha256"),
+                                   "activation": encoder.get("activation"),
                                    "pixels_from": info.get("pixels_from"), "blank_covers": info.get("blank_covers")}
     arr = aligned_features(release, name, data.item_tokens.to_pylist()
                            if hasattr(data.item_tokens, "to_pylist") else list(data.item_tokens))
