@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import socket
 
 import pytest
 from aiohttp import web
 
+from blind_listener import BlindListener
 from hostile_helpers import (SECRET, assert_no_secret, assert_one_line_error, assert_small,
                              outside, run_measured)
 from pixelrec_data.mirror import publish
@@ -130,6 +132,40 @@ def test_a_cross_port_redirect_is_refused(setup):
                                  words=("loopback address",))
     assert hits == []
     assert_no_secret(tmp_path / "out")
+
+
+def resolve_to_loopback(monkeypatch, name: str) -> None:
+    """`name` resolves to 127.0.0.1 in this process (a mirror's own name; the .test domain never
+    resolves in real DNS, so this is the one part of the test that cannot run for real)."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        return real("127.0.0.1" if host == name else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_a_redirect_to_the_mirrors_own_name_on_another_port_sends_no_byte(setup, monkeypatch):
+    """The mirror's own name is trusted on its own port only: on another port its address is
+    checked before the connection is made, so the service there hears nothing."""
+    from pixelrec_data.mirror import MirrorOptions
+    from pixelrec_data.mirror import download as download_release
+    from schemas.errors import InputError
+
+    _, mirror, out = setup
+    resolve_to_loopback(monkeypatch, "mirror.test")
+    with BlindListener() as service:
+        async def to_service(request):
+            raise web.HTTPFound(f"http://mirror.test:{service.port}/pixel200k/items.parquet")
+
+        special = {"/pixel200k/items.parquet": to_service}
+        options = MirrorOptions(retries=0, timeout=5, allow_cross_host_redirects=True)
+        with LocalServer(hostile_mirror(mirror, [], special)) as server:
+            with pytest.raises(InputError, match="items.parquet: mirror.test is a loopback"):
+                download_release("pixel200k", f"http://mirror.test:{server.port}", out, options,
+                                 counts="off")
+    assert (service.connections, service.received) == (0, b"")
+    assert not (out / "pixel200k").exists()
 
 
 def test_a_tampered_manifest_is_refused_by_the_pinned_sha256(setup):

@@ -156,8 +156,8 @@ class HttpSource(Source):
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            # the mirror's own host is the user's choice; any other name follows the policy
-            self._session = open_session(self.options, trusted=(urlsplit(self.base).hostname or "",))
+            # the mirror's own origin is the user's choice; any other follows the policy
+            self._session = open_session(self.options, trusted=(self.base,))
         return self._session
 
     async def close(self) -> None:
