@@ -16,6 +16,7 @@ from aiohttp import web
 from blind_listener import BlindListener
 from hostile_helpers import (SECRET, assert_no_secret, assert_one_line_error, assert_small,
                              outside, run_measured)
+from manifest_flood import write_flood_mirror
 from pixelrec_data.mirror import publish
 from test_downloader_server import LocalServer
 from test_mirror import make_release
@@ -196,13 +197,37 @@ def test_a_planted_symlink_is_never_written_through(setup):
     assert victim.read_text() == "keep me\n"
 
 
+def flood(tmp_path, entries: int, declare: int | None = None):
+    """`pixelrec download` from a mirror whose manifest lists `entries` files (none served)."""
+    mirror, out, requests = tmp_path / "mirror", tmp_path / "out", []
+    write_flood_mirror(mirror, entries, declare)
+    with LocalServer(hostile_mirror(mirror, requests, {})) as server:
+        result = download(server, out)
+    assert_small(result)
+    assert not (out / "pixel200k").exists()
+    return result, requests
+
+
+def test_a_manifest_past_the_count_its_index_declares_is_refused_before_any_file(tmp_path):
+    result, requests = flood(tmp_path, 20_000, declare=1_000)
+    assert_one_line_error(result, "lists more than 1,000 files", "the index declares 1,000")
+    assert requests == ["/index.json", "/pixel200k/manifest.json"]
+
+
+def test_a_large_manifest_is_checked_whole_before_the_first_file(tmp_path):
+    result, requests = flood(tmp_path, 20_000)
+    assert_one_line_error(result, "not found on mirror", "HTTP 404")
+    assert requests[:2] == ["/index.json", "/pixel200k/manifest.json"]
+    assert requests[2].startswith("/pixel200k/covers/")
+
+
 def test_free_space_is_checked_before_any_byte(setup, monkeypatch):
-    from pixelrec_data.mirror import transfer
+    from pixelrec_data.mirror import folders
     from pixelrec_data.mirror import download as download_release
     from schemas.errors import InputError
 
     _, mirror, out = setup
-    monkeypatch.setattr(transfer.shutil, "disk_usage", lambda _: type("U", (), {"free": 1000})())
+    monkeypatch.setattr(folders.shutil, "disk_usage", lambda _: type("U", (), {"free": 1000})())
     with pytest.raises(InputError, match="free"):
         download_release("pixel200k", str(mirror), out, counts="off")
     assert not any(p.is_file() for p in out.rglob("*"))
