@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import socket
 
 import pytest
@@ -195,6 +196,36 @@ def test_a_planted_symlink_is_never_written_through(setup):
     (partial / "items.parquet.part").symlink_to(victim)
     run_hostile(setup, {}, words=("symbolic link",))
     assert victim.read_text() == "keep me\n"
+
+
+def test_a_hard_linked_part_is_never_written_into(setup):
+    tmp_path, _, out = setup
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    partial = out / ".pixel200k.partial"
+    partial.mkdir(parents=True)
+    os.link(victim, partial / "items.parquet.part")
+    _, requests, _ = run_hostile(setup, {}, words=("items.parquet.part", "hard link"))
+    assert victim.read_text() == "keep me\n"
+    assert requests == ["/index.json", "/pixel200k/manifest.json"]  # refused before any file
+
+
+def test_parts_are_appended_to_only_as_plain_files_of_one_link(tmp_path):
+    """The check is made on the opened file too: a link planted after the folder was looked at
+    is not written through either."""
+    from pixelrec_data.mirror.folders import TransferError, open_part
+
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep")
+    os.link(victim, tmp_path / "hard.part")
+    (tmp_path / "soft.part").symlink_to(victim)
+    for name in ("hard.part", "soft.part"):
+        with pytest.raises(TransferError, match="link"):
+            open_part(tmp_path / name)
+    assert victim.read_bytes() == b"keep" and os.stat(victim).st_nlink == 2
+    with open_part(tmp_path / "new.part") as handle:  # a part of its own is written
+        handle.write(b"x")
+    assert (tmp_path / "new.part").read_bytes() == b"x"
 
 
 def flood(tmp_path, entries: int, declare: int | None = None):

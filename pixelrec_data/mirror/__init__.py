@@ -7,7 +7,7 @@
   bounded memory (`read_manifest`, `FileTable`);
 - `transfer`: moving bytes from a mirror (HTTP, file:// or a folder) with resume and sha256 checks,
   every HTTP request a guarded GET of pixelrec_data.net configured by one `MirrorOptions`;
-- `folders`: the download folder (.part files, no symbolic links, free space).
+- `folders`: the download folder (parts of one link, no symbolic links, free space).
 A mirror serves only releases built here: the official data is fetched from its publisher.
 """
 from .downloads import download

@@ -1,5 +1,5 @@
-"""The download folder of a release from a mirror: parts resumed only when they are plain files,
-no symbolic link anywhere, the free space checked before any byte is fetched."""
+"""The download folder of a release from a mirror: parts resumed only when they are plain files
+of one link, no symbolic link anywhere, the free space checked before any byte is fetched."""
 from __future__ import annotations
 
 import os
@@ -17,7 +17,8 @@ class TransferError(InputError):
 
 
 def open_part(part: Path):
-    """`part` opened for appending, never through a symbolic link (O_NOFOLLOW)."""
+    """`part` opened for appending: never through a symbolic link (O_NOFOLLOW), and only a plain
+    file of one link (checked on the open file, so no rename can slip another in between)."""
     try:
         fd = os.open(part, os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o644)
     except OSError as exc:
@@ -25,6 +26,10 @@ def open_part(part: Path):
             raise TransferError(f"{part}: a symbolic link in the download folder; remove it "
                                 f"(downloads never write through links)") from None
         raise TransferError(f"{part}: cannot write ({exc.strerror})") from None
+    refusal = _part_refusal(part, os.fstat(fd))
+    if refusal is not None:
+        os.close(fd)
+        raise TransferError(refusal)
     return os.fdopen(fd, "ab")
 
 
@@ -41,10 +46,14 @@ def part_size(part: Path) -> int:
 
 
 def _part_refusal(part, st: os.stat_result) -> str | None:
-    """Why a part may not be resumed: a symbolic link, or not a plain file."""
+    """Why a part may not be resumed: a symbolic link, not a plain file, or a file with another
+    name too (a hard link: appending would write into that other file)."""
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISREG(st.st_mode):
         return (f"{part}: not a plain file (a symbolic link?) in the download folder; remove it "
                 f"(downloads never write through links)")
+    if st.st_nlink != 1:
+        return (f"{part}: a hard link ({st.st_nlink} names share its bytes) in the download "
+                f"folder; remove it (downloads never write into a file with other names)")
     return None
 
 

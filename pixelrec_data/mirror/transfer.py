@@ -8,8 +8,8 @@ Every read is bounded: a file stops at the first byte past its manifest size, a 
 Content-Length or Content-Range must agree with the manifest, documents (index.json,
 manifest.json) have a byte cap, and each attempt at a file has a deadline (timeout + size /
 min_rate), so a server dripping a byte at a time cannot hold a download forever. Parts are opened
-with O_NOFOLLOW (mirror.folders): a symbolic link planted in the download folder is never
-written through.
+with O_NOFOLLOW and must be plain files of one link (mirror.folders): a symbolic or hard link
+planted in the download folder is never written through.
 Every request is a guarded GET of the HTTP core (pixelrec_data.net), configured by one
 `MirrorOptions`: redirects stay on the mirror's own scheme, host and port unless cross-host
 redirects are allowed; then the target follows the address policy of net.addresses.
