@@ -8,12 +8,16 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
+import socket
 
 import pytest
 from aiohttp import web
 
+from blind_listener import BlindListener
 from hostile_helpers import (SECRET, assert_no_secret, assert_one_line_error, assert_small,
                              outside, run_measured)
+from manifest_flood import write_flood_mirror
 from pixelrec_data.mirror import publish
 from test_downloader_server import LocalServer
 from test_mirror import make_release
@@ -132,6 +136,40 @@ def test_a_cross_port_redirect_is_refused(setup):
     assert_no_secret(tmp_path / "out")
 
 
+def resolve_to_loopback(monkeypatch, name: str) -> None:
+    """`name` resolves to 127.0.0.1 in this process (a mirror's own name; the .test domain never
+    resolves in real DNS, so this is the one part of the test that cannot run for real)."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        return real("127.0.0.1" if host == name else host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_a_redirect_to_the_mirrors_own_name_on_another_port_sends_no_byte(setup, monkeypatch):
+    """The mirror's own name is trusted on its own port only: on another port its address is
+    checked before the connection is made, so the service there hears nothing."""
+    from pixelrec_data.mirror import MirrorOptions
+    from pixelrec_data.mirror import download as download_release
+    from schemas.errors import InputError
+
+    _, mirror, out = setup
+    resolve_to_loopback(monkeypatch, "mirror.test")
+    with BlindListener() as service:
+        async def to_service(request):
+            raise web.HTTPFound(f"http://mirror.test:{service.port}/pixel200k/items.parquet")
+
+        special = {"/pixel200k/items.parquet": to_service}
+        options = MirrorOptions(retries=0, timeout=5, allow_cross_host_redirects=True)
+        with LocalServer(hostile_mirror(mirror, [], special)) as server:
+            with pytest.raises(InputError, match="items.parquet: mirror.test is a loopback"):
+                download_release("pixel200k", f"http://mirror.test:{server.port}", out, options,
+                                 counts="off")
+    assert (service.connections, service.received) == (0, b"")
+    assert not (out / "pixel200k").exists()
+
+
 def test_a_tampered_manifest_is_refused_by_the_pinned_sha256(setup):
     _, mirror, _ = setup
     genuine = hashlib.sha256((mirror / "pixel200k" / "manifest.json").read_bytes()).hexdigest()
@@ -160,13 +198,67 @@ def test_a_planted_symlink_is_never_written_through(setup):
     assert victim.read_text() == "keep me\n"
 
 
+def test_a_hard_linked_part_is_never_written_into(setup):
+    tmp_path, _, out = setup
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me\n")
+    partial = out / ".pixel200k.partial"
+    partial.mkdir(parents=True)
+    os.link(victim, partial / "items.parquet.part")
+    _, requests, _ = run_hostile(setup, {}, words=("items.parquet.part", "hard link"))
+    assert victim.read_text() == "keep me\n"
+    assert requests == ["/index.json", "/pixel200k/manifest.json"]  # refused before any file
+
+
+def test_parts_are_appended_to_only_as_plain_files_of_one_link(tmp_path):
+    """The check is made on the opened file too: a link planted after the folder was looked at
+    is not written through either."""
+    from pixelrec_data.mirror.folders import TransferError, open_part
+
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep")
+    os.link(victim, tmp_path / "hard.part")
+    (tmp_path / "soft.part").symlink_to(victim)
+    for name in ("hard.part", "soft.part"):
+        with pytest.raises(TransferError, match="link"):
+            open_part(tmp_path / name)
+    assert victim.read_bytes() == b"keep" and os.stat(victim).st_nlink == 2
+    with open_part(tmp_path / "new.part") as handle:  # a part of its own is written
+        handle.write(b"x")
+    assert (tmp_path / "new.part").read_bytes() == b"x"
+
+
+def flood(tmp_path, entries: int, declare: int | None = None):
+    """`pixelrec download` from a mirror whose manifest lists `entries` files (none served)."""
+    mirror, out, requests = tmp_path / "mirror", tmp_path / "out", []
+    write_flood_mirror(mirror, entries, declare)
+    with LocalServer(hostile_mirror(mirror, requests, {})) as server:
+        result = download(server, out)
+    assert_small(result)
+    assert not (out / "pixel200k").exists()
+    return result, requests
+
+
+def test_a_manifest_past_the_count_its_index_declares_is_refused_before_any_file(tmp_path):
+    result, requests = flood(tmp_path, 20_000, declare=1_000)
+    assert_one_line_error(result, "lists more than 1,000 files", "the index declares 1,000")
+    assert requests == ["/index.json", "/pixel200k/manifest.json"]
+
+
+def test_a_large_manifest_is_checked_whole_before_the_first_file(tmp_path):
+    result, requests = flood(tmp_path, 20_000)
+    assert_one_line_error(result, "not found on mirror", "HTTP 404")
+    assert requests[:2] == ["/index.json", "/pixel200k/manifest.json"]
+    assert requests[2].startswith("/pixel200k/covers/")
+
+
 def test_free_space_is_checked_before_any_byte(setup, monkeypatch):
-    from pixelrec_data.mirror import transfer
+    from pixelrec_data.mirror import folders
     from pixelrec_data.mirror import download as download_release
     from schemas.errors import InputError
 
     _, mirror, out = setup
-    monkeypatch.setattr(transfer.shutil, "disk_usage", lambda _: type("U", (), {"free": 1000})())
+    monkeypatch.setattr(folders.shutil, "disk_usage", lambda _: type("U", (), {"free": 1000})())
     with pytest.raises(InputError, match="free"):
         download_release("pixel200k", str(mirror), out, counts="off")
     assert not any(p.is_file() for p in out.rglob("*"))

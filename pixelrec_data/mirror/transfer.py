@@ -8,7 +8,8 @@ Every read is bounded: a file stops at the first byte past its manifest size, a 
 Content-Length or Content-Range must agree with the manifest, documents (index.json,
 manifest.json) have a byte cap, and each attempt at a file has a deadline (timeout + size /
 min_rate), so a server dripping a byte at a time cannot hold a download forever. Parts are opened
-with O_NOFOLLOW: a symbolic link planted in the download folder is never written through.
+with O_NOFOLLOW and must be plain files of one link (mirror.folders): a symbolic or hard link
+planted in the download folder is never written through.
 Every request is a guarded GET of the HTTP core (pixelrec_data.net), configured by one
 `MirrorOptions`: redirects stay on the mirror's own scheme, host and port unless cross-host
 redirects are allowed; then the target follows the address policy of net.addresses.
@@ -16,14 +17,15 @@ redirects are allowed; then the target follows the address policy of net.address
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 import aiohttp
 
+from pixelrec_data.mirror.folders import TransferError, open_part, part_size
 from pixelrec_data.net.addresses import refused_address
 from pixelrec_data.net.guarded import (Refused, TooLarge, TooManyRedirects, attempt_deadline,
                                        capped_chunks, declared_over, encoding_refusal, follow,
@@ -36,7 +38,6 @@ CHUNK = 1 << 20
 RETRY_HTTP = {408, 429, 500, 502, 503, 504}
 MIN_RATE = 32 * 1024  # bytes/s: an attempt at a file may take timeout + size / MIN_RATE seconds
 MAX_DOCUMENT_BYTES = 256 << 20  # a document read whole into memory when no smaller cap is given
-NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 @dataclass
@@ -50,10 +51,6 @@ class MirrorOptions(NetOptions):
     concurrency: int = 4
 
 
-class TransferError(InputError):
-    """A file that could not be fetched or does not match what the manifest says."""
-
-
 class Source:
     """Where a mirror lives. open_source() picks the kind from the spec."""
 
@@ -61,6 +58,11 @@ class Source:
 
     async def read_bytes(self, rel: str, limit: int = MAX_DOCUMENT_BYTES) -> bytes:
         """The whole of `rel`, refused when longer than `limit` bytes."""
+        raise NotImplementedError
+
+    async def save(self, rel: str, dest: Path, limit: int) -> str:
+        """`rel` written to `dest` (a new file in a private folder), refused when longer than
+        `limit` bytes; returns its sha256 (hex)."""
         raise NotImplementedError
 
     async def copy_into(self, rel: str, part: Path, on_bytes, size: int) -> None:
@@ -84,30 +86,6 @@ def open_source(spec: str, options: MirrorOptions | None = None) -> Source:
     return FolderSource(Path(spec), spec)
 
 
-def open_part(part: Path):
-    """`part` opened for appending, never through a symbolic link (O_NOFOLLOW)."""
-    try:
-        fd = os.open(part, os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW, 0o644)
-    except OSError as exc:
-        if part.is_symlink():
-            raise TransferError(f"{part}: a symbolic link in the download folder; remove it "
-                                f"(downloads never write through links)") from None
-        raise TransferError(f"{part}: cannot write ({exc.strerror})") from None
-    return os.fdopen(fd, "ab")
-
-
-def part_size(part: Path) -> int:
-    """Bytes already in `part` (0 when absent); a symbolic link there is refused."""
-    try:
-        st = os.lstat(part)
-    except FileNotFoundError:
-        return 0
-    if not os.path.isfile(part) or os.path.islink(part):
-        raise TransferError(f"{part}: not a plain file (a symbolic link?) in the download folder; "
-                            f"remove it")
-    return st.st_size
-
-
 class FolderSource(Source):
     def __init__(self, root: Path, label: str):
         if not root.is_dir():
@@ -126,6 +104,20 @@ class FolderSource(Source):
         if len(data) > limit:
             raise TransferError(f"{rel}: over {limit} bytes on mirror {self.label}")
         return data
+
+    async def save(self, rel: str, dest: Path, limit: int) -> str:
+        digest, got = hashlib.sha256(), 0
+        try:
+            with open(self.root / rel, "rb") as fin, open(dest, "wb") as fout:
+                while block := fin.read(CHUNK):
+                    got += len(block)
+                    if got > limit:
+                        raise TransferError(f"{rel}: over {limit} bytes on mirror {self.label}")
+                    fout.write(block)
+                    digest.update(block)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise TransferError(f"{rel}: not found on mirror {self.label}") from None
+        return digest.hexdigest()
 
     async def copy_into(self, rel: str, part: Path, on_bytes, size: int) -> None:
         src = self.root / rel
@@ -156,8 +148,8 @@ class HttpSource(Source):
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None:
-            # the mirror's own host is the user's choice; any other name follows the policy
-            self._session = open_session(self.options, trusted=(urlsplit(self.base).hostname or "",))
+            # the mirror's own origin is the user's choice; any other follows the policy
+            self._session = open_session(self.options, trusted=(self.base,))
         return self._session
 
     async def close(self) -> None:
@@ -179,6 +171,26 @@ class HttpSource(Source):
                     return b"".join([block async for block in capped_chunks(resp, limit, CHUNK)])
                 except TooLarge:
                     raise TransferError(f"{rel}: mirror sent over {limit} bytes") from None
+        return await self._with_retries(rel, once, limit)
+
+    async def save(self, rel: str, dest: Path, limit: int) -> str:
+        async def once():
+            async with await self._response(rel) as resp:
+                self._check_status(resp, rel)
+                _check_identity(resp, rel)
+                declared = declared_over(resp, limit)
+                if declared is not None:
+                    raise TransferError(f"{rel}: mirror declares {declared} bytes, "
+                                        f"over the {limit} allowed")
+                digest = hashlib.sha256()
+                with open(dest, "wb") as fout:  # a retry starts the file again
+                    try:
+                        async for block in capped_chunks(resp, limit, CHUNK):
+                            fout.write(block)
+                            digest.update(block)
+                    except TooLarge:
+                        raise TransferError(f"{rel}: mirror sent over {limit} bytes") from None
+                return digest.hexdigest()
         return await self._with_retries(rel, once, limit)
 
     async def copy_into(self, rel: str, part: Path, on_bytes, size: int) -> None:
@@ -319,41 +331,3 @@ async def fetch_verified(source: Source, rel: str, dest: Path, size: int, sha256
                 else f"sha256 {got_sha[:12]}..., expected {sha256[:12]}...")
         raise TransferError(f"{rel}: mirror copy does not match the manifest ({what})")
     os.replace(part, dest)
-
-
-def refuse_symlinks(folder: Path) -> None:
-    """A one-line error when `folder`, or anything under it, is a symbolic link: a download never
-    writes, reads or renames through a link planted in its folders."""
-    if folder.is_symlink():
-        raise InputError(f"{folder}: a symbolic link; downloads never write through links")
-    if not folder.is_dir():
-        return
-    pending = [str(folder)]
-    while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:  # DirEntry knows link-ness without another system call
-                if entry.is_symlink():
-                    raise InputError(f"{entry.path}: a symbolic link in {folder}; remove it "
-                                     f"(downloads never write through links)")
-                if entry.is_dir(follow_symlinks=False):
-                    pending.append(entry.path)
-
-
-def check_free_space(folder: Path, needed: int, margin: int = 64 << 20) -> None:
-    """A one-line error before any byte is fetched when `folder`'s file system lacks the room."""
-    free = shutil.disk_usage(folder).free
-    if needed + margin > free:
-        raise InputError(f"{folder}: {needed:,} bytes to download but only {free:,} free "
-                         f"(and {margin >> 20} MiB kept spare); free some space and rerun")
-
-
-def link_or_copy(src: Path, dest: Path, copy: bool = False) -> None:
-    """Hard-link src to dest (same file system, no extra space), else copy it."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    if not copy:
-        try:
-            os.link(src, dest)
-            return
-        except OSError:
-            pass
-    shutil.copyfile(src, dest)

@@ -4,10 +4,12 @@ The address policy: URLs that come from data (cover URLs in items.parquet, redir
 entries) may reach public addresses only, unless the user allows private ones
 (`--allow-private-hosts`). Loopback, private (RFC 1918, fc00::/7), link-local, carrier-grade NAT,
 multicast, reserved and unspecified addresses are "private" here. A URL the user types (`--mirror`,
-`--base-url`) is taken as given. The policy is applied to every hop of a redirect chain (the host
-of an IP-literal URL), to every name resolution (`public_only_resolver`) and to the address a
-connection actually reached (`peer_refusal`), so a name that resolves to a public address first
-and a private one later (DNS rebinding) is caught too. net.guarded applies it to every request.
+`--base-url`) is taken as given: its origin (scheme, host, port), not its name on another port.
+The policy is applied to every hop of a redirect chain (the host of an IP-literal URL), to every
+name resolution (`public_only_resolver`) and, before a byte of a request is sent, to the addresses
+a connection may reach and to the one it reached (`peer_refusal`), so a name that resolves to a
+public address first and a private one later (DNS rebinding) is caught too. net.guarded applies it
+to every request.
 """
 from __future__ import annotations
 

@@ -179,7 +179,7 @@ def _refused(exc: Refused) -> FetchResult:
     if exc.kind == "bad_url":
         return FetchResult("bad_url", "redirect to a non-http(s) URL" if exc.hop else NOT_HTTP)
     return FetchResult("blocked_host", f"redirect refused: {exc.reason}"
-                       if exc.hop and not exc.peer else exc.reason)
+                       if exc.hop else exc.reason)
 
 
 def _seconds(value: str | None) -> float | None:
