@@ -23,6 +23,7 @@ from pathlib import Path
 from schemas.atomic import atomic_path, atomic_write_text
 from schemas.manifest import file_matches, sha256_file
 
+from .shard_cache import ROW_GROUPS, items_table
 from .writing import move_into_place, naming, write_atomically
 
 COMPLETE = "_complete.json"
@@ -206,7 +207,7 @@ class _SpooledWriter(ShardWriter):
     def close(self, rows: list[dict], changed: bool) -> None:
         if changed or not self.out.is_file():
             bodies = [self.stored(row["item_id"]) if row["status"] == "ok" else None for row in rows]
-            items = _items(self.release).slice(self.positions.start, len(self.positions))
+            items = items_table(self.release).slice(self.positions.start, len(self.positions))
             with naming(self.out):
                 self.fmt.write_shard(self.out, items, bodies, rows)
         shutil.rmtree(self.spool, ignore_errors=True)
@@ -296,7 +297,7 @@ class ParquetFormat(ShardFormat):
 
     def read(self, rest: str) -> bytes | None:
         path, row = rest.rsplit(":", 1)
-        return _ROW_GROUPS.image(path, int(row))
+        return ROW_GROUPS.image(path, int(row))
 
     def members(self, shard: Path):
         import pyarrow.parquet as pq
@@ -388,45 +389,3 @@ def _add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(data), 0, 0o644
     archive.addfile(info, io.BytesIO(data))
-
-
-_ITEMS: dict = {}
-
-
-def _items(release: Path):
-    """items.parquet of a release, read once per process (every shard takes a slice)."""
-    import pyarrow.parquet as pq
-
-    path = Path(release) / "items.parquet"
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _ITEMS:
-        _ITEMS.clear()
-        _ITEMS[key] = pq.read_table(path)
-    return _ITEMS[key]
-
-
-class _RowGroupCache:
-    """The last row group read (per process): consecutive items cost one read."""
-
-    def __init__(self):
-        self.key, self.rows = None, None
-        self.lock = threading.Lock()
-
-    def image(self, path: str, row: int) -> bytes | None:
-        import pyarrow.parquet as pq
-
-        with self.lock:
-            shard = pq.ParquetFile(path)
-            group, first = 0, 0
-            while first + shard.metadata.row_group(group).num_rows <= row:
-                first += shard.metadata.row_group(group).num_rows
-                group += 1
-            if self.key != (path, group):
-                self.rows = shard.read_row_group(group, columns=["image"]).column(0).to_pylist()
-                self.key = (path, group)
-            value = self.rows[row - first]
-        return value["bytes"] if value else None
-
-
-_ROW_GROUPS = _RowGroupCache()

@@ -30,8 +30,10 @@ BODY_GLOB = ".i*.body.tmp-*"
 class BodyStore:
     """Hands out `Body` sinks for one run; `folder` takes the bodies that do not stay in memory."""
 
-    def __init__(self, folder: Path, budget: int = MEMORY_BUDGET, in_memory: int = IN_MEMORY_BYTES):
-        self.folder, self.budget, self.in_memory = Path(folder), budget, in_memory
+    def __init__(self, folder: Path, budget: int | None = None, in_memory: int | None = None):
+        self.folder = Path(folder)
+        self.budget = MEMORY_BUDGET if budget is None else budget
+        self.in_memory = IN_MEMORY_BYTES if in_memory is None else in_memory
         self._used = 0
         self._lock = threading.Lock()  # taken on the event loop and released in the pool threads
         self._numbers = itertools.count()
