@@ -1,21 +1,28 @@
-"""Benchmark: fetch-covers against img2dataset and a plain client, on one local cover server.
+"""Benchmark: fetch-covers against img2dataset (or a bare client's floor), on one local server.
 
 A server process serves N distinct JPEG covers (480x270, rendered scenes with photo-like noise,
-about 40 KB each; rendered once into a cache folder). Then, in the same run and alternating:
-  plain       - a bare aiohttp loop (GET + read, --concurrency in flight): the server's ceiling;
-  resize      - `pixelrec fetch-covers --resize S --resize-mode M`, a subprocess, whole-run wall;
+about 40 KB each; rendered once into a cache folder) from memory. Then, in the same run and
+alternating, each a subprocess:
+  floor       - a bare aiohttp loop (GET + read + Pillow decode, --concurrency in flight);
+  resize      - `pixelrec fetch-covers --resize S --resize-mode M`;
   img2dataset - `img2dataset --output_format files --image_size S --resize_mode M
-                --processes_count 2 --thread_count <concurrency>` from its own venv (created with pip
-                on first use), whole-run wall;
+                --processes_count 2 --thread_count <--img2dataset-threads>` from its own venv
+                (bench/.venv-img2dataset, git-ignored: `python3 -m venv bench/.venv-img2dataset &&
+                bench/.venv-img2dataset/bin/pip install img2dataset==1.47.0`); left out when
+                that venv is missing, and the ratios are then taken against the floor;
   default     - `pixelrec fetch-covers` (original bytes kept, each image decoded once, phash);
-each --runs times. Peak RSS sums every process of the command's tree (sampled from /proc every
-20 ms). Medians are reported. With --profile yes, one more default run under py-spy prints where
-the time goes. Outputs go to --workdir, by default the tmpfs /dev/shm: on this machine's ext4, a
-run that creates files right after the previous run deleted as many spends 15% of its CPU in the
-kernel's inode allocator (perf: recently_deleted), which measures the file system, not the tools.
+each --runs times. For each: images/s over the whole run's wall time, CPU seconds (user + system of
+the process and every child it waited for, from getrusage), images per CPU-second, and the peak RSS
+summed over the process tree (sampled from /proc every 20 ms). Medians are reported, with the
+ratios `pixelrec --resize / img2dataset` of images per CPU-second and of images/s, and the load
+average before and after (the machine may be shared: only ratios within one run compare). With
+--profile yes (needs py-spy beside the interpreter), one more default run under py-spy prints
+where the time goes. Outputs go to --workdir, by default the tmpfs /dev/shm: on ext4, a run that
+creates files right after the previous run deleted as many spends 15% of its CPU in the kernel's
+inode allocator (perf: recently_deleted), which measures the file system, not the tools.
 
-    .venv/bin/python bench/fetch_covers.py [--covers 5000] [--size 224] [--mode keep_ratio]
-        [--runs 3] [--concurrency 16] [--img2dataset-venv bench/.venv-img2dataset] [--profile yes]
+    .venv/bin/python bench/fetch_covers.py [--covers 3000] [--size 224] [--mode keep_ratio]
+        [--runs 3] [--concurrency 16] [--img2dataset-threads 64] [--profile no]
 """
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ import collections
 import io
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -121,8 +129,10 @@ class PeakRSS:
         return self.peak
 
 
-def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS bytes of the process tree, stdout+stderr) of one command."""
+def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, str, float]:
+    """(wall seconds, peak RSS bytes of the process tree, stdout+stderr, CPU seconds) of one
+    command; the CPU counts the command and every descendant that was waited for."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=ENV, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
@@ -130,28 +140,42 @@ def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, int, str]:
     out, _ = proc.communicate()
     wall = time.perf_counter() - start
     peak = rss.stop()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:3])}... exited {proc.returncode}:\n{out[-2000:]}")
-    return wall, peak, out
+    return wall, peak, out, cpu
 
 
-async def plain_client(urls: list[str], concurrency: int) -> int:
+def measured(count: int, wall: float, peak: int, cpu: float) -> dict:
+    return {"rate": count / wall, "rss": peak, "wall": wall, "cpu": cpu, "per_cpu": count / cpu}
+
+
+async def floor_client(urls: list[str], concurrency: int) -> int:
+    """GET + read + a full Pillow decode of every URL: what any cover fetcher must at least do."""
     import aiohttp
+    from PIL import Image
 
     sem = asyncio.Semaphore(concurrency)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
         async def one(url):
             async with sem, session.get(url) as resp:
-                return len(await resp.read()) if resp.status == 200 else 0
-        sizes = await asyncio.gather(*(one(u) for u in urls))
-    return sum(1 for s in sizes if s)
+                body = await resp.read() if resp.status == 200 else b""
+            with Image.open(io.BytesIO(body)) as image:
+                image.load()
+            return 1
+        done = await asyncio.gather(*(one(u) for u in urls))
+    return sum(done)
 
 
-def run_plain(urls, concurrency) -> float:
-    start = time.perf_counter()
-    ok = asyncio.run(plain_client(urls, concurrency))
-    assert ok == len(urls), f"plain client got {ok} of {len(urls)}"
-    return len(urls) / (time.perf_counter() - start)
+def run_floor(urls, concurrency) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".json") as listing:
+        json.dump(urls, listing)
+        listing.flush()
+        wall, peak, out, cpu = timed([sys.executable, __file__, "--floor", listing.name,
+                                      "--concurrency", str(concurrency)])
+    assert int(out.split()[-1]) == len(urls), f"the floor client got {out[-200:]}"
+    return measured(len(urls), wall, peak, cpu)
 
 
 def make_release(urls: list[str], folder: Path) -> Path:
@@ -176,20 +200,20 @@ def run_pixelrec(urls, args, work: Path, resize: bool, profile: Path | None = No
     if profile is not None:
         cmd = [str(Path(sys.executable).parent / "py-spy"), "record", "--idle", "-r", "200", "--format",
                "raw", "-o", str(profile), "--"] + cmd
-    wall, peak, out = timed(cmd)
+    wall, peak, out, cpu = timed(cmd)
     summary = json.loads((stats_dir(release) / "summary.json").read_text())
     assert summary["ok"] == len(urls), summary
     shutil.rmtree(release.parent)
-    return {"rate": len(urls) / wall, "rss": peak, "wall": wall}
+    return measured(len(urls), wall, peak, cpu)
 
 
-def img2dataset_venv(path: Path) -> Path:
+def img2dataset_exe(path: Path) -> Path | None:
     exe = path / "bin" / "img2dataset"
     if not exe.exists():
-        print(f"creating {path} (pip install img2dataset=={IMG2DATASET_VERSION}) ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
-        subprocess.run([str(path / "bin" / "pip"), "install", "-q",
-                        f"img2dataset=={IMG2DATASET_VERSION}"], check=True)
+        print(f"no img2dataset in {path}: ratios against the floor client (to compare with "
+              f"img2dataset: python3 -m venv {path} && {path}/bin/pip install "
+              f"img2dataset=={IMG2DATASET_VERSION})", flush=True)
+        return None
     return exe
 
 
@@ -199,23 +223,23 @@ def run_img2dataset(exe: Path, urls, args, work: Path) -> dict:
     cmd = [str(exe), "--url_list", str(folder / "urls.txt"), "--input_format", "txt",
            "--output_folder", str(folder / "out"), "--output_format", "files",
            "--image_size", str(args.size), "--resize_mode", args.mode, "--processes_count", "2",
-           "--thread_count", str(args.concurrency), "--encode_quality", "95", "--timeout", "30",
-           "--retries", "1", "--enable_wandb", "False"]
-    wall, peak, out = timed(cmd, cwd=folder)
+           "--thread_count", str(args.img2dataset_threads), "--encode_quality", "95",
+           "--timeout", "30", "--retries", "1", "--enable_wandb", "False"]
+    wall, peak, out, cpu = timed(cmd, cwd=folder)
     ok = sum(json.loads(p.read_text())["successes"] for p in (folder / "out").glob("*_stats.json"))
     assert ok == len(urls), f"img2dataset stored {ok} of {len(urls)}:\n{out[-1500:]}"
     shutil.rmtree(folder)
-    return {"rate": len(urls) / wall, "rss": peak, "wall": wall}
+    return measured(len(urls), wall, peak, cpu)
 
 
 # --- profile ----------------------------------------------------------------------------------
 PROFILE_KINDS = [  # the first kind whose pattern any frame of a sample matches
     ("idle: waiting for work, I/O or the GIL", ("Condition.wait", "EpollSelector.select",
                                                  "Queue.get", "SimpleQueue.get")),
-    ("phash (imagehash)", ("imagehash",)),
+    ("phash", ("phash",)),
     ("JPEG encode (Pillow)", ("_encode (",)),
-    ("decode + resize (Pillow)", ("process_cover",)),
-    ("file writes", ("store_cover", "atomic", "formats.py")),
+    ("decode + resize", ("process_cover",)),
+    ("file writes", ("store_cover", "writing.py", "formats.py", "bodies.py")),
     ("covers.parquet + stats", ("write_covers_table", "write_shard", "neardup", "summarize")),
     ("HTTP client (aiohttp)", ("aiohttp", "client.py", "guarded.py")),
     ("event loop, thread hand-offs", ("asyncio", "concurrent/futures", "threading")),
@@ -238,65 +262,77 @@ def summarize_profile(path: Path) -> list[tuple[str, float]]:
 # --- main -------------------------------------------------------------------------------------
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--covers", type=int, default=5000)
+    parser.add_argument("--covers", type=int, default=3000)
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--mode", default="keep_ratio", choices=["keep_ratio", "center_crop"])
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=16, help="fetch-covers and the floor")
+    parser.add_argument("--img2dataset-threads", type=int, default=64, help="per process (2)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--img2dataset-venv", type=Path, default=ROOT / "bench" / ".venv-img2dataset")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "pixelrec-bench-covers")
-    parser.add_argument("--profile", choices=["yes", "no"], default="yes")
+    parser.add_argument("--profile", choices=["yes", "no"], default="no")
     parser.add_argument("--workdir", type=Path, default=Path("/dev/shm") if os.access("/dev/shm", os.W_OK)
                         else None, help="where the tools write (default: /dev/shm when writable)")
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--floor", type=Path, help=argparse.SUPPRESS)  # run the floor client
     args = parser.parse_args()
     folder = args.cache / f"480x270-{args.covers}"
     if args.serve:
         return serve(args.serve, folder, args.covers)
+    if args.floor:
+        return print(asyncio.run(floor_client(json.loads(args.floor.read_text()), args.concurrency)))
     render_covers(folder, args.covers)
-    exe = img2dataset_venv(args.img2dataset_venv)
+    exe = img2dataset_exe(args.img2dataset_venv)
     port = free_port()
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--covers",
                                str(args.covers), "--cache", str(args.cache)],
                               stdout=subprocess.PIPE, text=True)
-    results = collections.defaultdict(list)
+    results, shares, load = collections.defaultdict(list), None, [os.getloadavg()]
     try:
         assert server.stdout.readline().strip() == "ready"
         urls = [f"http://127.0.0.1:{port}/img/{n}.jpg" for n in range(args.covers)]
-        run_plain(urls[:200], args.concurrency)  # warm-up
+        run_floor(urls[:200], args.concurrency)  # warm-up
         with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
             work = Path(tmp)
             for run in range(args.runs):  # alternate, so a change of load hits every side alike
-                results["plain"].append({"rate": run_plain(urls, args.concurrency), "rss": 0})
+                results["floor"].append(run_floor(urls, args.concurrency))
                 results["resize"].append(run_pixelrec(urls, args, work, resize=True))
-                results["img2dataset"].append(run_img2dataset(exe, urls, args, work))
+                if exe is not None:
+                    results["img2dataset"].append(run_img2dataset(exe, urls, args, work))
                 results["default"].append(run_pixelrec(urls, args, work, resize=False))
-                print(f"run {run + 1}: " + ", ".join(f"{k} {v[-1]['rate']:.0f}/s"
-                                                     for k, v in results.items()), flush=True)
-            profile = work / "profile.txt" if args.profile == "yes" else None
-            if profile is not None:
+                print(f"run {run + 1}: " + ", ".join(
+                    f"{k} {v[-1]['rate']:.0f}/s {v[-1]['cpu']:.1f} CPU-s" for k, v in results.items()),
+                    flush=True)
+            if args.profile == "yes":
+                profile = work / "profile.txt"
                 run_pixelrec(urls, args, work, resize=False, profile=profile)
                 shares = summarize_profile(profile)
     finally:
         server.terminate()
         server.wait(timeout=10)
-    report(args, results, shares if args.profile == "yes" else None)
+    load.append(os.getloadavg())
+    report(args, results, shares, load)
 
 
-def report(args, results, shares) -> None:
-    med = {k: statistics.median(r["rate"] for r in v) for k, v in results.items()}
-    rss = {k: statistics.median(r["rss"] for r in v) / 2**20 for k, v in results.items()}
-    print(f"{args.covers} covers 480x270 JPEG, concurrency {args.concurrency}, resize {args.size} "
+def report(args, results, shares, load) -> None:
+    med = {k: {m: statistics.median(r[m] for r in v) for m in ("rate", "cpu", "per_cpu", "rss")}
+           for k, v in results.items()}
+    print(f"{args.covers} covers 480x270 JPEG, fetch-covers --concurrency {args.concurrency}, "
+          f"img2dataset 2 processes x {args.img2dataset_threads} threads, resize {args.size} "
           f"{args.mode}, {args.runs} runs, {os.cpu_count()} CPUs, outputs in "
-          f"{args.workdir or tempfile.gettempdir()}; images/s = covers / whole-run wall")
-    labels = {"plain": "plain aiohttp client (ceiling)", "resize": "pixelrec fetch-covers --resize",
-              "img2dataset": "img2dataset (2 processes)", "default": "pixelrec fetch-covers (default)"}
+          f"{args.workdir or tempfile.gettempdir()}; load average before "
+          f"{'/'.join(f'{x:.2f}' for x in load[0])}, after {'/'.join(f'{x:.2f}' for x in load[1])}")
+    labels = {"floor": "floor: aiohttp GET + Pillow decode", "resize": "pixelrec fetch-covers --resize",
+              "img2dataset": "img2dataset", "default": "pixelrec fetch-covers (default)"}
     for key, label in labels.items():
-        runs = ", ".join(f"{r['rate']:.0f}" for r in results[key])
-        mem = f"  peak RSS {rss[key]:6.0f} MiB" if key != "plain" else ""
-        print(f"  {label:34s} median {med[key]:7.0f} images/s  (runs: {runs}){mem}")
-    print(f"  resize: pixelrec / img2dataset = {med['resize'] / med['img2dataset']:.2f}x")
-    print(f"  default mode: {med['default'] / med['plain']:.0%} of the server's ceiling")
+        if key not in med:
+            continue
+        m, runs = med[key], ", ".join(f"{r['per_cpu']:.0f}" for r in results[key])
+        print(f"  {label:36s} median {m['rate']:6.0f} images/s {m['cpu']:6.1f} CPU-s "
+              f"{m['per_cpu']:6.0f} images/CPU-s (runs: {runs})  peak RSS {m['rss'] / 2**20:5.0f} MiB")
+    other = "img2dataset" if "img2dataset" in med else "floor"
+    print(f"  resize: pixelrec / {other} = {med['resize']['per_cpu'] / med[other]['per_cpu']:.2f}x "
+          f"images per CPU-second, {med['resize']['rate'] / med[other]['rate']:.2f}x images/s")
     if shares:
         print("  default mode, where the time goes (py-spy samples of every thread, idle ones too):")
         for kind, share in shares:

@@ -1,7 +1,8 @@
 """fetch-covers against a hostile cover host (real aiohttp servers on 127.0.0.1): a gzip bomb, a
-redirect to an internal port, an oversized body, loopback names. Each ends as a per-item status,
-the command stays under 300 MB, writes nothing outside the release folder, and stores none of the
-internal service's bytes."""
+redirect to an internal port, an oversized body, loopback names, many huge or endless bodies at
+once. Each ends as a per-item status, the command stays under 300 MB whatever the bodies' sizes and
+the concurrency, writes nothing outside the release folder, and stores none of the internal
+service's bytes."""
 from __future__ import annotations
 
 import asyncio
@@ -135,3 +136,52 @@ def test_the_policy_itself():
 
     with pytest.raises(AddressRefused):  # a name that resolves to loopback only is refused
         asyncio.run(resolve("localhost"))
+
+
+HUGE = 31 * MB
+CONCURRENT = 16  # with the whole bodies in memory: 16 x 31 MB, far over the 300 MB limit
+
+
+def flood_app(cover: bytes):
+    padded = cover + bytes(HUGE - len(cover))  # a real cover, then zeros up to 31 MB
+
+    async def huge(request):
+        return web.Response(body=padded, content_type="image/jpeg")
+
+    async def endless(request):  # no Content-Length, and no end
+        resp = web.StreamResponse(headers={"Content-Type": "image/jpeg"})
+        await resp.prepare(request)
+        try:
+            await resp.write(cover)
+            while True:
+                await resp.write(bytes(MB))
+        except (ConnectionError, RuntimeError):
+            pass
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/huge/{n}.jpg", huge)
+    app.router.add_get("/endless/{n}.jpg", endless)
+    return app
+
+
+@pytest.fixture(scope="module")
+def flood():
+    with LocalServer(flood_app(make_image(3, size=(64, 48)))) as server:
+        yield server
+
+
+@pytest.mark.parametrize("kind", ["huge", "endless"])
+def test_huge_and_endless_bodies_at_once_stay_out_of_memory(tmp_path, flood, kind):
+    release = tmp_path / "rel"
+    release.mkdir()
+    write_items(release, {f"i{n}": f"{flood.url}/{kind}/{n}.jpg" for n in range(2 * CONCURRENT)})
+    result = run_measured("fetch-covers", "--release", release, "--concurrency", CONCURRENT,
+                          "--resize", 32, "--allow-private-hosts", "--retries", "0",
+                          "--rate", "0", "--timeout", "60", timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    statuses = {row["status"] for row in covers_by_id(release).values()}
+    # a padded cover is a cover (its decoder stops at its end); an endless body passes the cap
+    assert statuses == ({"ok"} if kind == "huge" else {"too_large"}), statuses
+    assert_small(result)
+    assert not list(release.rglob(".*.tmp-*"))  # every body's temporary file is gone

@@ -65,7 +65,7 @@ def fetch_covers(release_dir, concurrency, per_host, rate, retries, timeout, bac
     Every cover is decoded to check it. Status: ok, http_<code>, timeout,
     connection, truncated, not_image, corrupt, bomb (over 40M pixels), too_large, bad_url,
     too_many_redirects, blocked_host (a loopback/private address), bad_encoding (a compressed
-    answer). Rerunning skips covers already stored and verified, whatever the --shard-size, and
+    answer), not_fetched (a write failed first, e.g. a full disk). Rerunning skips covers already stored and verified, whatever the --shard-size, and
     retries only transient failures.
     """
     from pixelrec_data.covers.fetch import FetchOptions

@@ -23,6 +23,9 @@ from pathlib import Path
 from schemas.atomic import atomic_path, atomic_write_text
 from schemas.manifest import file_matches, sha256_file
 
+from .shard_cache import ROW_GROUPS, items_table
+from .writing import move_into_place, naming, write_atomically
+
 COMPLETE = "_complete.json"
 ROWS_PER_GROUP = 100  # parquet: a reader decodes a few images at a time
 _ONE_WRITER = threading.Lock()  # see FilesFormat.write
@@ -58,6 +61,7 @@ class CoverFormat:
 
 class ShardWriter:
     """Stores the covers of one fetch shard; `write` may be called from several threads."""
+    in_place = False  # each cover is readable where the format keeps it as soon as it is written
 
     def holds(self, item_id: str) -> bool:
         """Cheap: whether a stored body may exist (checked before a trip to a thread)."""
@@ -66,12 +70,22 @@ class ShardWriter:
     def stored(self, item_id: str) -> bytes | None:
         raise NotImplementedError
 
+    def stored_source(self, item_id: str) -> bytes | Path | None:
+        """The stored cover as its file when it has one of its own (read by the decoder in
+        blocks, never whole), else its bytes."""
+        return self.stored(item_id)
+
     def matches(self, item_id: str, size: int | None, sha256: str | None) -> bool:
         body = self.stored(item_id)
         return (body is not None and size is not None and len(body) == size
                 and hashlib.sha256(body).hexdigest() == sha256)
 
     def write(self, item_id: str, body: bytes) -> None:
+        raise NotImplementedError
+
+    def write_file(self, item_id: str, source: Path) -> None:
+        """Store the bytes of file `source`, a temporary file of the fetch that is moved (renamed
+        on one file system) rather than read."""
         raise NotImplementedError
 
     def remove(self, item_id: str) -> None:
@@ -101,8 +115,11 @@ class FilesFormat(CoverFormat):
 
 
 class _FilesWriter(ShardWriter):
+    in_place = True
+
     def __init__(self, folder: Path):
         self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
 
     def path(self, item_id: str) -> Path:
         return self.folder / f"{item_id}.jpg"
@@ -119,6 +136,10 @@ class _FilesWriter(ShardWriter):
         except FileNotFoundError:
             return None
 
+    def stored_source(self, item_id: str) -> Path | None:
+        path = self.path(item_id)
+        return path if path.is_file() and not path.is_symlink() else None
+
     def matches(self, item_id, size, sha256) -> bool:
         path = self.path(item_id)
         return size is not None and not path.is_symlink() and file_matches(path, size, sha256)
@@ -127,8 +148,12 @@ class _FilesWriter(ShardWriter):
         # One thread at a time creates and renames files in covers/: concurrent creates and
         # renames in one folder contend for its lock in the kernel, which spins (a tenth of all
         # CPU time, measured with perf); taking turns here costs nothing of the sort.
-        with _ONE_WRITER, atomic_path(self.path(item_id)) as tmp:
-            tmp.write_bytes(body)
+        with _ONE_WRITER:
+            write_atomically(self.path(item_id), body)
+
+    def write_file(self, item_id: str, source: Path) -> None:
+        with _ONE_WRITER:
+            move_into_place(source, self.path(item_id))
 
     def remove(self, item_id: str) -> None:
         self.path(item_id).unlink(missing_ok=True)
@@ -163,9 +188,17 @@ class _SpooledWriter(ShardWriter):
             rest = self.previous().get(item_id)
             return self.fmt.read(rest) if rest is not None else None
 
+    def stored_source(self, item_id: str) -> bytes | Path | None:
+        spooled = self._spooled(item_id)
+        return spooled if spooled.is_file() else self.stored(item_id)
+
     def write(self, item_id: str, body: bytes) -> None:
-        with atomic_path(self._spooled(item_id)) as tmp:
-            tmp.write_bytes(body)
+        self.spool.mkdir(parents=True, exist_ok=True)
+        write_atomically(self._spooled(item_id), body)
+
+    def write_file(self, item_id: str, source: Path) -> None:
+        self.spool.mkdir(parents=True, exist_ok=True)
+        move_into_place(source, self._spooled(item_id))
 
     def remove(self, item_id: str) -> None:
         self._spooled(item_id).unlink(missing_ok=True)
@@ -174,8 +207,9 @@ class _SpooledWriter(ShardWriter):
     def close(self, rows: list[dict], changed: bool) -> None:
         if changed or not self.out.is_file():
             bodies = [self.stored(row["item_id"]) if row["status"] == "ok" else None for row in rows]
-            items = _items(self.release).slice(self.positions.start, len(self.positions))
-            self.fmt.write_shard(self.out, items, bodies, rows)
+            items = items_table(self.release).slice(self.positions.start, len(self.positions))
+            with naming(self.out):
+                self.fmt.write_shard(self.out, items, bodies, rows)
         shutil.rmtree(self.spool, ignore_errors=True)
 
 
@@ -219,7 +253,8 @@ class ShardFormat(CoverFormat):
         for path in folder.glob(f"{self.prefix}-*{self.suffix}"):
             if path.name not in names:
                 path.unlink()  # a shard of an earlier run with another --shard-size
-        self._write_complete(folder, {n: sha256_file(folder / n) for n in names})
+        with naming(folder / COMPLETE):
+            self._write_complete(folder, {n: sha256_file(folder / n) for n in names})
 
     def write_shards(self, release_out: Path, items, bodies, shard_bytes: int,
                      rows: dict[str, dict] | None = None) -> list[dict]:
@@ -262,7 +297,7 @@ class ParquetFormat(ShardFormat):
 
     def read(self, rest: str) -> bytes | None:
         path, row = rest.rsplit(":", 1)
-        return _ROW_GROUPS.image(path, int(row))
+        return ROW_GROUPS.image(path, int(row))
 
     def members(self, shard: Path):
         import pyarrow.parquet as pq
@@ -354,45 +389,3 @@ def _add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(data), 0, 0o644
     archive.addfile(info, io.BytesIO(data))
-
-
-_ITEMS: dict = {}
-
-
-def _items(release: Path):
-    """items.parquet of a release, read once per process (every shard takes a slice)."""
-    import pyarrow.parquet as pq
-
-    path = Path(release) / "items.parquet"
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _ITEMS:
-        _ITEMS.clear()
-        _ITEMS[key] = pq.read_table(path)
-    return _ITEMS[key]
-
-
-class _RowGroupCache:
-    """The last row group read (per process): consecutive items cost one read."""
-
-    def __init__(self):
-        self.key, self.rows = None, None
-        self.lock = threading.Lock()
-
-    def image(self, path: str, row: int) -> bytes | None:
-        import pyarrow.parquet as pq
-
-        with self.lock:
-            shard = pq.ParquetFile(path)
-            group, first = 0, 0
-            while first + shard.metadata.row_group(group).num_rows <= row:
-                first += shard.metadata.row_group(group).num_rows
-                group += 1
-            if self.key != (path, group):
-                self.rows = shard.read_row_group(group, columns=["image"]).column(0).to_pylist()
-                self.key = (path, group)
-            value = self.rows[row - first]
-        return value["bytes"] if value else None
-
-
-_ROW_GROUPS = _RowGroupCache()

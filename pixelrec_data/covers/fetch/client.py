@@ -1,7 +1,8 @@
 """The cover client: one URL's bytes, under a per-host rate, with retries and backoff, each attempt
 a guarded GET of the HTTP core (pixelrec_data.net).
 
-Knows nothing about images or files: it returns bytes or an error kind. Error kinds are the
+Knows nothing about images: it returns a body (bodies.Body: in memory or in a temporary file,
+never more than the run's memory budget in memory) or an error kind. Error kinds are the
 `status` values of the covers' status table: http_<code>, timeout, truncated, connection,
 too_large, too_many_redirects, bad_url, blocked_host (an address the policy of net.addresses
 refuses, checked on every redirect hop, every name resolution and the connected address),
@@ -24,8 +25,10 @@ import aiohttp
 
 from pixelrec_data.net.addresses import is_loopback, refused_address
 from pixelrec_data.net.guarded import (NOT_HTTP, Refused, TooLarge, TooManyRedirects,
-                                       attempt_deadline, declared_over, encoding_refusal, follow,
-                                       open_session, read_capped, within)
+                                       attempt_deadline, capped_chunks, declared_over,
+                                       encoding_refusal, follow, open_session, within)
+
+from .bodies import Body, BodyStore
 
 # Transient answers worth another try, besides every 5xx; any other (404, 403, 410 ...) is final.
 RETRY_HTTP = {408, 412, 429}
@@ -41,7 +44,7 @@ USER_AGENT = "pixelrec-fetch-covers/0.1 (+https://github.com/westlake-repl/Pixel
 class FetchResult:
     status: str  # 'ok' or an error kind
     error: str = ""
-    body: bytes | None = None
+    body: Body | None = None  # the caller discards it
     attempts: int = 0
     length_checked: bool = False  # the body's size matched the Content-Length header
     retry_after: float | None = None  # seconds, from a Retry-After header
@@ -92,14 +95,16 @@ class HostRateLimiter:
 class Fetcher:
     """GETs URLs with one shared session; `options.retries` extra tries on transient errors."""
 
-    def __init__(self, session: aiohttp.ClientSession, limiter: HostRateLimiter, options):
-        self.session, self.limiter, self.options = session, limiter, options
+    def __init__(self, session: aiohttp.ClientSession, limiter: HostRateLimiter, options,
+                 bodies: BodyStore):
+        self.session, self.limiter, self.options, self.bodies = session, limiter, options, bodies
         # Requests in flight per host, bounded here rather than only by the connection pool, so
         # that waiting for a turn does not eat into a request's timeout.
         self.per_host = options.per_host
         self._host_slots: dict[str, asyncio.Semaphore] = {}
 
-    async def fetch(self, url: str) -> FetchResult:
+    async def fetch(self, url: str, item_id: str) -> FetchResult:
+        """`item_id` names the temporary file of a body too large to keep in memory."""
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return FetchResult("bad_url", f"not an http(s) URL: {url!r:.80}")  # never requested
@@ -109,7 +114,7 @@ class Fetcher:
         for attempt in range(1, retries + 2):
             async with self._slot(host):
                 await self.limiter.wait(host)
-                result = await self._attempt(url)
+                result = await self._attempt(url, item_id)
             result.attempts = attempt
             if result.status == "ok" or not is_retryable(result.status) or attempt > retries:
                 break
@@ -128,13 +133,13 @@ class Fetcher:
             self._host_slots[host] = asyncio.Semaphore(self.per_host)
         return self._host_slots[host]
 
-    async def _attempt(self, url: str) -> FetchResult:
+    async def _attempt(self, url: str, item_id: str) -> FetchResult:
         options = self.options
         try:
             async with within(attempt_deadline(options)):
                 resp = await follow(self.session, url, options)
                 async with resp:
-                    return await self._answer(resp)
+                    return await self._answer(resp, item_id)
         except Refused as exc:
             return _refused(exc)
         except TooManyRedirects as exc:
@@ -151,8 +156,9 @@ class Fetcher:
                 return FetchResult("blocked_host", str(refused))
             return FetchResult("connection", _network_error(exc))
 
-    async def _answer(self, resp: aiohttp.ClientResponse) -> FetchResult:
-        """The result of a final (non-redirect) answer: its body read within the byte cap."""
+    async def _answer(self, resp: aiohttp.ClientResponse, item_id: str) -> FetchResult:
+        """The result of a final (non-redirect) answer: its body read within the byte cap, block
+        by block into a Body (memory or a file: never whole in memory when large)."""
         cap = self.options.max_bytes
         if resp.status != 200:
             resp.close()  # never read: an error page's bytes are not ours to keep
@@ -168,10 +174,18 @@ class Fetcher:
             resp.close()  # drop the connection rather than drain the body
             return FetchResult("too_large", f"Content-Length {over} bytes, over {cap}")
         expected = resp.content_length
-        body = await read_capped(resp, cap)
+        body = self.bodies.body(item_id)
+        try:
+            async for block in capped_chunks(resp, cap):
+                body.append(block)
+            body.finish()
+        except BaseException:
+            body.discard()
+            raise
         checked = expected is not None
-        if checked and len(body) != expected:
-            return FetchResult("truncated", f"got {len(body)} of {expected} bytes")
+        if checked and body.size != expected:
+            body.discard()
+            return FetchResult("truncated", f"got {body.size} of {expected} bytes")
         return FetchResult("ok", body=body, length_checked=checked)
 
 

@@ -13,14 +13,17 @@ but broken pixel data or structure).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 
 import imagehash
 import numpy as np
+import simplejpeg
 from PIL import Image, UnidentifiedImageError
 
 from schemas.errors import one_line
@@ -37,6 +40,37 @@ JPEG_SOI = b"\xff\xd8\xff"  # how every JPEG file starts
 _JPEG_ONLY = ("JPEG",)
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
                   Image.DecompressionBombError)
+_TURBO_COLORSPACES = ("YCbCr", "Gray")  # decoded to RGB exactly as Pillow does (others: Pillow)
+# simplejpeg's array (3 bytes a pixel) and Pillow's copy of it (4) exist together for a moment:
+# past this size (far above any real cover) Pillow decodes straight into its own buffer.
+TURBO_MAX_PIXELS = 8_000_000
+_TURBO_BYTES_PER_PIXEL = 7
+
+
+class DecodeMemory:
+    """Bytes of decoded pictures held at once by all threads. A picture waits until its bytes fit;
+    one larger than the whole budget waits until it is alone. So a few huge covers in flight
+    together cannot add up, however many threads decode."""
+
+    def __init__(self, budget: int):
+        self.budget, self.used = budget, 0
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, size: int):
+        size = min(size, self.budget)
+        with self._changed:
+            self._changed.wait_for(lambda: self.used + size <= self.budget)
+            self.used += size
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.used -= size
+                self._changed.notify_all()
+
+
+DECODE_MEMORY = DecodeMemory(4 * MAX_PIXELS)  # one RGB(X) picture of the largest size allowed
 
 
 @dataclass(frozen=True)
@@ -70,26 +104,67 @@ class ResizeSpec:
 class Cover:
     status: str  # 'ok' or an error kind (see the module docstring)
     error: str = ""
-    data: bytes | None = None  # the bytes to store (JPEG)
+    data: bytes | None = None  # the bytes to store (JPEG) ...
+    file: Path | None = None  # ... or the file holding them (an original too large for memory)
+    size: int | None = None  # bytes stored
     sha256: str | None = None
     width: int | None = None
     height: int | None = None
     phash: str | None = None
 
 
-def process_cover(body: bytes, complete: bool = False, resize: ResizeSpec | None = None,
+def process_cover(body: bytes | Path, complete: bool = False, resize: ResizeSpec | None = None,
                   max_pixels: int = MAX_PIXELS) -> Cover:
-    """Decode `body` once, fully, and return what to store and how to describe it.
+    """Decode `body` (bytes, or the path of a file holding them) once, fully, and return what to
+    store and how to describe it.
 
     `complete`: the transport confirmed every byte arrived (Content-Length matched), so an image
     that still ends early is broken at the source ('corrupt'), not cut in transit ('truncated').
+    A JPEG in memory is decoded by libjpeg-turbo through simplejpeg (the same pixels as Pillow's
+    decode, at the same reduced scale, without Pillow's per-image overhead); any other body, or a
+    JPEG simplejpeg does not take, goes through Pillow, which also names what is wrong with it.
     """
+    if isinstance(body, bytes) and body[:3] == JPEG_SOI:
+        cover = _decoded_by_turbo(body, resize, max_pixels)
+        if cover is not None:
+            return cover
+    return _decoded_by_pillow(body, complete, resize, max_pixels)
+
+
+def _decoded_by_turbo(body: bytes, resize: ResizeSpec | None, max_pixels: int) -> Cover | None:
+    """The cover of a JPEG decoded by simplejpeg; None when Pillow must look at it (a colour space
+    other than YCbCr or grey, a picture too large for this path, any decoding error)."""
+    try:
+        height, width, colorspace, _ = simplejpeg.decode_jpeg_header(body)
+    except ValueError:
+        return None
+    if width * height > max_pixels:
+        return _bomb(width, height, max_pixels)
+    if colorspace not in _TURBO_COLORSPACES or width * height > TURBO_MAX_PIXELS:
+        return None
+    scale = draft_scale(resize, width, height)
+    decoded = (-(-width // scale), -(-height // scale))
+    with DECODE_MEMORY.hold(decoded[0] * decoded[1] * _TURBO_BYTES_PER_PIXEL):
+        try:  # strict: a warning (data cut short, a corrupt segment) is an error
+            pixels = simplejpeg.decode_jpeg(body, "RGB", min_width=decoded[0],
+                                            min_height=decoded[1])
+        except ValueError:
+            return None
+        if pixels.shape[1::-1] != decoded:  # not the scale Pillow would use: let Pillow do it
+            return None
+        image = Image.fromarray(pixels, "RGB")
+        del pixels
+        return _finish(body, image, (width, height), resize)
+
+
+def _decoded_by_pillow(body: bytes | Path, complete: bool, resize: ResizeSpec | None,
+                       max_pixels: int) -> Cover:
     try:
         # reads the header only; a JPEG signature skips asking every other format plugin first
-        image = Image.open(io.BytesIO(body), formats=_JPEG_ONLY if body[:3] == JPEG_SOI else None)
+        image = Image.open(_stream(body), formats=_JPEG_ONLY if _head(body) == JPEG_SOI else None)
     except UnidentifiedImageError:
         # the body's bytes are never quoted: they may be an internal service's answer
-        return Cover("not_image", f"not an image ({len(body)} bytes, no known image header)")
+        return Cover("not_image", f"not an image ({_size(body)} bytes, no known image header)")
     except Image.DecompressionBombError as exc:  # PIL's own limit, when lower than ours
         return Cover("bomb", _one_line(exc))
     except _DECODE_ERRORS as exc:  # a known signature, but no header that makes sense
@@ -97,23 +172,20 @@ def process_cover(body: bytes, complete: bool = False, resize: ResizeSpec | None
     with image:
         width, height = image.size
         if width * height > max_pixels:
-            return Cover("bomb", f"{width}x{height} = {width * height} pixels, over {max_pixels}")
-        try:
-            if image.format != "JPEG":
-                _verify(body)  # PNG & co: chunk checksums that load() does not look at
-            if resize is not None and image.format == "JPEG":
-                # libjpeg decodes at 1/2, 1/4 or 1/8 scale when the target is that much smaller
-                image.draft("RGB", _draft_size(resize, width, height))
-            image.load()  # the one full decode: catches truncated and broken pixel data
-        except _DECODE_ERRORS as exc:
-            return _broken(exc, complete, "corrupt")
-        if resize is not None:
-            small = resize_image(_rgb(image), resize, (width, height))
-            data = _encode(small, resize.quality)
-            return _describe(data, small, _hash_view(small))
-        if image.format == "JPEG":
-            return _describe(body, image)
-        data = _encode(_rgb(image), JPEG_QUALITY, True)
+            return _bomb(width, height, max_pixels)
+        if resize is not None and image.format == "JPEG":
+            # libjpeg decodes at 1/2, 1/4 or 1/8 scale when the target is that much smaller
+            image.draft("RGB", _draft_size(resize, width, height))
+        with DECODE_MEMORY.hold(image.width * image.height * 4):
+            try:
+                if image.format != "JPEG":
+                    _verify(body)  # PNG & co: chunk checksums that load() does not look at
+                image.load()  # the one full decode: catches truncated and broken pixel data
+            except _DECODE_ERRORS as exc:
+                return _broken(exc, complete, "corrupt")
+            if resize is not None or image.format == "JPEG":
+                return _finish(body, image, (width, height), resize)
+            data = _encode(_rgb(image), JPEG_QUALITY, True)
     # A re-encoded original (PNG, WebP ... rare) is described by its stored bytes, decoded again,
     # so that a rerun re-validating the file from disk computes the very same row.
     with Image.open(io.BytesIO(data)) as stored:
@@ -121,8 +193,26 @@ def process_cover(body: bytes, complete: bool = False, resize: ResizeSpec | None
         return _describe(data, stored)
 
 
-def _describe(data: bytes, stored: Image.Image, hashed: Image.Image | None = None) -> Cover:
-    return Cover("ok", data=data, sha256=hashlib.sha256(data).hexdigest(),
+def _finish(body: bytes | Path, image: Image.Image, original: tuple[int, int],
+            resize: ResizeSpec | None) -> Cover:
+    """The cover of a decoded JPEG: resized and re-encoded, or the original bytes kept."""
+    if resize is None:
+        return _describe(body, image)
+    small = resize_image(_rgb(image), resize, original)
+    data = _encode(small, resize.quality)
+    return _describe(data, small, _hash_view(small))
+
+
+def _describe(stored_bytes: bytes | Path, stored: Image.Image,
+              hashed: Image.Image | None = None) -> Cover:
+    """The row of a cover whose stored bytes are `stored_bytes` (or that file's)."""
+    if isinstance(stored_bytes, bytes):
+        data, file, digest = stored_bytes, None, hashlib.sha256(stored_bytes).hexdigest()
+    else:
+        data, file = None, stored_bytes
+        with open(file, "rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    return Cover("ok", data=data, file=file, size=_size(stored_bytes), sha256=digest,
                  width=stored.width, height=stored.height, phash=phash_hex(hashed or stored))
 
 
@@ -168,8 +258,37 @@ def _draft_size(spec: ResizeSpec, width: int, height: int) -> tuple[int, int]:
     return (spec.size, spec.size) if spec.mode == "center_crop" else spec.output_size(width, height)
 
 
-def _verify(body: bytes) -> None:
-    with Image.open(io.BytesIO(body)) as probe:
+def draft_scale(spec: ResizeSpec | None, width: int, height: int) -> int:
+    """The reduction JPEG's scaled decoding gets (1, 2, 4 or 8): Pillow's draft rule, the largest
+    power of two that keeps both sides >= the size asked for (1 without a resize)."""
+    if spec is None:
+        return 1
+    asked_w, asked_h = _draft_size(spec, width, height)
+    scale = min(width // asked_w, height // asked_h)
+    return next((s for s in (8, 4, 2) if scale >= s), 1)
+
+
+def _bomb(width: int, height: int, max_pixels: int) -> Cover:
+    return Cover("bomb", f"{width}x{height} = {width * height} pixels, over {max_pixels}")
+
+
+def _stream(body: bytes | Path):
+    return io.BytesIO(body) if isinstance(body, bytes) else body  # Pillow opens and closes a path
+
+
+def _head(body: bytes | Path) -> bytes:
+    if isinstance(body, bytes):
+        return body[:3]
+    with open(body, "rb") as handle:
+        return handle.read(3)
+
+
+def _size(body: bytes | Path) -> int:
+    return len(body) if isinstance(body, bytes) else os.stat(body).st_size
+
+
+def _verify(body: bytes | Path) -> None:
+    with Image.open(_stream(body)) as probe:
         probe.verify()
 
 

@@ -22,6 +22,7 @@ from schemas.io import read_table, write_table
 from schemas.tables import COVERS
 
 from .. import store
+from ..writing import naming
 from .limits import ORIGINAL
 
 FORMAT_FILE = "format.json"
@@ -68,7 +69,8 @@ class FetchRecords:
 
     def write_shard(self, shard_name: str, rows: list[dict], stats: dict) -> None:
         records, stats_path = self.shard_paths(shard_name)
-        write_table(pa.Table.from_pylist(rows, schema=COVERS), records, "covers")
+        with naming(records):
+            write_table(pa.Table.from_pylist(rows, schema=COVERS), records, "covers")
         self.write_json(stats_path.name, stats)
 
     def drop_shards_from(self, count: int) -> None:
@@ -90,9 +92,11 @@ class FetchRecords:
         self.write_json(FORMAT_FILE, {"format": label})
 
     def write_json(self, name: str, payload: dict) -> Path:
-        return atomic_write_text(self.stats_dir / name,
-                                 json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        with naming(self.stats_dir / name):
+            return atomic_write_text(self.stats_dir / name,
+                                     json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
     def write_covers_table(self, rows: list[dict]) -> Path:
-        return write_table(pa.Table.from_pylist(rows, schema=COVERS),
-                           store.status_table(self.release_dir), "covers")
+        path = store.status_table(self.release_dir)
+        with naming(path):
+            return write_table(pa.Table.from_pylist(rows, schema=COVERS), path, "covers")

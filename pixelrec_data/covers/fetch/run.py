@@ -15,6 +15,7 @@ label); records of another encoding are not reused.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,8 @@ from pathlib import Path
 from schemas.errors import InputError
 
 from .. import store
+from ..writing import LocalWriteError
+from .bodies import BodyStore
 from .client import Fetcher, HostRateLimiter, is_retryable, make_session
 from .images import process_cover
 from .limits import ORIGINAL
@@ -32,7 +35,8 @@ from .reader import CoverTask, Shard, read_cover_tasks, shard_tasks
 from .records import MIXED, FetchRecords
 from .reuse import carried_rows
 from .stats import ShardStats, summarize
-from .work import error_row, fetch_and_store, keep_image_memory, ok_row, store_cover
+from .work import (error_row, fetch_and_store, keep_image_memory, ok_row, stopped_table,
+                   store_cover)
 
 SUMMARY_FILE = "summary.json"
 RUN_ONLY = ("fetched_this_run", "elapsed_s", "images_per_s")  # figures of one run, not of the data
@@ -68,10 +72,20 @@ def fetch_release_covers(release_dir: str | Path, options: FetchOptions, progres
         # finds every shard done, verifies the covers and writes the status table without fetching.
         i, n = options.shard
         mine, desc = [shard for shard in shards if shard.number % n == i], f"covers shard {i}/{n}"
-    started = time.perf_counter()
-    with (progress or _NoBar)(total=sum(len(s.tasks) for s in mine), desc=desc, unit="cover") as bar:
-        shard_stats, rows = asyncio.run(_run_shards(mine, records, options, bar, disk_reuse,
-                                                    carried))
+    started, runs = time.perf_counter(), []
+    try:
+        with (progress or _NoBar)(total=sum(len(s.tasks) for s in mine), desc=desc,
+                                  unit="cover") as bar:
+            shard_stats, rows = asyncio.run(_run_shards(mine, records, options, bar, disk_reuse,
+                                                        carried, runs))
+        return _finish(records, options, shards, shard_stats, rows, started)
+    except LocalWriteError as exc:  # a full disk: the path, and a status table that tells the truth
+        raise stopped_table(records, tasks, runs, options, exc.error) from None
+
+
+def _finish(records: FetchRecords, options: FetchOptions, shards: list[Shard], shard_stats,
+            rows: list[dict], started: float) -> dict:
+    release_dir = records.release_dir
     records.set_stored_format(options.cover_format)
     elapsed = time.perf_counter() - started
     if options.shard is not None:
@@ -108,18 +122,24 @@ def _check_options(o: FetchOptions) -> None:
 
 
 async def _run_shards(shards: list[Shard], records: FetchRecords, options: FetchOptions, progress,
-                      disk_reuse: bool, carried: dict[str, dict]):
+                      disk_reuse: bool, carried: dict[str, dict], runs: list):
+    """Every shard in turn; `runs` gets each ShardRun as it starts (what a failed write reports)."""
     limiter = HostRateLimiter(options.rate)
+    bodies = BodyStore(store.stats_dir(records.release_dir))
     all_stats, all_rows = [], []
     keep_image_memory()
+    # What is loaded now lives as long as the run: the collector need not look at it again (its
+    # full collections would walk every imported module's objects; 0.2 s of a 3,000-cover run).
+    gc.freeze()
     # Decoding, hashing and file writes block: a few threads keep the event loop free (more only
     # fight over the GIL). Pillow releases the GIL while it decodes, resizes and encodes, so with
     # --resize these threads use every core.
     with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1))) as pool:
         async with make_session(options) as session:
-            fetcher = Fetcher(session, limiter, options)
+            fetcher = Fetcher(session, limiter, options, bodies)
             for shard in shards:
                 run = ShardRun(shard, records, fetcher, pool, progress, options, disk_reuse, carried)
+                runs.append(run)
                 stats, rows = await run.run(options.concurrency)
                 all_stats.append(stats)
                 all_rows.extend(rows)
@@ -141,6 +161,8 @@ class ShardRun:
         digest = shard.digest  # hashes every task: once
         self.stats = ShardStats(shard.number, len(shard.tasks), digest, options.cover_format)
         self.rows: list[dict | None] = [None] * len(shard.tasks)
+        self.finished = False
+        self.failed: LocalWriteError | None = None  # the first failed write stops the shard
         old_stats, old_rows = records.read_shard(shard.name)
         self.finished_before = (old_stats is not None
                                 and old_stats.get("items_digest") == digest
@@ -164,12 +186,15 @@ class ShardRun:
         finally:
             for worker in workers:
                 worker.cancel()
+        if self.failed is not None:
+            raise self.failed
         changed = not (self.finished_before and self.stats.fetched == 0 and self._same_rows())
         await asyncio.get_running_loop().run_in_executor(self.pool, self.writer.close, self.rows,
                                                          changed)
         if changed:
             self.records.write_shard(self.shard.name, self.rows, self.stats.as_dict())
         # else nothing changed: the shard's files from the earlier run stay as they are
+        self.finished = True
         return self.stats.as_dict(), list(self.rows)
 
     def _same_rows(self) -> bool:
@@ -177,7 +202,7 @@ class ShardRun:
 
     async def _worker(self, queue: asyncio.Queue) -> None:
         loop = asyncio.get_running_loop()
-        while True:
+        while self.failed is None:  # after a failed write, each worker ends its item and stops
             try:
                 position, task = queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -188,7 +213,11 @@ class ShardRun:
             if row is not None:
                 self.stats.add(row, fetched=False)
             else:
-                row = await self._fetch(task, loop)
+                try:
+                    row = await self._fetch(task, loop)
+                except LocalWriteError as exc:  # the item stays without a row: not stored
+                    self.failed = self.failed or exc
+                    return
             self.rows[position] = row
             self.progress.update(1)
 
@@ -210,12 +239,21 @@ class ShardRun:
             return None
         if not self.disk_reuse:
             return None
-        data = self.writer.stored(task.item_id)  # left by a run killed inside this shard
-        if data is not None:
-            cover = process_cover(data)
-            if cover.status == "ok" and cover.data == data:
+        source = self.writer.stored_source(task.item_id)  # left by a run killed in this shard
+        if source is not None:
+            cover = process_cover(source)
+            kept = cover.data == source if isinstance(source, bytes) else cover.file == source
+            if cover.status == "ok" and kept:
                 return ok_row(task.item_id, cover)  # the killed run's request count is lost
         return None
+
+    def kept_rows(self) -> dict[str, dict]:
+        """item_id -> row of every cover of this shard whose row tells what is stored: all of
+        them once the shard is done; before, those of a format that stores each cover in place
+        as it comes (a shard format's covers wait in a spool until the shard is written)."""
+        done = self.finished
+        return {row["item_id"]: row for row in self.rows if row is not None
+                and (done or row["status"] != "ok" or self.writer.in_place)}
 
     async def _fetch(self, task: CoverTask, loop) -> dict:
         async def keep(item_id, body, complete):

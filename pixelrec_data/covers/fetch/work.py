@@ -7,6 +7,10 @@ from __future__ import annotations
 import ctypes
 import sys
 
+from schemas.errors import one_line
+
+from .. import store
+from ..writing import LocalWriteError
 from .images import ResizeSpec, process_cover
 
 
@@ -25,33 +29,44 @@ def keep_image_memory() -> None:
             pass
 
 
-def store_cover(writer, item_id: str, body: bytes, complete: bool,
-                resize: ResizeSpec | None) -> dict:
-    """Validate `body` (resize it when asked), store it with the format's shard writer
-    (covers/formats.py), and return its row (an error row when the body fails; the caller removes
-    any stale cover of the item)."""
-    cover = process_cover(body, complete, resize)
-    if cover.status != "ok":  # run.py removes a stale cover of the item
-        return error_row(item_id, cover.status, cover.error)
-    writer.write(item_id, cover.data)
-    return ok_row(item_id, cover)
+def store_cover(writer, item_id: str, body, complete: bool, resize: ResizeSpec | None) -> dict:
+    """Validate `body` (a bodies.Body; resize it when asked), store it with the format's shard
+    writer (covers/formats.py), and return its row (an error row when the body fails; the caller
+    removes any stale cover of the item). The body is discarded here, in the thread that decoded
+    it; an original too large for memory is moved into place rather than copied."""
+    try:
+        cover = process_cover(body.content(), complete, resize)
+        if cover.status != "ok":  # run.py removes a stale cover of the item
+            return error_row(item_id, cover.status, cover.error)
+        if cover.file is not None:
+            writer.write_file(item_id, cover.file)
+        else:
+            writer.write(item_id, cover.data)
+        return ok_row(item_id, cover)
+    finally:
+        body.discard()
 
 
 async def fetch_and_store(fetcher, url: str, item_id: str, store) -> tuple[dict, int]:
-    """Download `url` and store it with `await store(item_id, body, complete)`.
+    """Download `url` and store it with `await store(item_id, body, complete)` (which discards
+    the body).
 
     Returns (row, bytes downloaded); row["attempts"] counts the requests made. A body of unknown
     length that decodes as cut short gets one more round.
     """
     attempts = downloaded = 0
     for _ in range(2):
-        result = await fetcher.fetch(url)
+        result = await fetcher.fetch(url, item_id)
         attempts += result.attempts
-        downloaded += len(result.body or b"")
         if result.status != "ok":
             row = error_row(item_id, result.status, result.error)
             break
-        row = await store(item_id, result.body, result.length_checked)
+        downloaded += result.body.size
+        try:
+            row = await store(item_id, result.body, result.length_checked)
+        except BaseException:
+            result.body.discard()  # a cancelled hand-off never reached the thread
+            raise
         if row["status"] != "truncated":
             break
     row["attempts"] = attempts
@@ -66,5 +81,32 @@ def error_row(item_id: str, status: str, error: str = "", attempts: int | None =
 def ok_row(item_id: str, cover) -> dict:
     """The row of a stored cover; fetch_and_store fills in the requests made ('attempts')."""
     return {"item_id": item_id, "status": "ok", "error": None, "sha256": cover.sha256,
-            "width": cover.width, "height": cover.height, "bytes": len(cover.data),
+            "width": cover.width, "height": cover.height, "bytes": cover.size,
             "phash": cover.phash, "attempts": None}
+
+
+STOPPED = "not_fetched"  # the status of an item a run that stopped on a failed write never reached
+
+
+def stopped_table(records, tasks, runs, options, error: OSError) -> OSError:
+    """After a failed write (a full disk): a status table that claims nothing untrue (each stored
+    cover's row, each error found, `not_fetched` for the rest), or none when even that cannot be
+    written; returns the error to raise, naming the path and what became of the table. A --shard
+    run writes no table, as when it succeeds."""
+    if options.shard is not None:
+        return error
+    known: dict[str, dict] = {}
+    for run in runs:
+        known.update(run.kept_rows())
+    reason = f"the run stopped before this cover: {one_line(error)}"
+    rows = [known.get(task.item_id) or error_row(task.item_id, STOPPED, reason, attempts=0)
+            for task in tasks]
+    table = store.status_table(records.release_dir)
+    try:
+        records.write_covers_table(rows)
+        stored = sum(row["status"] == "ok" for row in rows)
+        note = f"{table.name} lists the {stored} covers stored; rerun to fetch the rest"
+    except (OSError, LocalWriteError):
+        table.unlink(missing_ok=True)  # a stale table would vouch for covers since replaced
+        note = f"{table.name} could not be written and was removed; rerun once there is space"
+    return OSError(error.errno, f"{error.strerror} ({note})", error.filename)
