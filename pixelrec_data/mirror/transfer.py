@@ -161,12 +161,7 @@ class HttpSource(Source):
 
         async def once():
             async with await self._response(rel) as resp:
-                self._check_status(resp, rel)
-                _check_identity(resp, rel)
-                declared = declared_over(resp, limit)
-                if declared is not None:
-                    raise TransferError(f"{rel}: mirror declares {declared} bytes, "
-                                        f"over the {limit} allowed")
+                self._check_whole_answer(resp, rel, limit)
                 try:
                     return b"".join([block async for block in capped_chunks(resp, limit, CHUNK)])
                 except TooLarge:
@@ -176,12 +171,7 @@ class HttpSource(Source):
     async def save(self, rel: str, dest: Path, limit: int) -> str:
         async def once():
             async with await self._response(rel) as resp:
-                self._check_status(resp, rel)
-                _check_identity(resp, rel)
-                declared = declared_over(resp, limit)
-                if declared is not None:
-                    raise TransferError(f"{rel}: mirror declares {declared} bytes, "
-                                        f"over the {limit} allowed")
+                self._check_whole_answer(resp, rel, limit)
                 digest = hashlib.sha256()
                 with open(dest, "wb") as fout:  # a retry starts the file again
                     try:
@@ -217,6 +207,14 @@ class HttpSource(Source):
                     except TooLarge:
                         raise _Oversend(rel, size) from None
         await self._with_retries(rel, once, size - part_size(part))
+
+    def _check_whole_answer(self, resp, rel: str, limit: int) -> None:
+        """A whole file's answer: a success status, no content coding, at most `limit` bytes declared."""
+        self._check_status(resp, rel)
+        _check_identity(resp, rel)
+        declared = declared_over(resp, limit)
+        if declared is not None:
+            raise TransferError(f"{rel}: mirror declares {declared} bytes, over the {limit} allowed")
 
     async def _response(self, rel: str, headers: dict | None = None) -> aiohttp.ClientResponse:
         """The answer for `rel`, redirects followed by the guarded core (each hop checked)."""
