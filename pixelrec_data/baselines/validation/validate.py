@@ -132,7 +132,7 @@ def prepare_inputs(release: Path, model: str, overrides: dict, entry: dict, devi
         size, mode = int(config["image_size"]), str(config.get("image_mode", "squash"))
         if not is_current(release, size, mode):
             log(f"  preparing the image cache ({size} px, {mode})")
-            prepare_images(release, size=size, mode=mode, workers=1)
+            _change(release, lambda folder: prepare_images(folder, size=size, mode=mode, workers=1))
     weights = entry.get("encoder_weights")
     if needs_features and not _features_current(release, str(config["features"]), weights):
         from ..models.vinet.features import LAYERS, extract
@@ -142,8 +142,16 @@ def prepare_inputs(release: Path, model: str, overrides: dict, entry: dict, devi
                              f"<encoder>_<pooled|spatial>, so it cannot be extracted")
         log(f"  extracting {config['features']} features"
             + (f" ({weights})" if weights else " (randomly initialised tower)"))
-        extract(release, encoder, layer, weights=weights, device=device)
+        _change(release, lambda folder: extract(folder, encoder, layer, weights=weights, device=device))
     return ""
+
+
+def _change(release: Path, write) -> None:
+    """Write an input (image cache, feature file) into the release through the one finishing entry,
+    under the release's lock, as `prepare-images` and `extract-features` do."""
+    from pipelines.finish import change_release
+
+    change_release(release, "validate-baselines", lambda folder, _overlay: (write(folder), None, None))
 
 
 def entry_overrides(entry: dict, epochs: int | None) -> dict:
