@@ -1,6 +1,6 @@
 """Benchmark of `write_raw` (the generate-raw command): wall time and peak RSS.
 
-    .venv/bin/python bench/generate_raw.py [--runs 3] [--full auto|yes|no] [--tmp /work/tmp]
+    .venv/bin/python bench/generate_raw.py [--runs 3] [--full auto|yes|no] [--tmp DIR]
 
 1. Pixel200K scale (200,000 users, 96,000 videos, ~3.97M interactions): `--runs` runs, median.
 2. Full PixelRec scale (29,845,039 users, 408,374 videos, 195,755,320 interactions), once, into a
@@ -83,7 +83,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--full", choices=["auto", "yes", "no"], default="auto")
-    ap.add_argument("--tmp", default="/work/tmp")
+    ap.add_argument("--tmp", default=str(ROOT / "work" / "tmp"),
+                    help="where the raw crawls are written (default: work/tmp in the repository, ignored by git)")
     args = ap.parse_args()
     tmp_root = Path(args.tmp)
     tmp_root.mkdir(parents=True, exist_ok=True)
