@@ -73,14 +73,15 @@ def _build(raw_input, staging, key: bytes, seed: int, wanted, cap: int, min_inte
         log("assigning dense ids ...")
         with clock.stage("anonymize"):
             report.update(anonymize.number_items(con))
-            counts = anonymize.number_users(con, key)
+            user_keys, counts = anonymize.number_users(con, key)
             report["users"] = len(counts)
-            report["interactions"] = anonymize.build_interactions(con)
         with clock.stage("subsets"):
             report["eligible_users"] = int((counts >= min_interactions).sum())
             subsets_mod.check_sizes(wanted, report["eligible_users"], min_interactions)
-            subsets_mod.attach_draw(con, subsets_mod.draw_positions(counts, seed, min_interactions))
+            positions = subsets_mod.draw_positions(counts, seed, min_interactions)
             del counts
+            report["interactions"] = subsets_mod.attach_draw(con, user_keys, positions)
+            del user_keys, positions
         base = {"source": "raw", "seed": seed, "item_user_cap": cap,
                 "min_user_interactions": min_interactions,
                 "subsets": [f"{s.name}={'all' if s.size is None else s.size}" for s in wanted]}
