@@ -155,6 +155,24 @@ def known_arrow_bytes(path: str | os.PathLike) -> tuple[int, ...] | None:
         return None
 
 
+_CONFIRMED: set[tuple[int, int, int, int]] = set()
+
+
+def confirm_arrow_bytes(path: str | os.PathLike) -> None:
+    """Note that a read of `path` agreed with its recorded Arrow bytes (a card need not read it
+    again while the file is unchanged)."""
+    if len(_CONFIRMED) >= _MAX_KNOWN:
+        _CONFIRMED.clear()
+    _CONFIRMED.add(_identity(path))
+
+
+def arrow_bytes_confirmed(path: str | os.PathLike) -> bool:
+    try:
+        return _identity(path) in _CONFIRMED
+    except OSError:
+        return False
+
+
 class HashedParquetFile:
     """One Parquet file written under a temporary name beside `path`, hashed while written, and
     renamed into place by close() (abort() leaves nothing). `writer` is its pyarrow ParquetWriter."""
