@@ -12,6 +12,8 @@ whatever the release size, and no sort runs over the whole release. Any other sp
 are not plain i<n>/u<n>, rows not grouped by user) go through DuckDB instead, which gives the same
 rows. Sequences are derived data: the sha256 of the three split files is kept in each sequences
 file's metadata and they are rebuilt only when it changes; the bytes depend on the splits only.
+build-release does not read its split files back: it writes the sequences from the rows it streams
+into them (whole_users_batch), with the digest put into each footer once the split files close.
 """
 from __future__ import annotations
 

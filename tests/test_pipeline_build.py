@@ -204,3 +204,17 @@ def test_batch_rank_values_are_the_contracts_hmac(key):
     values = [str(v) for v in (0, 7, 10**15 + 3, 2**64 - 1)]
     got = [int(v) for v in _rank_values(key, "user", values)]
     assert got == [keyed_rank_value(key, "user", v) for v in values]
+
+
+def test_rank_values_split_over_processes_are_the_same(monkeypatch):
+    import numpy as np
+
+    from pipelines import anonymize
+    from schemas.keys import keyed_rank_value
+
+    values = np.arange(10**15, 10**15 + 10, dtype=np.uint64)
+    alone = anonymize._rank_values(KEY, "user", values)
+    monkeypatch.setattr(anonymize, "PARALLEL_MIN", 3)
+    monkeypatch.setattr(anonymize, "default_threads", lambda: 3)  # three parts, two spawned
+    assert anonymize._rank_values(KEY, "user", values).tolist() == alone.tolist()
+    assert alone.tolist() == [keyed_rank_value(KEY, "user", str(v)) for v in values.tolist()]
