@@ -10,16 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
 from schemas.tables import COUNT_COLUMNS, INTERACTIONS, ITEMS
 
 from . import anonymize, dedup, ingest, subsets as subsets_mod
-from .engine import BATCH_ROWS, RowGroupWriter, session, write_query
+from .engine import BATCH_ROWS, session, write_query
 from .finish import change_release, release_work
-from .splits import NotSorted, SplitWriter, build_splits
+from .release_stream import ReleaseStream
+from .splits import NotSorted, build_splits
 from .stages import StageClock
-from .stats import write_stats
+from .stats import save_stats, stats_from_histograms, write_stats
 
 
 def _quiet(_msg):
@@ -73,14 +75,15 @@ def _build(raw_input, staging, key: bytes, seed: int, wanted, cap: int, min_inte
         log("assigning dense ids ...")
         with clock.stage("anonymize"):
             report.update(anonymize.number_items(con))
-            counts = anonymize.number_users(con, key)
+            user_keys, counts = anonymize.number_users(con, key)
             report["users"] = len(counts)
-            report["interactions"] = anonymize.build_interactions(con)
         with clock.stage("subsets"):
             report["eligible_users"] = int((counts >= min_interactions).sum())
             subsets_mod.check_sizes(wanted, report["eligible_users"], min_interactions)
-            subsets_mod.attach_draw(con, subsets_mod.draw_positions(counts, seed, min_interactions))
+            positions = subsets_mod.draw_positions(counts, seed, min_interactions)
             del counts
+            report["interactions"] = subsets_mod.attach_draw(con, user_keys, positions)
+            del user_keys, positions
         base = {"source": "raw", "seed": seed, "item_user_cap": cap,
                 "min_user_interactions": min_interactions,
                 "subsets": [f"{s.name}={'all' if s.size is None else s.size}" for s in wanted]}
@@ -91,63 +94,65 @@ def _build(raw_input, staging, key: bytes, seed: int, wanted, cap: int, min_inte
             build = {**base, "release": name, "subset_of": parent,
                      "users_requested": None if subset is None else (subset.size or "all")}
             releases[name] = _write_release(con, staging.folder(name), subset, clock)
-            staging.complete(name, build, releases[name], con=con, clock=clock)
+            staging.complete(name, build, releases[name], con=con, clock=clock, sequences_written=True)
             parent = name
     report["releases"] = releases
     return report
 
 
 def _write_release(con, tmp: Path, subset, clock: StageClock) -> dict:
-    """Tables, splits and stats of one release into the (staged) folder `tmp`; return its counts."""
-    users = subsets_mod.subset_filter(subset)
-    item_columns = ", ".join([*(f"v.{c}" for c in COUNT_COLUMNS), "v.title", "v.tag", "v.description",
-                              "v.cover_url", "v.release_time", "v.channel", "v.duration_s"])
-    kept_items = ("" if subset is None else
-                  f"SEMI JOIN (SELECT DISTINCT inum FROM releases WHERE {users}) k ON k.inum = n.inum")
-    with clock.stage("subsets"):
-        write_query(con, f"""
-            SELECT 'i' || n.inum AS item_id, {item_columns}
-            FROM item_numbers n {kept_items}
-            JOIN video_numbers vn ON vn.vnum = n.vnum
-            JOIN videos v ON v.platform_video_id = vn.platform_video_id
-            ORDER BY n.inum""", tmp / "items.parquet", "items", ITEMS)
-    with clock.stage("splits"):
-        split_rows = _write_interactions_and_splits(con, tmp, users)
+    """Tables, splits, sequences and stats of one release into the (staged) folder `tmp`; return
+    its counts."""
+    with clock.stage("release files"):
+        stream = _stream_release(con, tmp, subsets_mod.subset_filter(subset))
+        catalog = _write_items(con, tmp, None if subset is None else stream.counts.items_used())
     with clock.stage("stats"):
-        stats = write_stats(tmp, con, f"releases WHERE {users}")
+        stats = stats_from_histograms(*stream.counts.histograms(), catalog)
+        save_stats(stats, tmp)
     return {"users": stats["users"], "items": stats["items_in_catalog"],
-            "interactions": stats["interactions"], **split_rows}
+            "interactions": stats["interactions"], **stream.split_rows}
 
 
-def _write_interactions_and_splits(con, folder: Path, users: str) -> dict:
-    """One pass over `releases`: interactions.parquet and the three split files together.
+def _stream_release(con, folder: Path, users: str) -> ReleaseStream:
+    """One pass over `releases`: interactions.parquet, the splits, the sequences and the counts.
 
     No ORDER BY: `releases` is stored in (user, timestamp, item) order and a filter keeps it; the
     split writer checks that order row by row, so a reordering engine would stop the build.
     """
-    reader = con.sql(f"""
-        SELECT 'i' || inum AS item_id, 'u' || unum AS user_id, ts AS timestamp,
-               CASE src WHEN 0 THEN 'comment' ELSE 'danmaku' END AS source, unum, inum
-        FROM releases WHERE {users}""").to_arrow_reader(BATCH_ROWS)
-    interactions = RowGroupWriter(folder / "interactions.parquet", "interactions", INTERACTIONS)
-    splits = SplitWriter(folder)
+    items = con.execute("SELECT count(*) FROM item_numbers").fetchall()[0][0]
+    reader = con.sql(f"SELECT inum, unum, ts, src FROM releases WHERE {users}").to_arrow_reader(BATCH_ROWS)
+    stream = ReleaseStream(folder, items)
     try:
         for batch in reader:
-            table = pa.Table.from_batches([batch])
-            interactions.write_batch(table)
-            splits.feed(table, table["unum"].to_numpy(), table["timestamp"].to_numpy(),
-                        table["inum"].to_numpy())
+            stream.feed(batch)
+        stream.close()
     except NotSorted:
-        interactions.abort()
-        splits.abort()
+        stream.abort()
         raise RuntimeError("releases table scanned out of order: the files would not be stable") from None
     except BaseException:
-        interactions.abort()
-        splits.abort()
+        stream.abort()
         raise
-    interactions.close()
-    return splits.close()
+    return stream
 
+
+def _write_items(con, folder: Path, used: np.ndarray | None) -> int:
+    """items.parquet: every numbered item, or those of `used` (item numbers); return its rows."""
+    item_columns = ", ".join([*(f"v.{c}" for c in COUNT_COLUMNS), "v.title", "v.tag", "v.description",
+                              "v.cover_url", "v.release_time", "v.channel", "v.duration_s"])
+    kept = ""
+    if used is not None:
+        con.register("used_items", pa.table({"inum": pa.array(used, pa.int32())}))
+        kept = "SEMI JOIN used_items k ON k.inum = n.inum"
+    try:
+        return write_query(con, f"""
+            SELECT 'i' || n.inum AS item_id, {item_columns}
+            FROM item_numbers n {kept}
+            JOIN video_numbers vn ON vn.vnum = n.vnum
+            JOIN videos v ON v.platform_video_id = vn.platform_video_id
+            ORDER BY n.inum""", folder / "items.parquet", "items", ITEMS)
+    finally:
+        if used is not None:
+            con.unregister("used_items")
 
 
 def splits_and_stats(folder: Path, extra_counts: dict | None = None, con=None) -> dict:

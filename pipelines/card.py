@@ -36,7 +36,7 @@ from schemas.io import read_json_or_empty
 from schemas.official_sources import CITATION  # the paper's, one place for every card
 from schemas.tables import SPLIT_NAMES
 
-from .digests import known_arrow_bytes
+from .digests import arrow_bytes_confirmed, confirm_arrow_bytes, known_arrow_bytes
 from .sequences import SEQUENCES_DIR
 
 PAPER_TITLE = "An Image Dataset for Benchmarking Recommender Systems with Raw Pixels"
@@ -164,8 +164,11 @@ def _arrow_bytes(parquet_file: pq.ParquetFile, schema: pa.Schema, path: Path | N
     batch = max(parquet_file.metadata.row_group(0).num_rows, 1)
     counted = known_arrow_bytes(path) if path is not None else None
     if counted and len(counted) == parquet_file.metadata.num_row_groups:
+        if arrow_bytes_confirmed(path):  # this file's first row group was read for an earlier card
+            return sum(counted)
         first = next(parquet_file.iter_batches(batch_size=batch))
         if pa.Table.from_batches([first]).cast(schema).nbytes == counted[0]:
+            confirm_arrow_bytes(path)
             return sum(counted)
     return sum(pa.Table.from_batches([b]).cast(schema).nbytes
                for b in parquet_file.iter_batches(batch_size=batch))

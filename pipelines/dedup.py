@@ -31,44 +31,52 @@ def dedup_videos(con) -> int:
 
 
 def dedup_interactions(con) -> dict:
-    """Create table `pairs` (vnum, user_key, ts, src): one row per (user, video), earliest kept.
+    """Create table `pairs` (vnum, user_key, ts, src, n_raw): one row per (user, video), earliest
+    kept; n_raw counts the raw rows it stands for.
 
     Needs table `video_numbers` (platform_video_id, vnum). src is 0 for 'comment', 1 for 'danmaku';
     the minimum of timestamp*2 + src picks the earliest row and, on equal times, the comment.
     """
     con.execute("""
         CREATE OR REPLACE TABLE pairs AS
-        SELECT vnum, user_key,
-               (min(timestamp * 2 + CASE WHEN source = 'danmaku' THEN 1 ELSE 0 END) // 2)::BIGINT AS ts,
-               (min(timestamp * 2 + CASE WHEN source = 'danmaku' THEN 1 ELSE 0 END) % 2)::TINYINT AS src,
-               count(*) AS n_raw
-        FROM raw_interactions JOIN video_numbers USING (platform_video_id)
-        GROUP BY vnum, user_key""")
+        SELECT vnum, user_key, (first // 2)::BIGINT AS ts, (first % 2)::TINYINT AS src, n_raw
+        FROM (SELECT vnum, user_key,
+                     min(timestamp * 2 + CASE WHEN source = 'danmaku' THEN 1 ELSE 0 END) AS first,
+                     count(*) AS n_raw
+              FROM raw_interactions JOIN video_numbers USING (platform_video_id)
+              GROUP BY vnum, user_key)""")
     joined, pairs = con.execute("SELECT coalesce(sum(n_raw), 0)::BIGINT, count(*) FROM pairs").fetchall()[0]
-    con.execute("ALTER TABLE pairs DROP COLUMN n_raw")
     return {"interactions_of_known_videos": int(joined), "after_dedup": int(pairs),
             "duplicates_removed": int(joined - pairs)}
 
 
 def apply_cap(con, cap: int = DEFAULT_CAP) -> dict:
-    """Create table `capped` from `pairs`: at most `cap` users per video, the earliest kept.
+    """Create table `capped` (vnum, user_key, ts, src) from `pairs`: at most `cap` users per video,
+    the earliest kept; and table `video_counts` (vnum, n): the users of each video before the cap.
 
-    The window runs only over the videos above the cap, so the bulk of the rows is copied as is.
+    Without a video above the cap, `pairs` becomes `capped` as it is (its n_raw column stays);
+    otherwise the window runs only over the videos above the cap.
     """
     if cap < 1:
         raise ValueError("cap must be >= 1")
     con.execute("CREATE OR REPLACE TABLE video_counts AS SELECT vnum, count(*) AS n FROM pairs GROUP BY vnum")
-    con.execute(f"CREATE OR REPLACE TABLE over_cap AS SELECT vnum FROM video_counts WHERE n > {int(cap)}")
-    con.execute(f"""
-        CREATE OR REPLACE TABLE capped AS
-        SELECT vnum, user_key, ts, src FROM pairs ANTI JOIN over_cap USING (vnum)
-        UNION ALL
-        SELECT vnum, user_key, ts, src FROM (
-            SELECT p.*, row_number() OVER (PARTITION BY vnum ORDER BY ts, user_key) AS rn
-            FROM pairs p SEMI JOIN over_cap USING (vnum))
-        WHERE rn <= {int(cap)}""")
-    over = con.execute("SELECT count(*) FROM over_cap").fetchall()[0][0]
-    before = con.execute("SELECT count(*) FROM pairs").fetchall()[0][0]
-    after = con.execute("SELECT count(*) FROM capped").fetchall()[0][0]
-    con.execute("DROP TABLE pairs")
-    return {"items_over_cap": int(over), "cap_removed": int(before - after), "after_cap": int(after)}
+    over, removed, before = con.execute(f"""
+        SELECT count(*) FILTER (WHERE n > {int(cap)}),
+               coalesce(sum(n - {int(cap)}) FILTER (WHERE n > {int(cap)}), 0)::BIGINT,
+               coalesce(sum(n), 0)::BIGINT
+        FROM video_counts""").fetchall()[0]
+    if not over:
+        con.execute("ALTER TABLE pairs RENAME TO capped")
+    else:
+        con.execute(f"CREATE OR REPLACE TABLE over_cap AS SELECT vnum FROM video_counts WHERE n > {int(cap)}")
+        con.execute(f"""
+            CREATE OR REPLACE TABLE capped AS
+            SELECT vnum, user_key, ts, src FROM pairs ANTI JOIN over_cap USING (vnum)
+            UNION ALL
+            SELECT vnum, user_key, ts, src FROM (
+                SELECT p.*, row_number() OVER (PARTITION BY vnum ORDER BY ts, user_key) AS rn
+                FROM pairs p SEMI JOIN over_cap USING (vnum))
+            WHERE rn <= {int(cap)}""")
+        con.execute("DROP TABLE pairs")
+        con.execute("DROP TABLE over_cap")
+    return {"items_over_cap": int(over), "cap_removed": int(removed), "after_cap": int(before - removed)}

@@ -8,6 +8,7 @@ this process only; `sha256_of` falls back to reading the file.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 from pathlib import Path
@@ -63,9 +64,20 @@ class HashingFile:
         self._sha = hashlib.sha256()
         self.bytes = 0
         self.sha256: str | None = None
+        self._held: list[bytes] | None = None
+        self._transform = None
+
+    def hold(self, transform) -> None:
+        """Keep what is written from now on in memory; close() passes it through
+        `transform(bytes) -> bytes` (same length) before writing and hashing it."""
+        self._held, self._transform = [], transform
 
     # the subset of io.RawIOBase that pyarrow's PythonFile uses for writing
     def write(self, data) -> int:
+        if self._held is not None:
+            self._held.append(bytes(data))
+            self.bytes += len(data)
+            return len(data)
         view = memoryview(data)
         self._sha.update(view)
         written = self._file.write(view)
@@ -94,11 +106,19 @@ class HashingFile:
     def close(self) -> None:
         if self._file.closed:
             return
+        if self._held is not None:
+            held, self._held = b"".join(self._held), None
+            tail = self._transform(held)
+            if len(tail) != len(held):
+                raise ValueError("a held tail must keep its length")
+            self._sha.update(tail)
+            self._file.write(tail)
         self._file.close()
         self.sha256 = self._sha.hexdigest()
         remember(self.path, self.sha256)
 
     def abort(self) -> None:
+        self._held = None
         self._file.close()
 
     def __enter__(self):
@@ -155,6 +175,24 @@ def known_arrow_bytes(path: str | os.PathLike) -> tuple[int, ...] | None:
         return None
 
 
+_CONFIRMED: set[tuple[int, int, int, int]] = set()
+
+
+def confirm_arrow_bytes(path: str | os.PathLike) -> None:
+    """Note that a read of `path` agreed with its recorded Arrow bytes (a card need not read it
+    again while the file is unchanged)."""
+    if len(_CONFIRMED) >= _MAX_KNOWN:
+        _CONFIRMED.clear()
+    _CONFIRMED.add(_identity(path))
+
+
+def arrow_bytes_confirmed(path: str | os.PathLike) -> bool:
+    try:
+        return _identity(path) in _CONFIRMED
+    except OSError:
+        return False
+
+
 class HashedParquetFile:
     """One Parquet file written under a temporary name beside `path`, hashed while written, and
     renamed into place by close() (abort() leaves nothing). `writer` is its pyarrow ParquetWriter."""
@@ -182,3 +220,35 @@ class HashedParquetFile:
         finally:
             self.file.abort()
             self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+# --- a metadata value known only once a Parquet file is written -------------------------------------
+
+class FooterPatchFailed(Exception):
+    """The footer did not hold the placeholder exactly as expected: nothing was written."""
+
+
+def footer_metadata_patch(written, final):
+    """A transform for `HashingFile.hold`: the Parquet footer at the end of the held bytes, written
+    with schema `written`, made the footer schema `final` gives. The schemas differ only in
+    metadata values of equal length, so the footer keeps its length and every offset in it; the
+    values stand twice in a footer, as they are and inside the base64 of the serialized Arrow schema.
+    """
+    swaps = [(base64.b64encode(written.serialize().to_pybytes()),
+              base64.b64encode(final.serialize().to_pybytes()))]
+    swaps += [(value, final.metadata[key]) for key, value in written.metadata.items()
+              if final.metadata[key] != value]
+
+    def transform(tail: bytes) -> bytes:
+        footer_length = int.from_bytes(tail[-8:-4], "little") if len(tail) >= 8 else len(tail)
+        if tail[-4:] != b"PAR1" or footer_length + 8 > len(tail):
+            raise FooterPatchFailed("no whole Parquet footer at the end of the held bytes")
+        start = len(tail) - 8 - footer_length
+        footer = tail[start:-8]
+        for old, new in swaps:
+            if len(old) != len(new) or footer.count(old) != 1:
+                raise FooterPatchFailed("the footer does not hold the placeholder once")
+            footer = footer.replace(old, new)
+        return tail[:start] + footer + tail[-8:]
+
+    return transform

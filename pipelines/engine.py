@@ -138,8 +138,8 @@ class RowGroupWriter:
         self.pending: list[pa.RecordBatch] = []
         self.pending_rows = 0
         self.rows = 0
-        # the Arrow size of each row group, for the dataset cards (tables they declare as splits)
-        self._measure = table_name == "split"
+        # the Arrow size of each row group, for the dataset cards (the split files and the item table)
+        self._measure = table_name in ("split", "items")
         self.group_bytes: list[int] = []
         dictionary = [c for c in DICTIONARY_COLUMNS if c in schema.names and
                       not (table_name == "items" and c == "item_id")]

@@ -68,16 +68,17 @@ class Staging:
         return path
 
     def complete(self, name: str, build: dict, counts: dict, con=None, clock=None,
-                 known: dict[str, dict] | None = None) -> dict:
+                 known: dict[str, dict] | None = None, sequences_written: bool = False) -> dict:
         """Sequences, manifest and card of a staged release whose tables are written (each timed
         as a stage on `clock`, a pipelines.stages.StageClock, when given). known: manifest
-        entries of files hashed as they were written (not read again)."""
+        entries of files hashed as they were written (not read again). sequences_written: the
+        caller wrote the sequences along with the splits."""
         def stage(label):
             return clock.stage(label) if clock is not None else contextlib.nullcontext()
 
         folder = self.stage / name
-        with stage("sequences"):
-            if has_splits(folder):
+        if has_splits(folder) and not sequences_written:
+            with stage("sequences"):
                 build_sequences(folder, con)
         carry, listed, carried_counts = self._user_data_to_keep(name, folder)
         with stage("manifest hashing"):

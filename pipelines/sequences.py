@@ -12,6 +12,8 @@ whatever the release size, and no sort runs over the whole release. Any other sp
 are not plain i<n>/u<n>, rows not grouped by user) go through DuckDB instead, which gives the same
 rows. Sequences are derived data: the sha256 of the three split files is kept in each sequences
 file's metadata and they are rebuilt only when it changes; the bytes depend on the splits only.
+build-release does not read its split files back: it writes the sequences from the rows it streams
+into them (whole_users_batch), with the digest put into each footer once the split files close.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ import pyarrow.parquet as pq
 
 from schemas.tables import SPLIT_NAMES
 
-from .digests import HashedParquetFile, arrow_read_bytes
+from .digests import FooterPatchFailed, HashedParquetFile, arrow_read_bytes, footer_metadata_patch
 from .engine import BATCH_ROWS, session, sql_path
 from .sequence_ranges import NotGrouped, concat_rows, user_ranges
 
@@ -38,6 +40,9 @@ SEQUENCES_SCHEMA = pa.schema([
     ("target_timestamp", pa.int64()),
 ])
 SOURCES_KEY = b"pixelrec.sources_sha256"
+# stands in the footer of a file written alongside its splits until their digest is known: the
+# length of a sha256 in hex, and no character of base64 (so it is found once, as itself)
+PENDING_SOURCES = "~" * 64
 ROWS_PER_GROUP = 1 << 16
 # Within a row group, the Parquet pages depend on how the rows are cut into Arrow arrays. The first
 # sequences files were written from DuckDB's result batches, which end at every multiple of 122,880
@@ -198,6 +203,28 @@ def _train_rows(train: dict) -> pa.RecordBatch:
                   rows["item_id"].take(targets), rows["t"][ends])
 
 
+# what each sequences file takes of a user's rows (in split order): the target is the row with
+# this many rows after it, the history every row before the target
+_ROWS_AFTER_TARGET = {"train": 2, "validation": 1, "test": 0}
+
+
+def whole_users_batch(split: str, user_id: pa.Array, item_id: pa.Array, t: np.ndarray,
+                      from_end: np.ndarray, lengths: np.ndarray) -> pa.RecordBatch:
+    """The `split` sequences of whole users' rows in (user number, timestamp, item number) order,
+    as the split writer streams them (the rows the split files give back). from_end: each row's
+    place from its user's last row (0: the last); lengths: the rows of each user, in order."""
+    after = _ROWS_AFTER_TARGET[split]
+    targets = pa.array(from_end == after)
+    history = from_end > after
+    offsets = np.r_[0, np.cumsum(lengths[lengths > after] - after - 1)].astype(np.int32)
+    return pa.RecordBatch.from_arrays(
+        [user_id.filter(targets),
+         pa.ListArray.from_arrays(pa.array(offsets), item_id.filter(pa.array(history))),
+         pa.ListArray.from_arrays(pa.array(offsets), pa.array(t[history], pa.int64())),
+         item_id.filter(targets), pa.array(t[from_end == after], pa.int64())],
+        schema=SEQUENCES_SCHEMA)
+
+
 def _batch(users, ranges, items: pa.Array, times: np.ndarray, target_items, target_times) -> pa.RecordBatch:
     offsets, take = ranges
     offsets = pa.array(offsets.astype(np.int32))
@@ -252,10 +279,13 @@ def _duckdb_sequences(con, release: Path, out: dict[str, Path], sources: str) ->
 
 class SequenceWriter:
     """One sequences file in row groups of exactly ROWS_PER_GROUP rows (the bytes depend on the rows
-    only, never on how they were batched), hashed while written, renamed into place on close()."""
+    only, never on how they were batched), hashed while written, renamed into place on close().
 
-    def __init__(self, path: Path, sources: str):
-        self.schema = SEQUENCES_SCHEMA.with_metadata({SOURCES_KEY: sources.encode()})
+    sources: the digest of the split files, or None when they are still being written alongside
+    (then close() is given it, and puts it in the footer in place of a placeholder)."""
+
+    def __init__(self, path: Path, sources: str | None):
+        self.schema = SEQUENCES_SCHEMA.with_metadata({SOURCES_KEY: (sources or PENDING_SOURCES).encode()})
         self._out = HashedParquetFile(path, self.schema, compression="zstd")
         self._pending: list[pa.Table] = []
         self._rows = 0
@@ -280,10 +310,21 @@ class SequenceWriter:
         self._pending = [rest] if rest.num_rows else []
         self._rows -= rows
 
-    def close(self) -> None:
+    def close(self, sources: str | None = None) -> None:
+        """Finish the file; `sources` is required when the writer was made without it. Raises
+        FooterPatchFailed (the file is then aborted) if the footer cannot take it."""
         if self._rows:
             self._flush(self._rows)
-        self._out.close(self._group_bytes)
+        if self.schema.metadata[SOURCES_KEY] == PENDING_SOURCES.encode():
+            if sources is None or len(sources) != len(PENDING_SOURCES):
+                raise ValueError("the digest of the split files is needed to finish a sequences file")
+            final = SEQUENCES_SCHEMA.with_metadata({SOURCES_KEY: sources.encode()})
+            self._out.file.hold(footer_metadata_patch(self.schema, final))
+        try:
+            self._out.close(self._group_bytes)
+        except FooterPatchFailed:
+            self._out.abort()
+            raise
 
     def abort(self) -> None:
         self._out.abort()

@@ -147,6 +147,24 @@ class SplitWriter:
         columns = table.select(["item_id", "user_id", "timestamp"]).append_column("u", pa.array(u))
         self.carry = _route(self.writers, self.carry, columns, final=False)
 
+    def feed_whole_users(self, table: pa.Table, u, t, i, from_end: np.ndarray) -> None:
+        """Rows of whole users (no user continues in the next call), with each row's place from
+        its user's last row (0: the last): no look-ahead to keep."""
+        if self.carry is not None:
+            raise ValueError("feed() and feed_whole_users() do not mix")
+        if not len(u):
+            return
+        if self.previous is not None:
+            pu, pt, pi = self.previous
+            ordered = u[0] > pu and _ascending(u, t, i)
+        else:
+            ordered = _ascending(u, t, i)
+        if not ordered:
+            raise NotSorted
+        self.previous = (u[-1], t[-1], i[-1])
+        _write_roles(self.writers, table.select(["item_id", "user_id", "timestamp"]),
+                     (2 - np.minimum(from_end, 2)).astype(np.int8))
+
     def close(self) -> dict:
         _route(self.writers, self.carry, None, final=True)
         return {name: writer.close() for name, writer in self.writers.items()}
@@ -183,9 +201,13 @@ def _route(writers, carry: pa.Table | None, table: pa.Table | None, final: bool)
         if rows.num_rows <= 2:
             return rows
         labelled, rest = rows.slice(0, rows.num_rows - 2), rows.slice(rows.num_rows - 2)
-    roles = _roles(users)
-    for code, name in enumerate(SPLIT_NAMES):
-        chosen = labelled.filter(pa.array(roles == code))
-        if chosen.num_rows:
-            writers[name].write_batch(chosen.drop_columns(["u"]))
+    _write_roles(writers, labelled.drop_columns(["u"]), _roles(users))
     return rest
+
+
+def _write_roles(writers, rows: pa.Table, roles: np.ndarray) -> None:
+    """Each row to the split file of its role (0 train, 1 validation, 2 test)."""
+    for code, name in enumerate(SPLIT_NAMES):
+        chosen = rows.filter(pa.array(roles == code))
+        if chosen.num_rows:
+            writers[name].write_batch(chosen)

@@ -14,8 +14,10 @@ import sys
 import threading
 import time
 
-STAGES = ("ingest", "dedup", "anonymize", "subsets", "splits", "stats", "sequences",
-          "manifest hashing", "cards")
+# the build's stages in order; "release files": one pass writes a release's interactions, splits
+# and sequences, then its items
+STAGES = ("ingest", "dedup", "anonymize", "subsets", "release files", "stats", "manifest hashing",
+          "cards")
 
 
 SAMPLE_S = 0.2

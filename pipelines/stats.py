@@ -18,30 +18,31 @@ from schemas.io import check_schema
 from .engine import as_input_error, parquet_rows, session, sql_path
 
 
-def compute_stats(release: str | Path, con=None, table_sql: str | None = None) -> dict:
-    """The figures of a release folder; `con` is a DuckDB session to reuse (else a new one).
-
-    table_sql: a DuckDB relation with columns unum, inum holding the same rows as the folder's
-    interactions (the build passes its own table, to group by numbers instead of strings).
-    """
+def compute_stats(release: str | Path, con=None) -> dict:
+    """The figures of a release folder; `con` is a DuckDB session to reuse (else a new one)."""
     release = Path(release)
     path = release / "interactions.parquet"
     check_schema(path, "interactions")
     check_schema(release / "items.parquet", "items")
     if con is None:
         with session(release.parent) as own:
-            return compute_stats(release, own, table_sql)
-    src, user, item = ((f"(SELECT * FROM {table_sql})", "unum", "inum") if table_sql else
-                       (f"read_parquet({sql_path(path)})", "user_id", "item_id"))
+            return compute_stats(release, own)
+    src = f"read_parquet({sql_path(path)})"
     with as_input_error(str(path)):
-        sessions = con.execute(f"""SELECT n, count(*) FROM (SELECT count(*) AS n FROM {src} GROUP BY {user})
+        sessions = con.execute(f"""SELECT n, count(*) FROM (SELECT count(*) AS n FROM {src} GROUP BY user_id)
                                    GROUP BY n ORDER BY n""").fetchall()
-        popularity = con.execute(f"""SELECT n, count(*) FROM (SELECT count(*) AS n FROM {src} GROUP BY {item})
+        popularity = con.execute(f"""SELECT n, count(*) FROM (SELECT count(*) AS n FROM {src} GROUP BY item_id)
                                      GROUP BY n ORDER BY n""").fetchall()
+    return stats_from_histograms(sessions, popularity, parquet_rows(release / "items.parquet"))
+
+
+def stats_from_histograms(sessions: list[tuple[int, int]], popularity: list[tuple[int, int]],
+                          catalog: int) -> dict:
+    """The figures from the two histograms, (n, count) ascending by n: users with n interactions
+    and items with n interactions; `catalog`: the rows of items.parquet."""
     users = sum(c for _, c in sessions)
     items = sum(c for _, c in popularity)
     interactions = sum(n * c for n, c in sessions)
-    catalog = parquet_rows(release / "items.parquet")
     return {
         "users": users,
         "items": items,
@@ -58,6 +59,42 @@ def compute_stats(release: str | Path, con=None, table_sql: str | None = None) -
         "session_length_histogram": {str(n): c for n, c in sessions},
         "item_popularity_histogram": {str(n): c for n, c in popularity},
     }
+
+
+class UsageCounts:
+    """The two histograms counted from a stream of rows grouped by whole users, for a release
+    whose interactions are being written."""
+
+    def __init__(self):
+        self.per_length = np.zeros(1, np.int64)  # users by number of interactions
+        self.per_item = np.zeros(1, np.int64)    # interactions by item number
+
+    def add(self, session_lengths: np.ndarray, items: np.ndarray) -> None:
+        """Whole users' rows: the rows of each user, and the item number of each row."""
+        if len(items):
+            self.per_length = _added(self.per_length, np.bincount(session_lengths))
+            self.per_item = _added(self.per_item, np.bincount(items))
+
+    def items_used(self) -> np.ndarray:
+        """Item numbers with at least one interaction, ascending."""
+        return np.flatnonzero(self.per_item)
+
+    def histograms(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """(sessions, popularity) as compute_stats reads them: (n, count) pairs ascending by n."""
+        by_popularity = np.bincount(self.per_item[self.per_item > 0])
+        return _pairs(self.per_length), _pairs(by_popularity)
+
+
+def _added(total: np.ndarray, more: np.ndarray) -> np.ndarray:
+    if len(more) > len(total):
+        total, more = more.astype(np.int64), total
+    total[:len(more)] += more
+    return total
+
+
+def _pairs(counts: np.ndarray) -> list[tuple[int, int]]:
+    present = np.flatnonzero(counts)
+    return [(int(n), int(counts[n])) for n in present]
 
 
 def _median(histogram) -> float:
@@ -95,16 +132,20 @@ def format_table(stats: dict, name: str) -> str:
     return "\n".join(lines)
 
 
-def write_stats(release: str | Path, con=None, table_sql: str | None = None,
-                out: str | Path | None = None) -> dict:
+def write_stats(release: str | Path, con=None, out: str | Path | None = None) -> dict:
     """Compute the stats, write stats.json and stats/*.png (into folder `out`, default the release
     itself); return the stats."""
     release = Path(release)
-    out = Path(out) if out is not None else release
-    stats = compute_stats(release, con, table_sql)
-    atomic_write_text(out / "stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")
-    _plot(stats, out / "stats")
+    stats = compute_stats(release, con)
+    save_stats(stats, Path(out) if out is not None else release)
     return stats
+
+
+def save_stats(stats: dict, folder: str | Path) -> None:
+    """stats.json and stats/*.png of `stats` into `folder`."""
+    folder = Path(folder)
+    atomic_write_text(folder / "stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")
+    _plot(stats, folder / "stats")
 
 
 def _plot(stats: dict, folder: Path) -> None:

@@ -92,22 +92,29 @@ def check_sizes(subsets: list[Subset], eligible: int, min_interactions: int = MI
                 f"{min_interactions} interactions; pass smaller sizes, e.g. {' '.join(example)}")
 
 
-def attach_draw(con, positions: np.ndarray) -> None:
-    """Replace table `inter` by `releases`: its rows in release order plus each user's draw position.
+def attach_draw(con, user_keys: np.ndarray, positions: np.ndarray) -> int:
+    """Create table `releases` (inum, unum, ts, src, pos) from `capped`: the rows numbered, in
+    release order, with each user's draw position (-1 for ineligible users); drop `capped`, the
+    last table with user keys. Return its rows.
 
+    user_keys: the keys in user number order (anonymize.number_users); positions by user number.
     Sorting once here, by (user number, timestamp, item number), lets every release stream out in
-    file order through a plain filter on `pos` (-1 for ineligible users), with no further sort:
-    DuckDB keeps insertion order for scans and filters (preserve_insertion_order).
+    file order through a plain filter on `pos`, with no further sort: DuckDB keeps insertion order
+    for scans and filters (preserve_insertion_order).
     """
     unum = np.arange(len(positions), dtype=np.int32)
-    con.register("draw_arrow", pa.table({"unum": unum, "pos": positions}))
-    con.execute("""
-        CREATE OR REPLACE TABLE releases AS
-        SELECT inter.inum, inter.unum, inter.ts, inter.src, d.pos
-        FROM inter JOIN draw_arrow d ON d.unum = inter.unum
-        ORDER BY inter.unum, inter.ts, inter.inum""")
-    con.unregister("draw_arrow")
-    con.execute("DROP TABLE inter")
+    con.register("user_draw", pa.table({"user_key": pa.array(user_keys, pa.uint64()), "unum": unum,
+                                        "pos": positions}))
+    try:
+        con.execute("""
+            CREATE OR REPLACE TABLE releases AS
+            SELECT i.inum, d.unum, c.ts, c.src, d.pos
+            FROM capped c JOIN item_numbers i USING (vnum) JOIN user_draw d USING (user_key)
+            ORDER BY d.unum, c.ts, i.inum""")
+    finally:
+        con.unregister("user_draw")
+    con.execute("DROP TABLE capped")
+    return con.execute("SELECT count(*) FROM releases").fetchall()[0][0]
 
 
 def subset_filter(subset: Subset | None) -> str:

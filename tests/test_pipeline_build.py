@@ -194,3 +194,27 @@ def test_subset_larger_than_eligible_stops_with_advice(tmp_path):
     with pytest.raises(InputError, match=r"only 6 users .*--subset big=3"):
         build_release(tmp_path / "raw", tmp_path / "data", KEY, subset_specs=["all=all", "big=10", "s=2"])
     assert not (tmp_path / "data").exists() or not any((tmp_path / "data").iterdir())
+
+
+@pytest.mark.parametrize("key", [b"k" * 32, b"long key " * 9])  # under and over a SHA-256 block
+def test_batch_rank_values_are_the_contracts_hmac(key):
+    from pipelines.anonymize import _rank_values
+    from schemas.keys import keyed_rank_value
+
+    values = [str(v) for v in (0, 7, 10**15 + 3, 2**64 - 1)]
+    got = [int(v) for v in _rank_values(key, "user", values)]
+    assert got == [keyed_rank_value(key, "user", v) for v in values]
+
+
+def test_rank_values_split_over_processes_are_the_same(monkeypatch):
+    import numpy as np
+
+    from pipelines import anonymize
+    from schemas.keys import keyed_rank_value
+
+    values = np.arange(10**15, 10**15 + 10, dtype=np.uint64)
+    alone = anonymize._rank_values(KEY, "user", values)
+    monkeypatch.setattr(anonymize, "PARALLEL_MIN", 3)
+    monkeypatch.setattr(anonymize, "default_threads", lambda: 3)  # three parts, two spawned
+    assert anonymize._rank_values(KEY, "user", values).tolist() == alone.tolist()
+    assert alone.tolist() == [keyed_rank_value(KEY, "user", str(v)) for v in values.tolist()]
