@@ -31,9 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # toy data
 
 import toy  # noqa: E402
-from pixelrec_data.baselines.trainer.data import Interactions  # noqa: E402
+from pixelrec_data.baselines.data.interactions import Interactions  # noqa: E402
 from pixelrec_data.baselines.models.pixelnet.models import PixelNetSASRec  # noqa: E402
-from pixelrec_data.baselines.trainer.samples import make_samples  # noqa: E402
+from pixelrec_data.baselines.data.samples import make_samples  # noqa: E402
 
 PIXEL200K_WINDOWS = 323_715  # SEQ windows of the Pixel200K-shaped file (as in the paper's official code)
 

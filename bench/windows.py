@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # toy data
 CHILD = r"""
 import json, sys, time
 import numpy as np
-from pixelrec_data.baselines.trainer import data as D
+from pixelrec_data.baselines.data import interactions as D
 start = time.perf_counter()
 data = D.load_interactions(sys.argv[1])
 loaded = time.perf_counter()

@@ -5,7 +5,7 @@ vectorised code in data.py against.
 """
 from __future__ import annotations
 
-from pixelrec_data.baselines.trainer.data import C, M, Interactions
+from pixelrec_data.baselines.data.interactions import C, M, Interactions
 
 
 def reference_windows(data: Interactions) -> list[tuple[int, list[int]]]:

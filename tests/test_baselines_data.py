@@ -3,9 +3,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from pixelrec_data.baselines.trainer import data as D
+from pixelrec_data.baselines.data import interactions as D
 import loop_reference as R
-from pixelrec_data.baselines.trainer import samples as S
+from pixelrec_data.baselines.data import samples as S
 import toy
 from schemas.errors import InputError
 from schemas.io import write_table

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from pixelrec_data.baselines.trainer import data as D
+from pixelrec_data.baselines.data import interactions as D
 from pixelrec_data.baselines.evaluation import metrics as E
 from trainer_helpers import from_sequences
 

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from pixelrec_data.baselines.trainer import data as D
+from pixelrec_data.baselines.data import interactions as D
 from pixelrec_data.baselines.config import resolve_config
 from pixelrec_data.baselines.models import available, model_class
-from pixelrec_data.baselines.trainer.samples import make_samples
+from pixelrec_data.baselines.data.samples import make_samples
 from trainer_helpers import from_sequences
 
 # tiny sizes for every model (keys a model does not have are skipped)

@@ -13,7 +13,7 @@ from torch import nn
 from pixelrec_data.baselines.models import model_class
 from pixelrec_data.baselines.models.pixelnet.models import ItemLookup
 from pixelrec_data.baselines.models.sequential import srgnn
-from pixelrec_data.baselines.trainer.samples import make_samples
+from pixelrec_data.baselines.data.samples import make_samples
 from pixelnet_helpers import (accumulation_terms, assert_close_by_arithmetic, data,  # noqa: F401
                               grads, largest, pixels)  # (data, pixels: fixtures)
 

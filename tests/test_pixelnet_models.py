@@ -7,10 +7,10 @@ import pytest
 import torch
 import yaml
 
-from pixelrec_data.baselines.trainer import data as D
+from pixelrec_data.baselines.data import interactions as D
 from pixelrec_data.baselines.evaluation import metrics as E
 from pixelrec_data.baselines.models.pixelnet.models import PixelNetBERT4Rec, PixelNetMF, PixelNetSASRec
-from pixelrec_data.baselines.trainer.samples import make_samples
+from pixelrec_data.baselines.data.samples import make_samples
 from pixelnet_helpers import (N_ITEMS, accumulation_terms, assert_close_by_arithmetic, data,  # noqa: F401
                               grads, largest, pixels)  # (data, pixels: fixtures)
 

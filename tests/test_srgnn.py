@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from pixelrec_data.baselines.models import model_class
 from pixelrec_data.baselines.models.sequential import srgnn
 from pixelrec_data.baselines.models.sequential.srgnn import right_align, session_graph
-from pixelrec_data.baselines.trainer import data as D
-from pixelrec_data.baselines.trainer.samples import make_samples
+from pixelrec_data.baselines.data import interactions as D
+from pixelrec_data.baselines.data.samples import make_samples
 from test_baselines_models import add_image_inputs, tiny_config
 from trainer_helpers import from_sequences
 

@@ -17,9 +17,9 @@ from pixelrec_data.baselines.trainer import compile as C
 from pixelrec_data.baselines.evaluation import metrics as E
 import toy
 from pixelrec_data.baselines.config import resolve_config
-from pixelrec_data.baselines.trainer.data import load_interactions
+from pixelrec_data.baselines.data.interactions import load_interactions
 from pixelrec_data.baselines.models import model_class
-from pixelrec_data.baselines.trainer.samples import make_samples
+from pixelrec_data.baselines.data.samples import make_samples, pad_rows
 from pixelrec_data.baselines.trainer.train import run_id, train
 from schemas.errors import InputError
 
@@ -91,11 +91,11 @@ def test_padded_last_eval_batch_scores_every_user_identically(release):
 
 def test_padding_rows_weigh_nothing():
     batch = {"user": torch.tensor([3, 5, 7]), "pos": torch.tensor([[1, 2], [3, 4], [5, 6]])}
-    padded, real = C.pad_rows(batch, 5)
+    padded, real = pad_rows(batch, 5)
     assert real == 3 and padded["pos"].shape == (5, 2)
     assert padded["user"].tolist() == [3, 5, 7, 3, 3]
     assert C.row_weights(real, 5, "cpu").tolist() == [1, 1, 1, 0, 0]
-    assert C.pad_rows(batch, 3)[0] is batch
+    assert pad_rows(batch, 3)[0] is batch
 
 
 def test_speed_keys_at_defaults_keep_run_ids(tmp_path):

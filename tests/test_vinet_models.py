@@ -6,9 +6,9 @@ import pytest
 import torch
 import yaml
 
-from pixelrec_data.baselines.trainer import data as D
+from pixelrec_data.baselines.data import interactions as D
 from pixelrec_data.baselines.evaluation import metrics as E
-from pixelrec_data.baselines.trainer.samples import make_samples
+from pixelrec_data.baselines.data.samples import make_samples
 from pixelrec_data.baselines.models.vinet.acf import ACF
 from pixelrec_data.baselines.models.vinet.vbpr import VBPR
 from pixelrec_data.baselines.models.vinet.visrank import VisRank

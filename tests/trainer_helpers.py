@@ -2,7 +2,7 @@
 import numpy as np
 import pyarrow as pa
 
-from pixelrec_data.baselines.trainer.data import Interactions
+from pixelrec_data.baselines.data.interactions import Interactions
 
 
 def from_sequences(sequences: list[list[int]], n_items: int) -> Interactions:

@@ -15,8 +15,8 @@ import math
 import numpy as np
 import torch
 
-from ..trainer import data as D
-from ..trainer.compile import pad_rows
+from ..data import interactions as D
+from ..data.samples import pad_rows
 
 TOPK = (5, 10)
 

@@ -1,7 +1,7 @@
 """The base class every model implements, and the shared sequential base.
 
 Contract (all tensors on the model's device; ids 0 = PAD, items 1..I, `item_num` = I + 1 rows):
-- `train_format` names the samples format the trainer builds (see trainer/samples.py): "seq", "prefix",
+- `train_format` names the samples format the trainer builds (see data/samples.py): "seq", "prefix",
   "pair", "bert", "position", or None for a model with nothing to train (Random, Pop).
 - `loss(batch) -> [B]` per-sample training losses for one batch dict of that format; the trainer
   averages them over the (global) batch. `forward` is `loss`, so DDP's hooks see it.
@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..trainer.data import M, Interactions
+from ..data.interactions import M, Interactions
 
 EPS = 1e-8
 

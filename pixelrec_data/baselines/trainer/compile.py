@@ -60,17 +60,6 @@ def step_begin() -> None:
     torch.compiler.cudagraph_mark_step_begin()
 
 
-def pad_rows(batch: dict, size: int) -> tuple[dict, int]:
-    """Pad every tensor of `batch` along dim 0 to `size` rows with copies of row 0.
-
-    Returns (padded batch, number of real rows). Copies of a real row keep every model's inputs
-    valid (a user id, a real history), whatever the model does with PAD ids."""
-    real = len(next(iter(batch.values())))
-    if real >= size:
-        return batch, real
-    return {k: torch.cat([v, v[:1].expand(size - real, *v.shape[1:])]) for k, v in batch.items()}, real
-
-
 def row_weights(real: int, size: int, device) -> torch.Tensor:
     """[size] float: 1 for real rows, 0 for padding rows."""
     return (torch.arange(size, device=device) < real).float()

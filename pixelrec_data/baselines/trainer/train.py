@@ -29,14 +29,14 @@ from schemas.errors import InputError
 from schemas.atomic import atomic_path, atomic_write_text
 
 from ...progress import bar
+from ..config import resolve_config
+from ..data.interactions import Interactions, load_interactions
+from ..data.samples import EpochBatches, make_samples, pad_rows
+from ..evaluation import metrics as E
+from ..models import model_class
 from . import compile as C
 from . import ddp
-from ..evaluation import metrics as E
-from ..config import resolve_config
-from .data import Interactions, load_interactions
-from ..models import model_class
 from .runlog import RunLog, iso_utc, provenance, write_provenance
-from .samples import EpochBatches, make_samples
 
 NAN_CHECK_EVERY = 50  # steps between host syncs that look for a non-finite loss
 
@@ -240,7 +240,7 @@ class Run:
                 per_sample = self.net(local)
             return per_sample.float().sum()
         size = int(self.config["train_batch_size"])
-        local, real = C.pad_rows(local, size) if self.pad_train else (local, size)
+        local, real = pad_rows(local, size) if self.pad_train else (local, size)
         C.step_begin()
         with E.autocast(self.dist.device, self.amp):
             per_sample = self.train_forward(local)

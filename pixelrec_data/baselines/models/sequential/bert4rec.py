@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from ...trainer.data import C
+from ...data.interactions import C
 from ..base import Recommender, bpr_eps_inside, init_normal
 from ..layers import add_input_stack, additive_mask, encoder_from_config
 

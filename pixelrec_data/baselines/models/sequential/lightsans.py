@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...trainer.data import M
+from ...data.interactions import M
 from ..base import Recommender, init_normal
 from ..layers import add_input_stack
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from ...trainer.data import M
+from ...data.interactions import M
 from ..base import SequentialRecommender, init_normal
 from ..layers import add_input_stack, additive_mask, encoder_from_config
 

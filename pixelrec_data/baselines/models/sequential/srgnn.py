@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ...trainer.data import M
+from ...data.interactions import M
 from ..base import Recommender, bpr
 
 

@@ -7,5 +7,5 @@
 Registered in models/__init__.py as `visrank`, `vbpr`, `acf` (configs/<name>.yaml); the trainer's
 Run (trainer/train.py) sets config["release"], from which the models read
 <release>/features/<features>.npy. ACF's position samples carry the user id
-(trainer/samples.py, PositionSamples.batch: batch["user"]).
+(data/samples.py, PositionSamples.batch: batch["user"]).
 """

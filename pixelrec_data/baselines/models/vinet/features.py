@@ -4,7 +4,7 @@ Layout (written by `pixelrec extract-features`):
     <release>/features/<encoder>_<layer>.npy        [I + 1, F] (pooled) or [I + 1, g, g, F] (spatial)
     <release>/features/<encoder>_<layer>.json       encoder description, dtype, counts, item order
     <release>/features/<encoder>_<layer>.index.parquet   row -> item_id (row 0 = PAD, null)
-Rows follow the trainer's internal ids (trainer/data.py): row 0 is PAD (zeros), then the items of
+Rows follow the trainer's internal ids (data/interactions.py): row 0 is PAD (zeros), then the items of
 items.parquet in item-number order, as the official RN50.npy (`[item_num, F]`, row 0 = PAD). The
 index is written anyway, and `aligned_features` maps by item id, so a reader never relies on order.
 Covers come from the prepared image cache (pixelrec_data.covers.cache) when there is one for the

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pixelrec_data.baselines.trainer import data as D
+from pixelrec_data.baselines.data import interactions as D
 from pixelrec_data.baselines.models.base import Recommender
 from pixelrec_data.baselines.models.vinet.common import feature_tensor
 

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from . import data as D
+from . import interactions as D
 
 
 class TrainSamples:
@@ -160,3 +160,15 @@ class EpochBatches(torch.utils.data.IterableDataset):
             rows = len(next(iter(batch.values())))
             yield ({k: torch.as_tensor(np.ascontiguousarray(v[self.rank::self.world]))
                     for k, v in batch.items()}, rows)
+
+
+def pad_rows(batch: dict, size: int) -> tuple[dict, int]:
+    """Pad every tensor of `batch` along dim 0 to `size` rows with copies of row 0 (the fixed
+    shapes of the `compile` option, trainer/compile.py; evaluation pads its batches the same way).
+
+    Returns (padded batch, number of real rows). Copies of a real row keep every model's inputs
+    valid (a user id, a real history), whatever the model does with PAD ids."""
+    real = len(next(iter(batch.values())))
+    if real >= size:
+        return batch, real
+    return {k: torch.cat([v, v[:1].expand(size - real, *v.shape[1:])]) for k, v in batch.items()}, real
