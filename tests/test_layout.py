@@ -112,3 +112,26 @@ def test_commands_never_import_commands():
              for name, line in _imports(package, path)
              if name in holding and name != module]
     assert not wrong, f"{len(wrong)} command modules import another:\n" + "\n".join(wrong)
+
+
+# (importer prefix, what it must never import, except these importer modules)
+FORBIDDEN = [
+    ("schemas", ("pixelrec_data", "pipelines", "crawler"), ()),
+    ("crawler", ("pipelines", "pixelrec_data.baselines"), ()),
+    ("pipelines", ("crawler", "pixelrec_data.baselines"), ()),
+    ("pixelrec_data", ("pixelrec_data.commands", "pixelrec_data.cli"),
+     ("pixelrec_data.cli", "pixelrec_data.commands")),
+]
+
+
+def test_imports_point_downward():
+    wrong = []
+    for module, package, path in _modules():
+        for importer, banned, allowed in FORBIDDEN:
+            if not (module == importer or module.startswith(importer + ".")):
+                continue
+            if any(module == a or module.startswith(a + ".") for a in allowed):
+                continue
+            wrong += [f"{path.relative_to(ROOT)}:{line} imports {name}" for name, line in _imports(package, path)
+                      if name and any(name == b or name.startswith(b + ".") for b in banned)]
+    assert not wrong, f"{len(wrong)} imports point upward:\n" + "\n".join(sorted(set(wrong)))
