@@ -185,3 +185,32 @@ def test_huge_and_endless_bodies_at_once_stay_out_of_memory(tmp_path, flood, kin
     assert statuses == ({"ok"} if kind == "huge" else {"too_large"}), statuses
     assert_small(result)
     assert not list(release.rglob(".*.tmp-*"))  # every body's temporary file is gone
+
+
+SHARD_COVERS = 16  # 16 x 31 MB: a shard of 496 MB
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "webdataset"])
+def test_a_shard_of_huge_covers_is_written_a_cover_at_a_time(tmp_path, flood, fmt):
+    """Stored as they came (no --resize), 16 covers of 31 MB make one shard of 496 MB, written
+    reading a cover (a tar member, or a parquet row group) at a time. A tar stays under the limit
+    of every hostile test; Arrow's parquet writer needs a few times the bytes of the row group it
+    writes (here one 31 MB cover), so a parquet shard is held to less than its covers together
+    (the whole shard in memory, as before, took 1.9 GB with 12 of them)."""
+    from pixelrec_data.covers import store
+
+    release = tmp_path / "rel"
+    release.mkdir()
+    write_items(release, {f"i{n}": f"{flood.url}/huge/{n}.jpg" for n in range(SHARD_COVERS)})
+    result = run_measured("fetch-covers", "--release", release, "--format", fmt, "--concurrency", 4,
+                          "--allow-private-hosts", "--retries", "0", "--rate", "0", "--timeout", "60",
+                          timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {row["status"] for row in covers_by_id(release).values()} == {"ok"}
+    found = store.locate(release, sorted(covers_by_id(release)), fmt)
+    assert [len(store.read(cover.location) or b"") for cover in found] == [HUGE] * SHARD_COVERS
+    if fmt == "webdataset":
+        assert_small(result)
+    else:
+        whole = SHARD_COVERS * HUGE / MB
+        assert result.peak_rss_mb < whole, f"peak RSS {result.peak_rss_mb:.0f} MB, the shard {whole:.0f} MB"

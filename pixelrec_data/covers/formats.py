@@ -9,6 +9,8 @@ Writing is deterministic: the same covers give the same bytes, whatever order th
 A shard of the parquet and webdataset formats is written whole when its fetch shard is done (the
 covers that arrive before are kept in a spool folder, so a killed run keeps them); the shards are
 listed last in `_complete.json`, so a format is present only once every listed shard is there.
+Writing a shard reads its covers when they are written (a tar member, or a parquet row group at a
+time: covers/parquet_shard.py), so memory does not grow with the shard.
 """
 from __future__ import annotations
 
@@ -18,16 +20,17 @@ import json
 import shutil
 import tarfile
 import threading
+from functools import partial
 from pathlib import Path
 
 from schemas.atomic import atomic_path, atomic_write_text
 from schemas.manifest import file_matches, sha256_file
 
+from .parquet_shard import loaded, write_parquet_shard
 from .shard_cache import ROW_GROUPS, items_table
 from .writing import move_into_place, naming, write_atomically
 
 COMPLETE = "_complete.json"
-ROWS_PER_GROUP = 100  # parquet: a reader decodes a few images at a time
 _ONE_WRITER = threading.Lock()  # see FilesFormat.write
 
 
@@ -206,7 +209,9 @@ class _SpooledWriter(ShardWriter):
 
     def close(self, rows: list[dict], changed: bool) -> None:
         if changed or not self.out.is_file():
-            bodies = [self.stored(row["item_id"]) if row["status"] == "ok" else None for row in rows]
+            # read when written, one at a time: a shard's covers need not fit in memory
+            bodies = [partial(self.stored, row["item_id"]) if row["status"] == "ok" else None
+                      for row in rows]
             items = items_table(self.release).slice(self.positions.start, len(self.positions))
             with naming(self.out):
                 self.fmt.write_shard(self.out, items, bodies, rows)
@@ -310,39 +315,7 @@ class ParquetFormat(ShardFormat):
                 yield item, f"{shard}:{row}"
 
     def write_shard(self, out: Path, items, bodies: list, rows=None) -> str:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
-        schema = parquet_schema(items.schema)
-        ids = items.column("item_id").to_pylist()
-        images = [{"bytes": body, "path": f"{item}.jpg"} if body else None
-                  for item, body in zip(ids, bodies)]
-        table = items.append_column("image", pa.array(images, IMAGE_TYPE())).cast(schema)
-        # images are already compressed: no codec on top of them (readers skip a decompression pass)
-        codecs = {c: "none" if c == "image" else "zstd" for c in schema.names}
-        with atomic_path(out) as tmp:
-            pq.write_table(table, tmp, row_group_size=ROWS_PER_GROUP, compression=codecs,
-                           use_dictionary=[c for c in schema.names if c != "image"])
-            return sha256_file(tmp)
-
-
-def IMAGE_TYPE():  # noqa: N802 - a constant, built on first use (pyarrow loads lazily)
-    import pyarrow as pa
-
-    return pa.struct([("bytes", pa.binary()), ("path", pa.string())])
-
-
-def parquet_schema(items_schema):
-    """The items schema plus `image`, with the `datasets` features in the schema metadata (so
-    `datasets.Features.from_arrow_schema` sees an Image column, not a struct)."""
-    import pyarrow as pa
-    from datasets import Features, Image  # heavy import, only when writing
-
-    schema = pa.schema(list(items_schema.remove_metadata()) + [pa.field("image", IMAGE_TYPE())])
-    features = Features.from_arrow_schema(schema.remove_metadata())
-    features["image"] = Image()
-    meta = {b"huggingface": json.dumps({"info": {"features": features.to_dict()}}).encode()}
-    return schema.with_metadata(meta)
+        return write_parquet_shard(out, items, bodies)
 
 
 class WebDatasetFormat(ShardFormat):
@@ -373,7 +346,8 @@ class WebDatasetFormat(ShardFormat):
         described = {r["item_id"]: r for r in rows or ()}
         with atomic_path(out) as tmp:
             with tarfile.open(tmp, "w", format=tarfile.USTAR_FORMAT) as archive:
-                for item, body in zip(items.to_pylist(), bodies):
+                for item, source in zip(items.to_pylist(), bodies):
+                    body = loaded(source)
                     if not body:
                         continue
                     cover = described.get(item["item_id"], {})
