@@ -40,7 +40,8 @@ def _imports(package: str, path: Path):
 
 
 def _package_graph():
-    packages = {package for _, package, _ in _modules()}
+    modules = list(_modules())
+    packages = {package for _, package, _ in modules}
 
     def package_of(name: str) -> str:
         while name and name not in packages:
@@ -48,7 +49,7 @@ def _package_graph():
         return name
 
     edges, where = defaultdict(set), {}
-    for _, package, path in _modules():
+    for _, package, path in modules:
         for name, line in _imports(package, path):
             target = package_of(name)
             related = target == package or target.startswith(package + ".") or package.startswith(target + ".")
@@ -104,8 +105,9 @@ def test_the_cycle_check_sees_a_cycle():
 
 def test_commands_never_import_commands():
     folder = ROOT / "pixelrec_data" / "commands"
-    holding = {f"pixelrec_data.commands.{p.stem}" for p in folder.glob("*.py") if "@click." in p.read_text()
-               or ".command(" in p.read_text()}
+    texts = {p.stem: p.read_text() for p in folder.glob("*.py")}
+    holding = {f"pixelrec_data.commands.{stem}" for stem, text in texts.items()
+               if "@click." in text or ".command(" in text}
     assert len(holding) > 5, holding
     wrong = [f"{path.relative_to(ROOT)}:{line} imports {name}"
              for module, package, path in _modules() if module in holding

@@ -26,9 +26,9 @@ from pathlib import Path
 from schemas.atomic import atomic_path, atomic_write_text
 from schemas.manifest import file_matches, sha256_file
 
-from .parquet_shard import loaded, write_parquet_shard
+from .parquet_shard import write_parquet_shard
 from .shard_cache import ROW_GROUPS, items_table
-from .writing import move_into_place, naming, write_atomically
+from .writing import loaded, move_into_place, naming, write_atomically
 
 COMPLETE = "_complete.json"
 _ONE_WRITER = threading.Lock()  # see FilesFormat.write

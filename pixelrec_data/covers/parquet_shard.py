@@ -11,6 +11,8 @@ from pathlib import Path
 from schemas.atomic import atomic_path
 from schemas.manifest import sha256_file
 
+from .writing import loaded
+
 ROWS_PER_GROUP = 100  # a reader decodes a few images at a time ...
 GROUP_IMAGE_BYTES = 8 * 1024 * 1024  # ... and a group closes earlier at this many image bytes
 
@@ -76,11 +78,6 @@ def _row_groups(bodies: list):
             start, group, size = start + len(group), [], 0
     if group:
         yield start, group
-
-
-def loaded(source) -> bytes | None:
-    """A body given as its bytes, None, or a function that reads it."""
-    return source() if callable(source) else source
 
 
 def IMAGE_TYPE():  # noqa: N802 - a constant, built on first use (pyarrow loads lazily)

@@ -68,3 +68,9 @@ def move_into_place(source: Path, path: Path) -> None:
                 raise
             with atomic_path(path) as tmp:
                 shutil.copyfile(source, tmp)
+
+
+def loaded(source) -> bytes | None:
+    """A cover's body given as its bytes, None, or a function that reads it (so a shard writer
+    reads each body only when it writes it)."""
+    return source() if callable(source) else source
