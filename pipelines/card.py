@@ -34,10 +34,9 @@ from pixelrec_data.covers import store as cover_store
 from schemas.atomic import atomic_write_text
 from schemas.io import read_json_or_empty
 from schemas.official_sources import CITATION  # the paper's, one place for every card
-from schemas.tables import SPLIT_NAMES
+from schemas.tables import SEQUENCES_DIR, SPLIT_NAMES
 
 from .digests import arrow_bytes_confirmed, confirm_arrow_bytes, known_arrow_bytes
-from .sequences import SEQUENCES_DIR
 
 PAPER_TITLE = "An Image Dataset for Benchmarking Recommender Systems with Raw Pixels"
 DEFAULT_RELEASE = "pixel200k"

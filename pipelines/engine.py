@@ -10,10 +10,10 @@ import contextlib
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -88,6 +88,8 @@ def session(work_dir: str | os.PathLike | None = None, memory_limit: str | None 
     parent = Path(work_dir) if work_dir else None
     if parent:
         parent.mkdir(parents=True, exist_ok=True)
+    import duckdb  # here, not above: a command that never queries (fetch-covers) skips its import
+
     tmp = Path(tempfile.mkdtemp(prefix=".pixelrec-work-", dir=parent))
     con = duckdb.connect(str(tmp / "work.duckdb"))
     try:
@@ -117,7 +119,10 @@ def as_input_error(what: str):
     """Turn a DuckDB failure on user files (bad UTF-8, bad types, ...) into a one-line InputError."""
     try:
         yield
-    except duckdb.Error as exc:
+    except Exception as exc:
+        duckdb = sys.modules.get("duckdb")  # not loaded: the error is none of DuckDB's
+        if duckdb is None or not isinstance(exc, duckdb.Error):
+            raise
         message, full = one_line(exc), str(exc).lower()
         if "utf" in full or "unicode" in full or "encoding" in full:
             raise InputError(f"{what}: text is not valid UTF-8 ({message})") from None

@@ -40,16 +40,23 @@ from pixelrec_data.covers import store as cover_store
 from schemas.atomic import atomic_write_text, swap_dir
 from schemas.errors import InputError
 from schemas.manifest import sha256_file
+from schemas.tables import SEQUENCES_DIR
 
 from .card import card_is_ours_or_absent, write_cards, write_release_card
 from .lifecycle import JOURNAL, journal_names, lock_path, read_journal, release_locks
 from .manifest import MANIFEST, read_manifest, refresh_manifest, write_manifest
-from .sequences import SEQUENCES_DIR, build_sequences, has_splits
 
 WORK_PREFIX = ".pixelrec-work-"
 # Fetched or derived by the user after a build: never deleted without --overwrite.
 USER_DATA = (*cover_store.USER_DATA, "images", "features")
 _CATALOG = "items.parquet"  # covers, image cache and features depend on the item catalog only
+
+
+def _sequences():
+    """pipelines.sequences, loaded only where a release has sequences to make (it loads DuckDB,
+    which a change that rewrites no split, such as fetch-covers, does without)."""
+    from . import sequences
+    return sequences
 
 
 class Staging:
@@ -77,9 +84,9 @@ class Staging:
             return clock.stage(label) if clock is not None else contextlib.nullcontext()
 
         folder = self.stage / name
-        if has_splits(folder) and not sequences_written:
+        if _sequences().has_splits(folder) and not sequences_written:
             with stage("sequences"):
-                build_sequences(folder, con)
+                _sequences().build_sequences(folder, con)
         carry, listed, carried_counts = self._user_data_to_keep(name, folder)
         with stage("manifest hashing"):
             manifest = write_manifest(folder, name, build, {**counts, **carried_counts},
@@ -198,14 +205,14 @@ def _finish_change(folder: Path, entry: dict) -> None:
         for old in folder.glob(f".{part}.old-*"):  # a swap a kill cut short
             _remove(old)
     rewritten = tuple(entry["rewritten"])
-    if any(p.startswith("splits/") for p in rewritten) and has_splits(folder):
-        build_sequences(folder)
+    if any(p.startswith("splits/") for p in rewritten) and _sequences().has_splits(folder):
+        _sequences().build_sequences(folder)
         rewritten = (*rewritten, f"{SEQUENCES_DIR}/")
     if (folder / MANIFEST).is_file():
         refresh_manifest(folder, entry["counts"], rewritten=rewritten)
     elif entry["describe"]:  # tables placed by hand: described from scratch
-        if has_splits(folder):
-            build_sequences(folder)
+        if _sequences().has_splits(folder):
+            _sequences().build_sequences(folder)
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", folder.name) or "release"
         write_manifest(folder, name, {"source": "unknown"}, entry["counts"])
     write_release_card(folder)

@@ -25,13 +25,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from schemas.tables import SPLIT_NAMES
+from schemas.tables import SEQUENCES_DIR, SPLIT_NAMES
 
 from .digests import FooterPatchFailed, HashedParquetFile, arrow_read_bytes, footer_metadata_patch
 from .engine import BATCH_ROWS, session, sql_path
 from .sequence_ranges import NotGrouped, concat_rows, user_ranges
 
-SEQUENCES_DIR = "sequences"
 SEQUENCES_SCHEMA = pa.schema([
     ("user_id", pa.string()),
     ("history_item_ids", pa.list_(pa.string())),

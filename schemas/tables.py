@@ -111,3 +111,4 @@ REQUIRED_NON_NULL = {
 }
 
 SPLIT_NAMES = ("train", "validation", "test")
+SEQUENCES_DIR = "sequences"  # <release>/sequences/<split>.parquet: derived from the split files

@@ -2,9 +2,9 @@
 
 Covers are stored as <item_id>.jpg (the official file names). By default a JPEG is stored byte for
 byte as served (nothing lost to a second compression) and any other format is re-encoded to JPEG;
-with a ResizeSpec every cover is decoded once, resized and re-encoded. The row describes the STORED
-file: sha256, bytes, width, height, and its perceptual hash (in resize mode, of the picture just
-before JPEG encoding).
+with a ResizeSpec every cover is decoded once, then resized and re-encoded as an array
+(resize.py). The row describes the STORED file: sha256, bytes, width, height, and its perceptual
+hash (in resize mode, of the picture just before JPEG encoding).
 
 Status kinds: 'ok', 'not_image' (no readable image header: an HTML page, an error text),
 'bomb' (the header declares more than `max_pixels` pixels: refused before any pixel is decoded),
@@ -28,20 +28,15 @@ from PIL import Image, UnidentifiedImageError
 
 from schemas.errors import one_line
 
-from .limits import JPEG_QUALITY, MAX_PIXELS, RESIZE_MODES
+from .limits import JPEG_QUALITY, MAX_PIXELS
+from .resize import ResizeSpec, resized_cover
 
-# Shrinking with BOX is area averaging, OpenCV's INTER_AREA (img2dataset's choice), and the
-# cheapest antialiased filter (covers are usually shrunk by less than 2x, where no draft or
-# reduce() helps: 0.84 ms against BILINEAR's 1.02 for 480x270 -> 398x224); enlarging uses BICUBIC.
-# reducing_gap lets large reductions start with a cheap box reduce().
-SHRINK, ENLARGE = Image.Resampling.BOX, Image.Resampling.BICUBIC
-REDUCING_GAP = 3.0
 JPEG_SOI = b"\xff\xd8\xff"  # how every JPEG file starts
 _JPEG_ONLY = ("JPEG",)
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
                   Image.DecompressionBombError)
 _TURBO_COLORSPACES = ("YCbCr", "Gray")  # decoded to RGB exactly as Pillow does (others: Pillow)
-# simplejpeg's array (3 bytes a pixel) and Pillow's copy of it (4) exist together for a moment:
+# simplejpeg's array (3 bytes a pixel, or 4 in resize mode) and Pillow's copy of it (4) at most:
 # past this size (far above any real cover) Pillow decodes straight into its own buffer.
 TURBO_MAX_PIXELS = 8_000_000
 _TURBO_BYTES_PER_PIXEL = 7
@@ -71,33 +66,6 @@ class DecodeMemory:
 
 
 DECODE_MEMORY = DecodeMemory(4 * MAX_PIXELS)  # one RGB(X) picture of the largest size allowed
-
-
-@dataclass(frozen=True)
-class ResizeSpec:
-    """keep_ratio: the smaller side becomes `size`, aspect kept; center_crop: the same, then the
-    centre size x size square; squash: size x size, aspect ignored. Like img2dataset, small
-    pictures are enlarged too, so every stored cover has the predictable size."""
-    size: int
-    mode: str = "keep_ratio"
-    quality: int = JPEG_QUALITY
-
-    def __post_init__(self):
-        if self.size < 1 or self.mode not in RESIZE_MODES or not 1 <= self.quality <= 100:
-            raise ValueError(f"bad resize: {self}")
-
-    @property
-    def label(self) -> str:
-        """Names the stored format (recorded per shard: a rerun with other settings redoes it)."""
-        return f"resize {self.size} {self.mode} q{self.quality}"
-
-    def output_size(self, width: int, height: int) -> tuple[int, int]:
-        s = self.size
-        if self.mode != "keep_ratio":
-            return s, s
-        if width <= height:  # integer round-half-up: the same size on every platform
-            return s, max(1, (2 * height * s + width) // (2 * width))
-        return max(1, (2 * width * s + height) // (2 * height)), s
 
 
 @dataclass
@@ -146,15 +114,17 @@ def _decoded_by_turbo(body: bytes, resize: ResizeSpec | None, max_pixels: int) -
     decoded = (-(-width // scale), -(-height // scale))
     with DECODE_MEMORY.hold(decoded[0] * decoded[1] * _TURBO_BYTES_PER_PIXEL):
         try:  # strict: a warning (data cut short, a corrupt segment) is an error
-            pixels = simplejpeg.decode_jpeg(body, "RGB", min_width=decoded[0],
-                                            min_height=decoded[1])
+            pixels = simplejpeg.decode_jpeg(body, "RGB" if resize is None else "RGBX",
+                                            min_width=decoded[0], min_height=decoded[1])
         except ValueError:
             return None
         if pixels.shape[1::-1] != decoded:  # not the scale Pillow would use: let Pillow do it
             return None
+        if resize is not None:
+            return _resized(pixels, resize, (width, height))
         image = Image.fromarray(pixels, "RGB")
         del pixels
-        return _finish(body, image, (width, height), resize)
+        return _describe(body, image)
 
 
 def _decoded_by_pillow(body: bytes | Path, complete: bool, resize: ResizeSpec | None,
@@ -183,9 +153,11 @@ def _decoded_by_pillow(body: bytes | Path, complete: bool, resize: ResizeSpec | 
                 image.load()  # the one full decode: catches truncated and broken pixel data
             except _DECODE_ERRORS as exc:
                 return _broken(exc, complete, "corrupt")
-            if resize is not None or image.format == "JPEG":
-                return _finish(body, image, (width, height), resize)
-            data = _encode(_rgb(image), JPEG_QUALITY, True)
+            if resize is not None:
+                return _resized(np.asarray(_rgb(image)), resize, (width, height))
+            if image.format == "JPEG":
+                return _describe(body, image)
+            data = _encode(_rgb(image), JPEG_QUALITY)
     # A re-encoded original (PNG, WebP ... rare) is described by its stored bytes, decoded again,
     # so that a rerun re-validating the file from disk computes the very same row.
     with Image.open(io.BytesIO(data)) as stored:
@@ -193,18 +165,13 @@ def _decoded_by_pillow(body: bytes | Path, complete: bool, resize: ResizeSpec | 
         return _describe(data, stored)
 
 
-def _finish(body: bytes | Path, image: Image.Image, original: tuple[int, int],
-            resize: ResizeSpec | None) -> Cover:
-    """The cover of a decoded JPEG: resized and re-encoded, or the original bytes kept."""
-    if resize is None:
-        return _describe(body, image)
-    small = resize_image(_rgb(image), resize, original)
-    data = _encode(small, resize.quality)
-    return _describe(data, small, _hash_view(small))
+def _resized(pixels: np.ndarray, resize: ResizeSpec, original: tuple[int, int]) -> Cover:
+    done = resized_cover(pixels, resize, original)
+    return Cover("ok", data=done.data, size=len(done.data), sha256=done.sha256, width=done.width,
+                 height=done.height, phash=done.phash)
 
 
-def _describe(stored_bytes: bytes | Path, stored: Image.Image,
-              hashed: Image.Image | None = None) -> Cover:
+def _describe(stored_bytes: bytes | Path, stored: Image.Image) -> Cover:
     """The row of a cover whose stored bytes are `stored_bytes` (or that file's)."""
     if isinstance(stored_bytes, bytes):
         data, file, digest = stored_bytes, None, hashlib.sha256(stored_bytes).hexdigest()
@@ -213,37 +180,12 @@ def _describe(stored_bytes: bytes | Path, stored: Image.Image,
         with open(file, "rb") as handle:
             digest = hashlib.file_digest(handle, "sha256").hexdigest()
     return Cover("ok", data=data, file=file, size=_size(stored_bytes), sha256=digest,
-                 width=stored.width, height=stored.height, phash=phash_hex(hashed or stored))
-
-
-def _hash_view(small: Image.Image) -> Image.Image:
-    """What a resized cover's phash is taken from: the picture before encoding (decoding the stored
-    file again would cost a quarter of the time), halved by 2x2 averaging when its shorter side
-    is >= 128 px. phash low-passes to 32x32 anyway; the halving cuts its cost from 0.65 to 0.2 ms
-    on a 398x224 cover, and agrees with imagehash.phash of the stored file about as often as the
-    unhalved picture does (tests/test_downloader_resize.py; bench covers within 4 bits: 85% vs 88%)."""
-    return small.reduce(2) if min(small.size) >= 128 else small
+                 width=stored.width, height=stored.height, phash=phash_hex(stored))
 
 
 def phash_hex(image: Image.Image) -> str:
     """str(imagehash.phash(image)), with the bits packed by numpy instead of a Python loop."""
     return np.packbits(imagehash.phash(image).hash.ravel()).tobytes().hex()
-
-
-def resize_image(image: Image.Image, spec: ResizeSpec, original: tuple[int, int]) -> Image.Image:
-    """Resize an (possibly draft-reduced) RGB image; the output size follows from `original`."""
-    target = spec.output_size(*original)
-    box = None
-    if spec.mode == "center_crop":  # crop and resize in one pass: only the square is resampled
-        w, h = image.size
-        side = min(w, h)
-        left, top = (w - side) / 2, (h - side) / 2
-        box = (left, top, left + side, top + side)
-    if image.size == target and box in (None, (0, 0, *target)):
-        return image
-    source_width = box[2] - box[0] if box else image.width
-    resample = SHRINK if target[0] < source_width else ENLARGE
-    return image.resize(target, resample, box=box, reducing_gap=REDUCING_GAP)
 
 
 def _broken(exc: BaseException, complete: bool, kind: str) -> Cover:
@@ -302,34 +244,11 @@ def _rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def _encode(image: Image.Image, quality: int, optimize: bool = False) -> bytes:
-    # optimize (an extra Huffman pass) only for the rare non-JPEG original: resize mode is timed.
-    # Pillow's JPEG encoder holds the GIL while it encodes into memory (BytesIO) but not while it
-    # writes to a file descriptor, so threads encode into their own in-memory file (memfd, Linux):
-    # the same bytes, and 2 threads encode 1.8x as fast as one instead of 0.96x.
-    scratch = _scratch_file()
-    if scratch is None:
-        out = io.BytesIO()
-        image.save(out, format="JPEG", quality=quality, optimize=optimize)
-        return out.getvalue()
-    scratch.seek(0)
-    scratch.truncate()
-    image.save(scratch, format="JPEG", quality=quality, optimize=optimize)
-    fd = scratch.fileno()
-    return os.pread(fd, os.lseek(fd, 0, os.SEEK_CUR), 0)
-
-
-_SCRATCH = threading.local()
-
-
-def _scratch_file():
-    """This thread's in-memory file (created on first use), or None where memfd is missing."""
-    if not hasattr(os, "memfd_create"):
-        return None
-    scratch = getattr(_SCRATCH, "file", None)
-    if scratch is None:
-        scratch = _SCRATCH.file = open(os.memfd_create("pixelrec-cover", os.MFD_CLOEXEC), "w+b")
-    return scratch
+def _encode(image: Image.Image, quality: int) -> bytes:
+    # an original in another format (PNG, WebP ... rare): an extra Huffman pass keeps it small
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=quality, optimize=True)
+    return out.getvalue()
 
 
 def _one_line(exc: BaseException) -> str:
