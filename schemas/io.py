@@ -6,10 +6,12 @@ temporary name in the same folder and are renamed into place.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -107,6 +109,25 @@ def read_table(path: str | os.PathLike, name: str) -> pa.Table:
     except Exception as exc:
         raise InputError(f"{path}: cannot read ({one_line(exc)})") from None
     return conform(table, name, path)
+
+
+def table_from_rows(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """`rows` (dicts of str, int, float, bool or None; keys outside `schema` ignored) as a table
+    of `schema` in one chunk: pa.Table.from_pylist(rows, schema=schema), without its pandas probe.
+
+    pyarrow's converters from Python objects import pandas (0.2 s of CPU) to ask whether a value
+    is a pandas object, in commands that never use it (fetch-covers writes its status tables this
+    way); its JSON reader converts the same values without asking."""
+    import pyarrow.json as pj
+
+    if not rows:
+        return schema.empty_table()
+    data = b"\n".join(map(orjson.dumps, rows))
+    table = pj.read_json(io.BytesIO(data),
+                         read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1),
+                         parse_options=pj.ParseOptions(explicit_schema=schema,
+                                                       unexpected_field_behavior="ignore"))
+    return table.select(schema.names).combine_chunks()
 
 
 def write_table(table: pa.Table, path: str | os.PathLike, name: str, **parquet_kwargs) -> Path:

@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import jsonschema
 import pyarrow as pa
@@ -82,3 +84,31 @@ def test_keyed_hash_contract(tmp_path):
     assert user_key_for_mid(key, 616368979, join_danmaku=True) == user_key_for_midhash(key, "445e7035")
     assert user_key_for_mid(key, 1) != user_key_for_mid(b"x" * 32, 1)
     assert 0 <= user_key_for_mid(key, 1) < 2**64
+
+
+def test_table_from_rows_is_from_pylist_without_importing_pandas():
+    # fetch-covers writes its status tables from rows; pyarrow's own converter would load pandas
+    code = """
+import sys, hashlib, io
+import pyarrow as pa, pyarrow.parquet as pq
+from schemas.io import table_from_rows
+from schemas.tables import COVERS
+rows = [{"item_id": f"i{n}", "status": "ok" if n % 3 else "http_404",
+         "error": None if n % 3 else 'HTTP 404 \\u00e9 "q" \\\\ \\n', "sha256": "ab" * 32,
+         "width": 224 if n % 3 else None, "height": 2**31 - 1, "bytes": 2**62 + n, "phash": "0f" * 8,
+         "attempts": 1 if n % 5 else None, "not_in_schema": 5} for n in range(3000)]
+ours = table_from_rows(rows, COVERS)
+assert "pandas" not in sys.modules
+theirs = pa.Table.from_pylist(rows, schema=COVERS)
+assert ours.equals(theirs) and ours.schema.equals(COVERS, check_metadata=True), (ours.schema, theirs.schema)
+assert ours.column(0).num_chunks == 1
+files = []
+for table in (ours, theirs):
+    out = io.BytesIO()
+    pq.write_table(table, out, compression="zstd")
+    files.append(out.getvalue())
+assert files[0] == files[1], [len(f) for f in files]
+assert table_from_rows([], COVERS).schema.equals(COVERS)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from schemas.errors import InputError
 from schemas.atomic import atomic_write_text
-from schemas.io import read_table, write_table
+from schemas.io import read_table, table_from_rows, write_table
 from schemas.tables import COVERS
 
 from .. import store
@@ -70,7 +70,7 @@ class FetchRecords:
     def write_shard(self, shard_name: str, rows: list[dict], stats: dict) -> None:
         records, stats_path = self.shard_paths(shard_name)
         with naming(records):
-            write_table(pa.Table.from_pylist(rows, schema=COVERS), records, "covers")
+            write_table(table_from_rows(rows, COVERS), records, "covers")
         self.write_json(stats_path.name, stats)
 
     def drop_shards_from(self, count: int) -> None:
@@ -99,4 +99,4 @@ class FetchRecords:
     def write_covers_table(self, rows: list[dict]) -> Path:
         path = store.status_table(self.release_dir)
         with naming(path):
-            return write_table(pa.Table.from_pylist(rows, schema=COVERS), path, "covers")
+            return write_table(table_from_rows(rows, COVERS), path, "covers")
