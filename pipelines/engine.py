@@ -172,9 +172,13 @@ class RowGroupWriter:
         self.pending_rows = rest.num_rows
         self.rows += rows
 
-    def close(self) -> int:
+    def flush(self) -> None:
+        """Write the rows held back as the last (short) row group; close() does it otherwise."""
         if self.pending_rows:
             self._flush(self.pending_rows)
+
+    def close(self) -> int:
+        self.flush()
         self._out.close(self.group_bytes if self._measure else None)
         return self.rows
 

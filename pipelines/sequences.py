@@ -309,11 +309,15 @@ class SequenceWriter:
         self._pending = [rest] if rest.num_rows else []
         self._rows -= rows
 
+    def flush(self) -> None:
+        """Write the rows held back as the last (short) row group; close() does it otherwise."""
+        if self._rows:
+            self._flush(self._rows)
+
     def close(self, sources: str | None = None) -> None:
         """Finish the file; `sources` is required when the writer was made without it. Raises
         FooterPatchFailed (the file is then aborted) if the footer cannot take it."""
-        if self._rows:
-            self._flush(self._rows)
+        self.flush()
         if self.schema.metadata[SOURCES_KEY] == PENDING_SOURCES.encode():
             if sources is None or len(sources) != len(PENDING_SOURCES):
                 raise ValueError("the digest of the split files is needed to finish a sequences file")

@@ -132,6 +132,7 @@ class SplitWriter:
                         for name in SPLIT_NAMES}
         self.carry = None
         self.previous = None
+        self.flushed = False
 
     def feed(self, table: pa.Table, u, t, i) -> None:
         u, t, i = (np.asarray(x, dtype=np.int64) for x in (u, t, i))
@@ -165,8 +166,18 @@ class SplitWriter:
         _write_roles(self.writers, table.select(["item_id", "user_id", "timestamp"]),
                      (2 - np.minimum(from_end, 2)).astype(np.int8))
 
+    def flush(self) -> None:
+        """Route the look-ahead rows and write every file's last row group (close() then only
+        finishes the files)."""
+        if not self.flushed:
+            _route(self.writers, self.carry, None, final=True)
+            self.carry = None
+            for writer in self.writers.values():
+                writer.flush()
+            self.flushed = True
+
     def close(self) -> dict:
-        _route(self.writers, self.carry, None, final=True)
+        self.flush()
         return {name: writer.close() for name, writer in self.writers.items()}
 
     def abort(self) -> None:
