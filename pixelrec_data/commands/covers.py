@@ -69,7 +69,7 @@ def fetch_covers(release_dir, concurrency, per_host, rate, retries, timeout, bac
     retries only transient failures.
     """
     from pixelrec_data.covers.fetch import FetchOptions
-    from pixelrec_data.covers.fetch.images import ResizeSpec
+    from pixelrec_data.covers.fetch.resize import ResizeSpec
 
     if shard is not None and part is not None:
         raise InputError("--part is the old name of --shard: give one of them")

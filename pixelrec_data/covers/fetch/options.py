@@ -20,7 +20,7 @@ class FetchOptions(NetOptions):
     limit: int | None = None
     dup_threshold: int = 4
     shard: tuple[int, int] | None = None  # (i, n): only shards number % n == i (machine i of n)
-    resize: "ResizeSpec | None" = None  # noqa: F821 (images.ResizeSpec); None: the original bytes
+    resize: "ResizeSpec | None" = None  # noqa: F821 (resize.ResizeSpec); None: the original bytes
     format: str = "files"  # how the covers are stored: a name of covers.store.FORMATS
 
     @property

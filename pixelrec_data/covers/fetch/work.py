@@ -11,7 +11,8 @@ from schemas.errors import one_line
 
 from .. import store
 from ..writing import LocalWriteError
-from .images import ResizeSpec, process_cover
+from .images import process_cover
+from .resize import ResizeSpec
 
 
 def keep_image_memory() -> None:
