@@ -27,7 +27,7 @@ def command(point: str, *args) -> list[str]:
 
 
 def install(point: str) -> None:
-    from pipelines import finish
+    from pipelines import finish, sequences
 
     steps = [0]
     if point == "count":
@@ -64,8 +64,9 @@ def install(point: str) -> None:
                                      lambda folder, *a, **k: f"manifest:{Path(folder).name}")
     finish.write_release_card = before(finish.write_release_card,
                                        lambda folder, name=None: f"card:{folder_name(folder, name=name)}")
-    finish.build_sequences = before(finish.build_sequences,
-                                    lambda folder, *a, **k: f"sequences:{Path(folder).name}")
+    # finish loads pipelines.sequences when it has sequences to make, and calls it by module
+    sequences.build_sequences = before(sequences.build_sequences,
+                                       lambda folder, *a, **k: f"sequences:{Path(folder).name}")
 
 
 if __name__ == "__main__":
