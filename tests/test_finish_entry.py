@@ -89,7 +89,7 @@ def commands(tmp: Path, root: Path) -> dict[str, tuple[list, int]]:
     official = tmp / "official"
     return {
         "build-release": (["build-release", "--raw", tmp / "raw", "--out", root, "--key-file",
-                           tmp / "key", "--seed", 3, "--subset", "pixel8m=all"], 13),
+                           tmp / "key", "--seed", 3, "--subset", "pixel8m=all"], 11),
         "build-splits": (["build-splits", "--release", root / "pixel8m"], 5),
         "stats": (["stats", "--release", root / "pixel8m"], 5),
         "fetch-covers": (["fetch-covers", "--release", root / "pixelrec", "--rate", 0,
