@@ -227,3 +227,18 @@ def test_the_resize_is_closer_to_a_lanczos_resize_than_a_box_filter_is():
         ours.append(np.mean((resize_pixels(full, spec, image.size) - reference) ** 2))
         box.append(np.mean((np.asarray(image.resize(target, Image.Resampling.BOX)) - reference) ** 2))
     assert np.mean(ours) < np.mean(box), (ours, box)
+
+
+@pytest.mark.parametrize("mode", ["keep_ratio", "squash"])
+def test_a_large_picture_is_reduced_before_it_becomes_an_array_with_the_same_result(mode):
+    # Pillow's decoders give 4 bytes a pixel: reducing first keeps the array copy small
+    from pixelrec_data.covers.fetch.resize import reduced_image, resize_pixels
+
+    rgb = np.random.default_rng(3).integers(0, 256, (700, 1300, 3), dtype=np.uint8)
+    spec, size = ResizeSpec(64, mode), (1300, 700)
+    image = Image.fromarray(rgb)
+    reduced = reduced_image(image, spec, size)
+    assert reduced.width * 2 <= image.width, reduced.size
+    early = resize_pixels(np.asarray(reduced), spec, size)
+    late = resize_pixels(rgb, spec, size)
+    assert early.shape == late.shape and int((early != late).sum()) == 0, (early.shape, late.shape)

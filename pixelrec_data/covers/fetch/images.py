@@ -29,7 +29,7 @@ from PIL import Image, UnidentifiedImageError
 from schemas.errors import one_line
 
 from .limits import JPEG_QUALITY, MAX_PIXELS
-from .resize import ResizeSpec, resized_cover
+from .resize import ResizeSpec, reduced_image, resized_cover
 
 JPEG_SOI = b"\xff\xd8\xff"  # how every JPEG file starts
 _JPEG_ONLY = ("JPEG",)
@@ -154,7 +154,8 @@ def _decoded_by_pillow(body: bytes | Path, complete: bool, resize: ResizeSpec | 
             except _DECODE_ERRORS as exc:
                 return _broken(exc, complete, "corrupt")
             if resize is not None:
-                return _resized(np.asarray(_rgb(image)), resize, (width, height))
+                small = reduced_image(_rgb(image), resize, (width, height))
+                return _resized(np.asarray(small), resize, (width, height))
             if image.format == "JPEG":
                 return _describe(body, image)
             data = _encode(_rgb(image), JPEG_QUALITY)

@@ -101,6 +101,18 @@ def resize_pixels(pixels: np.ndarray, spec: ResizeSpec, original: tuple[int, int
     return cv2.resize(pixels, target, interpolation=cv2.INTER_LINEAR_EXACT)
 
 
+def reduced_image(image: Image.Image, spec: ResizeSpec, original: tuple[int, int]) -> Image.Image:
+    """A Pillow-decoded picture (PNG, WebP ...) box-reduced by the whole factors resize_pixels
+    would use, before it becomes an array: the array copy is then of the reduced picture, not of
+    one that may be tens of megapixels."""
+    target = spec.output_size(*original)
+    width, height = image.size
+    if spec.mode == "center_crop":
+        width = height = min(width, height)
+    whole = (width // target[0], height // target[1])
+    return image.reduce(whole) if max(whole) >= 2 and min(whole) >= 1 else image
+
+
 def _image(pixels: np.ndarray) -> Image.Image:
     """A Pillow RGB image of the array (the rare resizes done by Pillow: enlarging, big reductions)."""
     return Image.fromarray(np.ascontiguousarray(pixels[..., :3]), "RGB")
