@@ -15,19 +15,16 @@ smaller than the target) is resampled bicubically, as before.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import simplejpeg
 from PIL import Image
 
 from .limits import JPEG_QUALITY, RESIZE_MODES
 
-# fetch-covers resizes several covers at once in its own threads; OpenCV's pool would only add
-# threads competing for the same cores
-cv2.setNumThreads(1)
 SUBSAMPLING = "420"
 _COLORSPACES = {3: "RGB", 4: "RGBX"}  # by channel count  # Pillow's default for a JPEG save: the stored covers keep their format
 # The 8 lowest-frequency rows of the 32-point DCT-II: phash's 8x8 block is C @ P @ C.T
@@ -71,6 +68,18 @@ class Resized:
     phash: str
 
 
+@functools.cache
+def _cv2():
+    """OpenCV, loaded when a cover is first resized: its libraries add tens of MB to a process
+    that only keeps originals."""
+    import cv2
+
+    # fetch-covers resizes several covers at once in its own threads; OpenCV's pool would only
+    # add threads competing for the same cores
+    cv2.setNumThreads(1)
+    return cv2
+
+
 def resized_cover(pixels: np.ndarray, spec: ResizeSpec, original: tuple[int, int]) -> Resized:
     """Resize an RGB or RGBX array (possibly decoded at reduced scale; the output size follows from the
     `original` size), encode it, and hash the picture just before encoding (decoding the stored
@@ -98,6 +107,7 @@ def resize_pixels(pixels: np.ndarray, spec: ResizeSpec, original: tuple[int, int
     whole = (width // target[0], height // target[1])
     if max(whole) >= 2:  # bilinear reads 2 source pixels a side: past 2x it would skip some
         pixels = np.asarray(_image(pixels).reduce(whole))
+    cv2 = _cv2()
     return cv2.resize(pixels, target, interpolation=cv2.INTER_LINEAR_EXACT)
 
 
@@ -123,6 +133,7 @@ def pixels_phash(pixels: np.ndarray) -> str:
     lowest frequencies, each bit whether a coefficient is above their median. The 32x32 picture
     is area-averaged (imagehash resamples with Lanczos through Pillow), halved first where the
     picture allows (OpenCV averages 2x2 blocks far faster than it averages arbitrary areas)."""
+    cv2 = _cv2()
     gray = cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY if pixels.shape[2] == 3 else cv2.COLOR_RGBA2GRAY)
     height, width = gray.shape
     if min(height, width) >= 64:
