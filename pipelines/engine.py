@@ -10,7 +10,6 @@ import contextlib
 import os
 import re
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -117,12 +116,11 @@ def sql_list(paths) -> str:
 @contextlib.contextmanager
 def as_input_error(what: str):
     """Turn a DuckDB failure on user files (bad UTF-8, bad types, ...) into a one-line InputError."""
+    import duckdb  # loaded already: this guards DuckDB queries
+
     try:
         yield
-    except Exception as exc:
-        duckdb = sys.modules.get("duckdb")  # not loaded: the error is none of DuckDB's
-        if duckdb is None or not isinstance(exc, duckdb.Error):
-            raise
+    except duckdb.Error as exc:
         message, full = one_line(exc), str(exc).lower()
         if "utf" in full or "unicode" in full or "encoding" in full:
             raise InputError(f"{what}: text is not valid UTF-8 ({message})") from None

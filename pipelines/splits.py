@@ -132,7 +132,6 @@ class SplitWriter:
                         for name in SPLIT_NAMES}
         self.carry = None
         self.previous = None
-        self.flushed = False
 
     def feed(self, table: pa.Table, u, t, i) -> None:
         u, t, i = (np.asarray(x, dtype=np.int64) for x in (u, t, i))
@@ -169,12 +168,10 @@ class SplitWriter:
     def flush(self) -> None:
         """Route the look-ahead rows and write every file's last row group (close() then only
         finishes the files)."""
-        if not self.flushed:
-            _route(self.writers, self.carry, None, final=True)
-            self.carry = None
-            for writer in self.writers.values():
-                writer.flush()
-            self.flushed = True
+        _route(self.writers, self.carry, None, final=True)
+        self.carry = None  # so a second flush (close's) routes nothing
+        for writer in self.writers.values():
+            writer.flush()
 
     def close(self) -> dict:
         self.flush()

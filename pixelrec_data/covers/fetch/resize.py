@@ -11,12 +11,11 @@ where bilinear interpolation (OpenCV's bit-exact variant: the same bytes on ever
 cheapest filter and, measured against a Lanczos resize of the full picture, closer to it than a
 box filter (41 dB against 34 on 480x270 covers shrunk to 224). A picture further than 2x from its
 target (not a JPEG, or past 1/8) is first box-reduced by whole factors; an enlarged one (a cover
-smaller than the target) is resampled bicubically, as before.
+smaller than the target) is resampled bicubically.
 """
 from __future__ import annotations
 
 import functools
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,16 +57,6 @@ class ResizeSpec:
         return max(1, (2 * width * s + height) // (2 * height)), s
 
 
-@dataclass(frozen=True)
-class Resized:
-    """A resized cover ready to store: its JPEG bytes and their description."""
-    data: bytes
-    sha256: str
-    width: int
-    height: int
-    phash: str
-
-
 @functools.cache
 def _cv2():
     """OpenCV, loaded when a cover is first resized: its libraries add tens of MB to a process
@@ -80,14 +69,13 @@ def _cv2():
     return cv2
 
 
-def resized_cover(pixels: np.ndarray, spec: ResizeSpec, original: tuple[int, int]) -> Resized:
-    """Resize an RGB or RGBX array (possibly decoded at reduced scale; the output size follows from the
-    `original` size), encode it, and hash the picture just before encoding (decoding the stored
-    file again would cost a third of the time; the two hashes agree within a bit or two)."""
+def resized_jpeg(pixels: np.ndarray, spec: ResizeSpec, original: tuple[int, int]
+                 ) -> tuple[np.ndarray, bytes]:
+    """The picture to store (resize_pixels) and its JPEG bytes. `pixels`: RGB or RGBX, possibly
+    decoded at reduced scale (the output size follows from the `original` size)."""
     small = resize_pixels(pixels, spec, original)
-    data = simplejpeg.encode_jpeg(small, spec.quality, _COLORSPACES[small.shape[2]], SUBSAMPLING)
-    return Resized(data, hashlib.sha256(data).hexdigest(), small.shape[1], small.shape[0],
-                   pixels_phash(small))
+    return small, simplejpeg.encode_jpeg(small, spec.quality, _COLORSPACES[small.shape[2]],
+                                         SUBSAMPLING)
 
 
 def resize_pixels(pixels: np.ndarray, spec: ResizeSpec, original: tuple[int, int]) -> np.ndarray:
@@ -104,8 +92,8 @@ def resize_pixels(pixels: np.ndarray, spec: ResizeSpec, original: tuple[int, int
         return np.ascontiguousarray(pixels)
     if width < target[0] or height < target[1]:
         return np.asarray(_image(pixels).resize(target, Image.Resampling.BICUBIC))
-    whole = (width // target[0], height // target[1])
-    if max(whole) >= 2:  # bilinear reads 2 source pixels a side: past 2x it would skip some
+    whole = _whole_factors((width, height), target)
+    if whole is not None:
         pixels = np.asarray(_image(pixels).reduce(whole))
     cv2 = _cv2()
     return cv2.resize(pixels, target, interpolation=cv2.INTER_LINEAR_EXACT)
@@ -119,8 +107,15 @@ def reduced_image(image: Image.Image, spec: ResizeSpec, original: tuple[int, int
     width, height = image.size
     if spec.mode == "center_crop":
         width = height = min(width, height)
-    whole = (width // target[0], height // target[1])
-    return image.reduce(whole) if max(whole) >= 2 and min(whole) >= 1 else image
+    whole = _whole_factors((width, height), target)
+    return image.reduce(whole) if whole is not None else image
+
+
+def _whole_factors(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int] | None:
+    """The whole factors to box-reduce `size` by before the bilinear resize to `target`, or None
+    when it is within 2x (bilinear reads 2 source pixels a side: past 2x it would skip some)."""
+    whole = (size[0] // target[0], size[1] // target[1])
+    return whole if max(whole) >= 2 and min(whole) >= 1 else None
 
 
 def _image(pixels: np.ndarray) -> Image.Image:
