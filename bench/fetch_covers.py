@@ -178,6 +178,16 @@ def run_floor(urls, concurrency) -> dict:
     return measured(len(urls), wall, peak, cpu)
 
 
+def compile_sources() -> None:
+    """Our packages' bytecode, compiled once as pip compiles an installed package's (img2dataset's):
+    with PYTHONDONTWRITEBYTECODE set, an editable checkout would otherwise recompile its modules
+    on every run (0.04 CPU-s a run here)."""
+    import compileall
+
+    for package in ("pixelrec_data", "pipelines", "schemas"):
+        compileall.compile_dir(ROOT / package, quiet=1)
+
+
 def make_release(urls: list[str], folder: Path) -> Path:
     import pyarrow as pa
 
@@ -282,6 +292,7 @@ def main() -> None:
     if args.floor:
         return print(asyncio.run(floor_client(json.loads(args.floor.read_text()), args.concurrency)))
     render_covers(folder, args.covers)
+    compile_sources()
     exe = img2dataset_exe(args.img2dataset_venv)
     port = free_port()
     server = subprocess.Popen([sys.executable, __file__, "--serve", str(port), "--covers",

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -228,6 +229,25 @@ def test_bad_item_id_is_one_line_exit_2(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0 and "i<digits>" in proc.stderr
     assert not (tmp_path / "covers.parquet").exists()
+
+
+def test_numpy_is_loaded_with_one_blas_thread(tmp_path):
+    """The covers are spread over fetch-covers' own threads: OpenBLAS's would only busy-wait
+    beside them. Its thread count is read when numpy is loaded: the command must set it first."""
+    write_items(tmp_path, {"i1": "http://127.0.0.1:9/a.jpg"})
+    code = ("import importlib.abc, os, sys\n"
+            "class Spy(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'numpy':\n"
+            "            sys.stderr.write('numpy with %s\\n' % os.environ.get('OPENBLAS_NUM_THREADS'))\n"
+            "            sys.meta_path.remove(self)\n"
+            "sys.meta_path.insert(0, Spy())\n"
+            "from pixelrec_data.cli import main; main(sys.argv[1:])")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    proc = subprocess.run([sys.executable, "-c", code, "fetch-covers", "--release", str(tmp_path),
+                           "--retries", "0", "--timeout", "1", "--rate", "0", "--allow-private-hosts"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert "numpy with 1\n" in proc.stderr, proc.stderr[-2000:]
 
 
 def test_parts_split_the_shards_and_a_final_run_joins_them(tmp_path, served):
