@@ -59,6 +59,15 @@ def _sequences():
     return sequences
 
 
+def _sequences_built(folder: Path) -> bool:
+    """Make the release's sequences from its split files when it has them; whether it did."""
+    sequences = _sequences()
+    if not sequences.has_splits(folder):
+        return False
+    sequences.build_sequences(folder)
+    return True
+
+
 class Staging:
     """Releases being written or changed in a private work folder, finished together by `commit`."""
 
@@ -84,9 +93,10 @@ class Staging:
             return clock.stage(label) if clock is not None else contextlib.nullcontext()
 
         folder = self.stage / name
-        if _sequences().has_splits(folder) and not sequences_written:
+        sequences = _sequences()
+        if sequences.has_splits(folder) and not sequences_written:
             with stage("sequences"):
-                _sequences().build_sequences(folder, con)
+                sequences.build_sequences(folder, con)
         carry, listed, carried_counts = self._user_data_to_keep(name, folder)
         with stage("manifest hashing"):
             manifest = write_manifest(folder, name, build, {**counts, **carried_counts},
@@ -205,14 +215,12 @@ def _finish_change(folder: Path, entry: dict) -> None:
         for old in folder.glob(f".{part}.old-*"):  # a swap a kill cut short
             _remove(old)
     rewritten = tuple(entry["rewritten"])
-    if any(p.startswith("splits/") for p in rewritten) and _sequences().has_splits(folder):
-        _sequences().build_sequences(folder)
+    if any(p.startswith("splits/") for p in rewritten) and _sequences_built(folder):
         rewritten = (*rewritten, f"{SEQUENCES_DIR}/")
     if (folder / MANIFEST).is_file():
         refresh_manifest(folder, entry["counts"], rewritten=rewritten)
     elif entry["describe"]:  # tables placed by hand: described from scratch
-        if _sequences().has_splits(folder):
-            _sequences().build_sequences(folder)
+        _sequences_built(folder)
         name = re.sub(r"[^A-Za-z0-9_.-]", "_", folder.name) or "release"
         write_manifest(folder, name, {"source": "unknown"}, entry["counts"])
     write_release_card(folder)

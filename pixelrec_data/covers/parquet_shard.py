@@ -20,7 +20,6 @@ GROUP_IMAGE_BYTES = 8 * 1024 * 1024  # ... and a group closes earlier at this ma
 def write_parquet_shard(out: Path, items, bodies: list) -> str:
     """Write the shard of `items` (a pyarrow table) with `bodies` (each bytes, None or a function
     that reads them) in items order to `out`, atomically; return its sha256."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = parquet_schema(items.schema)

@@ -24,8 +24,8 @@ from PIL import Image
 
 from .limits import JPEG_QUALITY, RESIZE_MODES
 
-SUBSAMPLING = "420"
-_COLORSPACES = {3: "RGB", 4: "RGBX"}  # by channel count  # Pillow's default for a JPEG save: the stored covers keep their format
+SUBSAMPLING = "420"  # Pillow's default for a JPEG save: the stored covers keep their format
+_COLORSPACES = {3: "RGB", 4: "RGBX"}  # simplejpeg's name of an array's layout, by channel count
 # The 8 lowest-frequency rows of the 32-point DCT-II: phash's 8x8 block is C @ P @ C.T
 _DCT_LOW = np.cos(np.pi * np.arange(8)[:, None] * (2 * np.arange(32)[None, :] + 1) / 64)
 
