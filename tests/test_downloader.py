@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,11 +19,13 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pixelrec_data.covers.fetch import FetchOptions, fetch_release_covers
+from pixelrec_data.covers.fetch import FetchOptions, fetch_release_covers, run, work
 from pixelrec_data.covers.fetch.client import HostRateLimiter
 from pixelrec_data.covers.fetch.images import process_cover
 from pixelrec_data.covers.fetch.neardup import near_duplicate_groups
 from pixelrec_data.covers.fetch.reader import normalize_cover_url, read_cover_tasks, shard_tasks
+from pixelrec_data.covers.fetch.resize import ResizeSpec
+from pixelrec_data.covers.fetch.work import BACKLOG, CoverThreads, store_cover
 from schemas.io import read_table, write_table
 from schemas.tables import ITEMS
 from test_downloader_server import HITS, LocalServer, cover_app, make_image
@@ -272,3 +275,62 @@ def test_parts_split_the_shards_and_a_final_run_joins_them(tmp_path, served):
     assert proc.returncode == 2 and "--shard" in proc.stderr
     proc = pixelrec("fetch-covers", "--release", release, "--part", "1/2", "--allow-private-hosts")  # the old name works
     assert proc.returncode == 0 and "--part" not in pixelrec("fetch-covers", "--help").stdout
+
+
+def test_cover_threads_leave_one_core_to_the_event_loop():
+    assert [CoverThreads(cores).threads for cores in (1, 2, 3, 4, 16)] == [1, 1, 2, 3, 3]
+
+
+def test_the_loop_takes_a_cover_itself_only_when_the_pool_is_backed_up():
+    async def where_each_runs():
+        loop_thread, gate = threading.current_thread(), threading.Event()
+
+        def held():
+            gate.wait(30)
+            return threading.current_thread()
+
+        with CoverThreads(cores=2) as threads:
+            queued = [asyncio.ensure_future(threads.run(held))
+                      for _ in range(threads.threads + BACKLOG)]
+            await asyncio.sleep(0)  # each is handed to the pool now
+            backed_up = await threads.run(threading.current_thread)
+            not_inline = asyncio.ensure_future(threads.run(threading.current_thread, inline=False))
+            gate.set()
+            pooled = await asyncio.gather(*queued, not_inline)
+            after = await threads.run(threading.current_thread)
+        return loop_thread, backed_up, pooled, after
+
+    loop_thread, backed_up, pooled, after = asyncio.run(where_each_runs())
+    assert backed_up is loop_thread
+    assert loop_thread not in pooled and after is not loop_thread
+
+
+def test_covers_decoded_on_the_loop_thread_are_stored_alike(tmp_path, served, monkeypatch):
+    """With no backlog allowed the loop's thread takes every cover the pool has no thread for;
+    with an endless one it takes none: the same files and rows either way."""
+    server, _, _ = served
+
+    def fetched(folder: Path, backlog: int):
+        on_loop = []
+
+        def spied(*args):
+            on_loop.append(threading.current_thread() is threading.main_thread())
+            if backlog == 0 and not on_loop[-1]:
+                time.sleep(0.5)  # a pool thread is busy a while: the covers pile up behind it
+            return store_cover(*args)
+
+        monkeypatch.setattr(work, "BACKLOG", backlog)
+        monkeypatch.setattr(run, "store_cover", spied)
+        folder.mkdir()
+        write_items(folder, {f"i{n}": f"{server.url}/img/{n}.jpg" for n in range(7)})
+        options = FetchOptions(rate=0, retries=0, timeout=5.0, concurrency=8,
+                               allow_private_hosts=True, resize=ResizeSpec(32))
+        assert fetch_release_covers(folder, options)["ok"] == 7
+        files = {p.name: p.read_bytes() for p in sorted((folder / "covers").glob("*.jpg"))}
+        return on_loop, files, covers_by_id(folder)
+
+    on_loop, files, rows = fetched(tmp_path / "inline", 0)
+    assert any(on_loop) and len(on_loop) == 7
+    on_loop, *stored = fetched(tmp_path / "pooled", 10_000)
+    assert not any(on_loop) and len(on_loop) == 7
+    assert stored == [files, rows] and len(files) == 7

@@ -1,7 +1,8 @@
 """Cover bodies and decodes in bounded memory: a body over the in-memory size (or past the shared
 budget) is decoded from its temporary file and gives the very rows and covers an in-memory body
 gives, in every format; libjpeg-turbo's decode (simplejpeg) gives Pillow's pixels at every scale
-and chroma layout, so the stored covers are Pillow's bytes; decodes wait for memory."""
+and chroma layout (resize mode repeats chroma pixels instead: never for the worse, and chosen by a
+body's size alone, wherever it waited); decodes wait for memory."""
 from __future__ import annotations
 
 import io
@@ -32,15 +33,63 @@ def jpeg(seed: int, size=(480, 270), subsampling=2, progressive=False, mode="RGB
 VARIANTS = [dict(subsampling=s) for s in (0, 1, 2)] + [dict(progressive=True), dict(mode="L")]
 
 
+RESIZES = (None, ResizeSpec(600), ResizeSpec(300), ResizeSpec(150), ResizeSpec(64),
+           ResizeSpec(64, "center_crop"), ResizeSpec(100, "squash"))
+
+
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v.values())))
-def test_turbo_decodes_are_pillows_pixels_at_every_scale(variant):
+def test_turbo_decodes_are_pillows_pixels_at_every_scale(variant, monkeypatch):
+    """With the chroma interpolated as Pillow does, libjpeg-turbo's covers are Pillow's bytes."""
+    monkeypatch.setattr(images, "FAST_UPSAMPLE", False)
     source = jpeg(7, size=(1280, 720), **variant)
-    for resize in (None, ResizeSpec(600), ResizeSpec(300), ResizeSpec(150), ResizeSpec(64),
-                   ResizeSpec(64, "center_crop"), ResizeSpec(100, "squash")):
+    for resize in RESIZES:
         turbo = process_cover(source, resize=resize)
         pillow = images._decoded_by_pillow(source, False, resize, images.MAX_PIXELS)
         assert turbo.status == pillow.status == "ok"
         assert turbo == pillow, (variant, resize)  # the same bytes, sizes and phash
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: "-".join(map(str, v.values())))
+def test_fast_upsampling_changes_only_interpolated_chroma_and_not_for_the_worse(variant):
+    """Resize mode's decode repeats chroma pixels where Pillow interpolates them: the originals'
+    rows (default mode) and pictures without subsampled chroma stay Pillow's bytes; a resized
+    cover that differs has the same size and is no further from a Lanczos resize of the full
+    picture than Pillow's decode gives."""
+    source = jpeg(7, size=(1280, 720), **variant)
+    full = decoded(source)
+    changed = 0
+    for resize in RESIZES:
+        fast = process_cover(source, resize=resize)
+        pillow = images._decoded_by_pillow(source, False, resize, images.MAX_PIXELS)
+        if fast == pillow:
+            continue
+        changed += 1
+        assert resize is not None and (fast.width, fast.height) == (pillow.width, pillow.height)
+        reference = np.asarray(full.resize((fast.width, fast.height), Image.Resampling.LANCZOS),
+                               dtype=np.float64)
+        errors = [np.mean((np.asarray(decoded(c.data), dtype=np.float64) - reference) ** 2)
+                  for c in (fast, pillow)]
+        assert errors[0] <= errors[1], (resize, errors)  # mean squared error, fast vs Pillow's
+    assert (changed > 0) == (variant.get("subsampling", 2) != 0 and "mode" not in variant)
+
+
+def test_which_decoder_a_resized_jpeg_gets_depends_on_its_size_not_where_it_waited(
+        tmp_path, monkeypatch):
+    source = jpeg(5, size=(640, 360))
+    (tmp_path / "body").write_bytes(source)
+    resize = ResizeSpec(300)
+    pillow = images._decoded_by_pillow(source, False, resize, images.MAX_PIXELS)
+    small = process_cover(source, resize=resize)
+    assert small != pillow and process_cover(tmp_path / "body", resize=resize) == small
+    monkeypatch.setattr(images, "TURBO_MAX_BYTES", len(source) - 1)  # now a large body
+    assert process_cover(source, resize=resize) == pillow
+    assert process_cover(tmp_path / "body", resize=resize) == pillow
+
+
+def decoded(data: bytes) -> Image.Image:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image.convert("RGB")
 
 
 def test_a_body_that_is_not_turbos_goes_to_pillow():

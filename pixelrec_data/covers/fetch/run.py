@@ -18,7 +18,6 @@ import asyncio
 import gc
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from schemas.errors import InputError
@@ -35,8 +34,8 @@ from .reader import CoverTask, Shard, read_cover_tasks, shard_tasks
 from .records import MIXED, FetchRecords
 from .reuse import carried_rows
 from .stats import ShardStats, summarize
-from .work import (error_row, fetch_and_store, keep_image_memory, ok_row, stopped_table,
-                   store_cover)
+from .work import (CoverThreads, error_row, fetch_and_store, keep_image_memory, ok_row,
+                   stopped_table, store_cover)
 
 SUMMARY_FILE = "summary.json"
 RUN_ONLY = ("fetched_this_run", "elapsed_s", "images_per_s")  # figures of one run, not of the data
@@ -131,14 +130,14 @@ async def _run_shards(shards: list[Shard], records: FetchRecords, options: Fetch
     # What is loaded now lives as long as the run: the collector need not look at it again (its
     # full collections would walk every imported module's objects; 0.2 s of a 3,000-cover run).
     gc.freeze()
-    # Decoding, hashing and file writes block: a few threads keep the event loop free (more only
-    # fight over the GIL). Pillow releases the GIL while it decodes, resizes and encodes, so with
-    # --resize these threads use every core.
-    with ThreadPoolExecutor(max_workers=max(2, min(4, os.cpu_count() or 1))) as pool:
+    # Decoding, hashing and file writes block: they go to threads (the codecs release the GIL, so
+    # with --resize the threads use every core), and to the loop's own when covers pile up.
+    with CoverThreads(os.cpu_count() or 1) as threads:
         async with make_session(options) as session:
             fetcher = Fetcher(session, limiter, options, bodies)
             for shard in shards:
-                run = ShardRun(shard, records, fetcher, pool, progress, options, disk_reuse, carried)
+                run = ShardRun(shard, records, fetcher, threads, progress, options, disk_reuse,
+                               carried)
                 runs.append(run)
                 stats, rows = await run.run(options.concurrency)
                 all_stats.append(stats)
@@ -149,10 +148,11 @@ async def _run_shards(shards: list[Shard], records: FetchRecords, options: Fetch
 class ShardRun:
     """Processes one shard with `concurrency` workers pulling from a queue (img2dataset-style)."""
 
-    def __init__(self, shard: Shard, records: FetchRecords, fetcher, pool, progress,
-                 options: FetchOptions, disk_reuse: bool, carried: dict[str, dict] | None = None):
-        self.shard, self.records, self.fetcher, self.pool, self.progress = (
-            shard, records, fetcher, pool, progress)
+    def __init__(self, shard: Shard, records: FetchRecords, fetcher, threads: CoverThreads,
+                 progress, options: FetchOptions, disk_reuse: bool,
+                 carried: dict[str, dict] | None = None):
+        self.shard, self.records, self.fetcher, self.threads, self.progress = (
+            shard, records, fetcher, threads, progress)
         release = records.release_dir
         positions = range(shard.tasks[0].index, shard.tasks[-1].index + 1)
         self.writer = store.FORMATS[options.format].shard_writer(
@@ -189,8 +189,7 @@ class ShardRun:
         if self.failed is not None:
             raise self.failed
         changed = not (self.finished_before and self.stats.fetched == 0 and self._same_rows())
-        await asyncio.get_running_loop().run_in_executor(self.pool, self.writer.close, self.rows,
-                                                         changed)
+        await self.threads.run(self.writer.close, self.rows, changed, inline=False)
         if changed:
             self.records.write_shard(self.shard.name, self.rows, self.stats.as_dict())
         # else nothing changed: the shard's files from the earlier run stay as they are
@@ -201,7 +200,6 @@ class ShardRun:
         return all(self.previous.get(row["item_id"]) == row for row in self.rows)
 
     async def _worker(self, queue: asyncio.Queue) -> None:
-        loop = asyncio.get_running_loop()
         while self.failed is None:  # after a failed write, each worker ends its item and stops
             try:
                 position, task = queue.get_nowait()
@@ -209,12 +207,12 @@ class ShardRun:
                 return
             row = None
             if self._may_reuse(task):  # only then pay for a trip to the thread pool
-                row = await loop.run_in_executor(self.pool, self._reuse, task)
+                row = await self.threads.run(self._reuse, task, inline=False)
             if row is not None:
                 self.stats.add(row, fetched=False)
             else:
                 try:
-                    row = await self._fetch(task, loop)
+                    row = await self._fetch(task)
                 except LocalWriteError as exc:  # the item stays without a row: not stored
                     self.failed = self.failed or exc
                     return
@@ -255,14 +253,14 @@ class ShardRun:
         return {row["item_id"]: row for row in self.rows if row is not None
                 and (done or row["status"] != "ok" or self.writer.in_place)}
 
-    async def _fetch(self, task: CoverTask, loop) -> dict:
+    async def _fetch(self, task: CoverTask) -> dict:
         async def keep(item_id, body, complete):
-            return await loop.run_in_executor(self.pool, store_cover, self.writer, item_id, body,
-                                              complete, self.resize)
+            return await self.threads.run(store_cover, self.writer, item_id, body, complete,
+                                          self.resize, inline=body.path is None)
         row, downloaded = await fetch_and_store(self.fetcher, task.url, task.item_id, keep)
         if row["status"] != "ok" and self.writer.holds(task.item_id):
             # a cover is stored only for an 'ok' row (a stale one from an earlier run goes)
-            await loop.run_in_executor(self.pool, self.writer.remove, task.item_id)
+            await self.threads.run(self.writer.remove, task.item_id, inline=False)
         self.stats.add(row, fetched=True, attempts=row["attempts"], downloaded=downloaded)
         return row
 
