@@ -132,7 +132,7 @@ async def _run_shards(shards: list[Shard], records: FetchRecords, options: Fetch
     gc.freeze()
     # Decoding, hashing and file writes block: they go to threads (the codecs release the GIL, so
     # with --resize the threads use every core), and to the loop's own when covers pile up.
-    with CoverThreads(os.cpu_count() or 1) as threads:
+    with CoverThreads(os.cpu_count() or 1, options.concurrency) as threads:
         async with make_session(options) as session:
             fetcher = Fetcher(session, limiter, options, bodies)
             for shard in shards:

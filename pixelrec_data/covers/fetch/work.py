@@ -37,24 +37,27 @@ BACKLOG = 8
 
 
 class CoverThreads:
-    """Where the blocking work of the run goes: a pool of one thread fewer than the cores it may
-    use (at most 4: more only fight over the GIL), and the event loop's own thread when covers
-    pile up before the pool.
+    """Where the blocking work of the run goes: a thread pool (at most 4 threads: more only fight
+    over the GIL), and the event loop's own thread when covers pile up before the pool.
 
     Handing a cover to a thread and its row back costs about a tenth of the cover's CPU (the queue,
     the wake-ups, the GIL passing between threads). Once more than BACKLOG covers wait, the
     downloads are not what holds the run back: the loop's thread decodes the next one itself
     (one held in memory; a body in a file may be a large picture), and the pool, with its queue
-    still full, never waits for it."""
+    still full, never waits for it. The pool then has one thread fewer than the cores. With too
+    few requests in flight to keep such a backlog (`concurrency` under 2 x BACKLOG), the loop's
+    thread never decodes and the pool has a thread per core."""
 
-    def __init__(self, cores: int):
-        self.threads = max(1, min(4, cores) - 1)
+    def __init__(self, cores: int, concurrency: int):
+        cores = min(4, cores)
+        self.lends = concurrency >= 2 * BACKLOG  # the loop's thread lends a hand
+        self.threads = max(1, cores - 1) if self.lends else max(2, cores)
         self.pool = ThreadPoolExecutor(max_workers=self.threads)
         self._handed = 0  # covers given to the pool and not back yet (changed on the loop only)
 
     async def run(self, work, *args, inline: bool = True):
         """`work(*args)`, on the loop's thread when `inline` allows and the pool is backed up."""
-        if inline and self._handed >= self.threads + BACKLOG:
+        if inline and self.lends and self._handed >= self.threads + BACKLOG:
             return work(*args)
         self._handed += 1
         try:
