@@ -32,7 +32,7 @@ def keep_image_memory() -> None:
             pass
 
 
-# Covers waiting for the pool, beyond one per thread, before the event loop's thread takes one itself
+# Covers waiting for the pool, beyond one per thread, before the loop's thread takes one itself
 BACKLOG = 8
 
 
