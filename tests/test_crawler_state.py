@@ -145,3 +145,13 @@ def test_remote_targets_keep_the_polite_stack_and_loopback_drops_only_extras(tmp
     assert "scrapy.spidermiddlewares.httperror.HttpErrorMiddleware" not in local["SPIDER_MIDDLEWARES"]
     assert "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware" not in \
         local["DOWNLOADER_MIDDLEWARES"]
+
+
+def test_api_paths_follow_the_base_url_with_one_slash():
+    """Whatever w3lib writes for an empty path ("" up to 2.5, "/" from 2.6 on), an API path is
+    appended with one slash: "//x/..." is another path to robots.txt and to the platform."""
+    from crawler.spiders.bilibili import api_base
+
+    for url in ("http://127.0.0.1:8000", "http://127.0.0.1:8000/", "https://api.bilibili.com",
+                "https://api.bilibili.com/"):
+        assert api_base(url) + "/x/web-interface/view" == url.rstrip("/") + "/x/web-interface/view"

@@ -35,6 +35,13 @@ PRIORITY_LISTING, PRIORITY_VIEW, PRIORITY_STEP = 0, 10, 20
 VIDEO_STEPS = (("tags",), ("reply", 1), ("dm",), ("related",))
 
 
+def api_base(url: str) -> str:
+    """The base every API path is appended to: `url` made safe, with no trailing slash (w3lib
+    from 2.6 on writes an empty path as "/", as the URL standard does: "/x/..." must not become
+    "//x/...", which robots.txt and the platform read as another path)."""
+    return safe_url_string(url.rstrip("/")).rstrip("/")
+
+
 class BilibiliSpider(scrapy.Spider):
     name = "bilibili"
 
@@ -47,7 +54,7 @@ class BilibiliSpider(scrapy.Spider):
         spider = super().from_crawler(crawler, *args, **kwargs)
         spider.runtime = crawler.settings.get("PIXELREC_RUNTIME")
         opts = spider.runtime.options
-        spider.base_url = safe_url_string(opts.base_url.rstrip("/"))
+        spider.base_url = api_base(opts.base_url)
         spider.scheme = urlsplit(spider.base_url).scheme or "https"
         spider.seed = opts.seed
         spider.max_videos = opts.max_videos
