@@ -39,7 +39,7 @@ def api_base(url: str) -> str:
     """The base every API path is appended to: `url` made safe, with no trailing slash (w3lib
     from 2.6 on writes an empty path as "/", as the URL standard does: "/x/..." must not become
     "//x/...", which robots.txt and the platform read as another path)."""
-    return safe_url_string(url.rstrip("/")).rstrip("/")
+    return safe_url_string(url).rstrip("/")
 
 
 class BilibiliSpider(scrapy.Spider):

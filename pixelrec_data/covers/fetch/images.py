@@ -128,12 +128,10 @@ def _decoded_by_turbo(body: bytes, resize: ResizeSpec | None, max_pixels: int) -
     decoded = (-(-width // scale), -(-height // scale))
     with DECODE_MEMORY.hold(decoded[0] * decoded[1] * _TURBO_BYTES_PER_PIXEL):
         try:  # strict: a warning (data cut short, a corrupt segment) is an error
-            if resize is None:  # the phash of the original: Pillow's pixels exactly
-                pixels = simplejpeg.decode_jpeg(body, "RGB", min_width=decoded[0],
-                                                min_height=decoded[1])
-            else:
-                pixels = simplejpeg.decode_jpeg(body, "RGBX", fastupsample=FAST_UPSAMPLE,
-                                                min_width=decoded[0], min_height=decoded[1])
+            # without a resize, the phash of the original: Pillow's pixels exactly
+            pixels = simplejpeg.decode_jpeg(body, "RGB" if resize is None else "RGBX",
+                                            fastupsample=resize is not None and FAST_UPSAMPLE,
+                                            min_width=decoded[0], min_height=decoded[1])
         except ValueError:
             return None
         if pixels.shape[1::-1] != decoded:  # not the scale Pillow would use: let Pillow do it
