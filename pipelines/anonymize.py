@@ -75,7 +75,7 @@ def number_videos(con, key: bytes) -> int:
     vnum[np.asarray(order, dtype=np.int64)] = np.arange(len(ids), dtype=np.int32)
     table = pa.table({"platform_video_id": pa.array(ids, pa.string()), "vnum": vnum})
     con.register("video_numbers_arrow", table)
-    con.execute("CREATE OR REPLACE TABLE video_numbers AS SELECT * FROM video_numbers_arrow")
+    con.execute("CREATE OR REPLACE TEMP TABLE video_numbers AS SELECT * FROM video_numbers_arrow")
     con.unregister("video_numbers_arrow")
     return len(ids)
 
@@ -87,7 +87,7 @@ def number_items(con) -> dict:
     Needs `video_counts` (dedup.apply_cap): the cap keeps at least one user of every video there.
     """
     con.execute("""
-        CREATE OR REPLACE TABLE item_numbers AS
+        CREATE OR REPLACE TEMP TABLE item_numbers AS
         SELECT vnum, (row_number() OVER (ORDER BY vnum) - 1)::INTEGER AS inum
         FROM video_counts""")
     kept = con.execute("SELECT count(*) FROM item_numbers").fetchall()[0][0]

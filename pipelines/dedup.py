@@ -21,7 +21,7 @@ def dedup_videos(con) -> int:
     """Create table `videos` (one row per platform_video_id); return its row count."""
     order = ", ".join(f"{c} ASC NULLS LAST" for c in _TIEBREAK)
     con.execute(f"""
-        CREATE OR REPLACE TABLE videos AS
+        CREATE OR REPLACE TEMP TABLE videos AS
         SELECT * EXCLUDE (filename, rn) FROM (
             SELECT *, row_number() OVER (PARTITION BY platform_video_id
                                          ORDER BY crawled_at DESC NULLS LAST, {order}) AS rn
@@ -38,7 +38,7 @@ def dedup_interactions(con) -> dict:
     the minimum of timestamp*2 + src picks the earliest row and, on equal times, the comment.
     """
     con.execute("""
-        CREATE OR REPLACE TABLE pairs AS
+        CREATE OR REPLACE TEMP TABLE pairs AS
         SELECT vnum, user_key, (first // 2)::BIGINT AS ts, (first % 2)::TINYINT AS src, n_raw
         FROM (SELECT vnum, user_key,
                      min(timestamp * 2 + CASE WHEN source = 'danmaku' THEN 1 ELSE 0 END) AS first,
@@ -59,7 +59,7 @@ def apply_cap(con, cap: int = DEFAULT_CAP) -> dict:
     """
     if cap < 1:
         raise ValueError("cap must be >= 1")
-    con.execute("CREATE OR REPLACE TABLE video_counts AS SELECT vnum, count(*) AS n FROM pairs GROUP BY vnum")
+    con.execute("CREATE OR REPLACE TEMP TABLE video_counts AS SELECT vnum, count(*) AS n FROM pairs GROUP BY vnum")
     over, removed, before = con.execute(f"""
         SELECT count(*) FILTER (WHERE n > {int(cap)}),
                coalesce(sum(n - {int(cap)}) FILTER (WHERE n > {int(cap)}), 0)::BIGINT,
@@ -68,9 +68,9 @@ def apply_cap(con, cap: int = DEFAULT_CAP) -> dict:
     if not over:
         con.execute("ALTER TABLE pairs RENAME TO capped")
     else:
-        con.execute(f"CREATE OR REPLACE TABLE over_cap AS SELECT vnum FROM video_counts WHERE n > {int(cap)}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE over_cap AS SELECT vnum FROM video_counts WHERE n > {int(cap)}")
         con.execute(f"""
-            CREATE OR REPLACE TABLE capped AS
+            CREATE OR REPLACE TEMP TABLE capped AS
             SELECT vnum, user_key, ts, src FROM pairs ANTI JOIN over_cap USING (vnum)
             UNION ALL
             SELECT vnum, user_key, ts, src FROM (

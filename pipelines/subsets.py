@@ -107,7 +107,7 @@ def attach_draw(con, user_keys: np.ndarray, positions: np.ndarray) -> int:
                                         "pos": positions}))
     try:
         con.execute("""
-            CREATE OR REPLACE TABLE releases AS
+            CREATE OR REPLACE TEMP TABLE releases AS
             SELECT i.inum, d.unum, c.ts, c.src, d.pos
             FROM capped c JOIN item_numbers i USING (vnum) JOIN user_draw d USING (user_key)
             ORDER BY d.unum, c.ts, i.inum""")
