@@ -17,6 +17,15 @@ from schemas.keys import keyed_rank_value
 
 from .engine import default_threads
 
+try:  # CPython's own SHA-256: copying its state is a plain struct copy, where copying an OpenSSL
+    # context costs a third of each value's time (3.0 -> 2.1 us a value, the same digests)
+    from _sha256 import sha256 as _fast_sha256  # Python 3.11
+except ImportError:
+    try:
+        from _sha2 import sha256 as _fast_sha256  # Python 3.12 and later
+    except ImportError:
+        _fast_sha256 = hashlib.sha256
+
 CHUNK = 1 << 20
 # values per process at least: below that, starting a process costs more than it saves
 PARALLEL_MIN = 1 << 20
@@ -44,16 +53,16 @@ def _rank_values(key: bytes, namespace: str, values) -> np.ndarray:
 
 def _rank_part(key: bytes, namespace: str, values) -> np.ndarray:
     """_rank_values in this process: HMAC-SHA256 (RFC 2104) from the two hash states after the
-    padded key, copied per value (~1 us each, half of what copying an hmac object costs)."""
+    padded key, copied per value (~2 us a value, a third of what copying an hmac object costs)."""
     block = hashlib.sha256().block_size
     padded = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
-    inner_base = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
-    outer_base = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
-    prefix = f"{namespace}:".encode()
+    inner_base = _fast_sha256(bytes(b ^ 0x36 for b in padded))
+    outer_base = _fast_sha256(bytes(b ^ 0x5C for b in padded))
+    prefix = f"{namespace}:"
 
     def one(value) -> bytes:
         inner = inner_base.copy()
-        inner.update(prefix + str(value).encode())
+        inner.update((prefix + str(value)).encode())
         outer = outer_base.copy()
         outer.update(inner.digest())
         return outer.digest()[:8]
@@ -104,6 +113,16 @@ def number_users(con, key: bytes) -> tuple[np.ndarray, np.ndarray]:
     counts = table.column("n").to_numpy()
     del table
     ranks = _rank_values(key, "user", keys)
-    order = np.lexsort((keys, ranks))  # by rank value, then by the key itself
+    order = _by_rank_then_key(ranks, keys)
     del ranks
     return keys[order], counts[order]
+
+
+def _by_rank_then_key(ranks: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """The order of `ranks`, equal ranks by key: a plain sort (a third of lexsort's time), and
+    lexsort only where two ranks are equal (64-bit hashes: astronomically rare)."""
+    order = np.argsort(ranks)
+    ordered = ranks[order]
+    if len(ordered) > 1 and bool((ordered[1:] == ordered[:-1]).any()):
+        order = np.lexsort((keys, ranks))
+    return order

@@ -21,7 +21,7 @@ from .finish import change_release, release_work
 from .release_stream import ReleaseStream
 from .splits import NotSorted, build_splits
 from .stages import StageClock
-from .stats import save_stats, stats_from_histograms, write_stats
+from .stats import BackgroundPlots, save_stats, stats_from_histograms, write_stats
 
 
 def _quiet(_msg):
@@ -87,28 +87,35 @@ def _build(raw_input, staging, key: bytes, seed: int, wanted, cap: int, min_inte
         base = {"source": "raw", "seed": seed, "item_user_cap": cap,
                 "min_user_interactions": min_interactions,
                 "subsets": [f"{s.name}={'all' if s.size is None else s.size}" for s in wanted]}
-        releases, parent = {}, None
-        for subset in [None, *wanted]:
-            name = subsets_mod.FULL_RELEASE if subset is None else subset.name
-            log(f"writing {staging.root / name} ...")
-            build = {**base, "release": name, "subset_of": parent,
-                     "users_requested": None if subset is None else (subset.size or "all")}
-            releases[name] = _write_release(con, staging.folder(name), subset, clock)
-            staging.complete(name, build, releases[name], con=con, clock=clock, sequences_written=True)
-            parent = name
+        releases, builds, folders, parent = {}, {}, {}, None
+        with BackgroundPlots() as plots:
+            for subset in [None, *wanted]:
+                name = subsets_mod.FULL_RELEASE if subset is None else subset.name
+                log(f"writing {staging.root / name} ...")
+                builds[name] = {**base, "release": name, "subset_of": parent,
+                                "users_requested": None if subset is None else (subset.size or "all")}
+                folders[name] = staging.folder(name)
+                releases[name] = _write_release(con, folders[name], subset, clock, plots)
+                parent = name
+            # a manifest hashes its release's PNGs, so it waits for them; the later releases'
+            # are drawn meanwhile
+            for name, counts in releases.items():
+                with clock.stage("stats"):
+                    plots.wait(folders[name] / "stats")
+                staging.complete(name, builds[name], counts, con=con, clock=clock, sequences_written=True)
     report["releases"] = releases
     return report
 
 
-def _write_release(con, tmp: Path, subset, clock: StageClock) -> dict:
-    """Tables, splits, sequences and stats of one release into the (staged) folder `tmp`; return
-    its counts."""
+def _write_release(con, tmp: Path, subset, clock: StageClock, plots: BackgroundPlots) -> dict:
+    """Tables, splits, sequences and stats of one release into the (staged) folder `tmp` (its
+    stats PNGs drawn by `plots`); return its counts."""
     with clock.stage("release files"):
         stream = _stream_release(con, tmp, subsets_mod.subset_filter(subset))
         catalog = _write_items(con, tmp, None if subset is None else stream.counts.items_used())
     with clock.stage("stats"):
         stats = stats_from_histograms(*stream.counts.histograms(), catalog)
-        save_stats(stats, tmp)
+        save_stats(stats, tmp, plots)
     return {"users": stats["users"], "items": stats["items_in_catalog"],
             "interactions": stats["interactions"], **stream.split_rows}
 

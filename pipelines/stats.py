@@ -141,11 +141,46 @@ def write_stats(release: str | Path, con=None, out: str | Path | None = None) ->
     return stats
 
 
-def save_stats(stats: dict, folder: str | Path) -> None:
-    """stats.json and stats/*.png of `stats` into `folder`."""
+def save_stats(stats: dict, folder: str | Path, plots: BackgroundPlots | None = None) -> None:
+    """stats.json and stats/*.png of `stats` into `folder`; the PNGs are drawn by `plots` when
+    given (then they are there once its wait() returns)."""
     folder = Path(folder)
     atomic_write_text(folder / "stats.json", json.dumps(stats, indent=2, sort_keys=True) + "\n")
-    _plot(stats, folder / "stats")
+    if plots is None:
+        _plot(stats, folder / "stats")
+    else:
+        plots.draw(stats, folder / "stats")
+
+
+class BackgroundPlots:
+    """Draws stats PNGs in a process of its own while the caller goes on (a build writes its
+    next release meanwhile). Drawing holds the GIL for about a second a release, and the release
+    files keep both cores busy but not quite all the time: a process of its own draws in those
+    gaps instead of holding back the threads that encode the files. The PNGs are the same bytes
+    as drawn in place. Use as a context manager; wait() before reading the PNGs."""
+
+    def __enter__(self) -> BackgroundPlots:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawned, not forked: the caller runs DuckDB's and pyarrow's threads
+        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        self._pending: dict = {}  # by folder
+        return self
+
+    def draw(self, stats: dict, folder: Path) -> None:
+        self._pending[Path(folder)] = self._pool.submit(_plot, stats, Path(folder))
+
+    def wait(self, folder: Path | None = None) -> None:
+        """Until the PNGs asked for `folder` (default: every folder) are written, raising the
+        first failure."""
+        for path in [Path(folder)] if folder is not None else list(self._pending):
+            future = self._pending.pop(path, None)
+            if future is not None:
+                future.result()
+
+    def __exit__(self, *exc) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _plot(stats: dict, folder: Path) -> None:

@@ -197,9 +197,16 @@ def test_subset_larger_than_eligible_stops_with_advice(tmp_path):
 
 
 @pytest.mark.parametrize("key", [b"k" * 32, b"long key " * 9])  # under and over a SHA-256 block
-def test_batch_rank_values_are_the_contracts_hmac(key):
+@pytest.mark.parametrize("sha256", ["fast", "hashlib"])  # CPython's own, and OpenSSL's where absent
+def test_batch_rank_values_are_the_contracts_hmac(key, sha256, monkeypatch):
+    import hashlib
+
+    from pipelines import anonymize
     from pipelines.anonymize import _rank_values
     from schemas.keys import keyed_rank_value
+
+    if sha256 == "hashlib":
+        monkeypatch.setattr(anonymize, "_fast_sha256", hashlib.sha256)
 
     values = [str(v) for v in (0, 7, 10**15 + 3, 2**64 - 1)]
     got = [int(v) for v in _rank_values(key, "user", values)]
@@ -218,3 +225,42 @@ def test_rank_values_split_over_processes_are_the_same(monkeypatch):
     monkeypatch.setattr(anonymize, "default_threads", lambda: 3)  # three parts, two spawned
     assert anonymize._rank_values(KEY, "user", values).tolist() == alone.tolist()
     assert alone.tolist() == [keyed_rank_value(KEY, "user", str(v)) for v in values.tolist()]
+
+
+def test_plots_drawn_in_the_background_are_those_drawn_in_place(small_build, tmp_path):
+    import json
+
+    from pipelines.stats import BackgroundPlots, save_stats
+
+    base, _ = small_build
+    stats = json.loads((base / "data" / "pixelrec" / "stats.json").read_text())
+    save_stats(stats, tmp_path / "in_place")
+    with BackgroundPlots() as plots:
+        save_stats(stats, tmp_path / "background", plots)
+        plots.wait()
+        in_place, background = tree_digest(tmp_path / "in_place"), tree_digest(tmp_path / "background")
+    assert sorted(in_place) == ["stats.json", "stats/item_popularity.png", "stats/session_length.png"]
+    assert background == in_place
+    assert tree_digest(base / "data" / "pixelrec" / "stats") == {
+        k.removeprefix("stats/"): v for k, v in in_place.items() if k.startswith("stats/")}
+
+
+def test_a_plot_that_fails_in_the_background_fails_the_wait(tmp_path):
+    from pipelines.stats import BackgroundPlots
+
+    with BackgroundPlots() as plots:
+        plots.draw({"session_length_histogram": {}}, tmp_path / "stats")  # no popularity histogram
+        with pytest.raises(KeyError, match="item_popularity_histogram"):
+            plots.wait()
+
+
+def test_users_with_equal_rank_values_are_ordered_by_key():
+    import numpy as np
+
+    from pipelines.anonymize import _by_rank_then_key
+
+    ranks = np.array([9, 3, 9, 1, 3, 9], dtype=np.uint64)
+    keys = np.array([50, 20, 40, 70, 10, 60], dtype=np.uint64)
+    assert _by_rank_then_key(ranks, keys).tolist() == [3, 4, 1, 2, 0, 5]
+    unique = np.array([5, 2, 8], dtype=np.uint64)
+    assert _by_rank_then_key(unique, np.array([1, 2, 3], dtype=np.uint64)).tolist() == [1, 0, 2]
