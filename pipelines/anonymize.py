@@ -59,10 +59,14 @@ def _rank_part(key: bytes, namespace: str, values) -> np.ndarray:
     inner_base = _fast_sha256(bytes(b ^ 0x36 for b in padded))
     outer_base = _fast_sha256(bytes(b ^ 0x5C for b in padded))
     prefix = f"{namespace}:"
+    # integers (user keys) are written into the message by bytes formatting: the same digits as
+    # str(), a quarter of a value's time less than str() and encode()
+    integer_message = prefix.encode() + b"%d"
+    integers = isinstance(values, np.ndarray) and values.dtype.kind in "iu"
 
     def one(value) -> bytes:
         inner = inner_base.copy()
-        inner.update((prefix + str(value)).encode())
+        inner.update(integer_message % value if integers else (prefix + str(value)).encode())
         outer = outer_base.copy()
         outer.update(inner.digest())
         return outer.digest()[:8]
