@@ -24,6 +24,11 @@ from .stages import StageClock
 from .stats import BackgroundPlots, save_stats, stats_from_histograms, write_stats
 
 
+# interactions from which the stats PNGs are drawn in a process of their own (below, starting the
+# process costs more than drawing them in place)
+BACKGROUND_PLOTS_MIN = 1 << 20
+
+
 def _quiet(_msg):
     return None
 
@@ -88,7 +93,7 @@ def _build(raw_input, staging, key: bytes, seed: int, wanted, cap: int, min_inte
                 "min_user_interactions": min_interactions,
                 "subsets": [f"{s.name}={'all' if s.size is None else s.size}" for s in wanted]}
         releases, builds, folders, parent = {}, {}, {}, None
-        with BackgroundPlots() as plots:
+        with BackgroundPlots(background=report["interactions"] >= BACKGROUND_PLOTS_MIN) as plots:
             for subset in [None, *wanted]:
                 name = subsets_mod.FULL_RELEASE if subset is None else subset.name
                 log(f"writing {staging.root / name} ...")

@@ -157,30 +157,49 @@ class BackgroundPlots:
     next release meanwhile). Drawing holds the GIL for about a second a release, and the release
     files keep both cores busy but not quite all the time: a process of its own draws in those
     gaps instead of holding back the threads that encode the files. The PNGs are the same bytes
-    as drawn in place. Use as a context manager; wait() before reading the PNGs."""
+    as drawn in place. Use as a context manager; wait() before reading the PNGs.
+
+    background=False draws in place (a small build: starting the process costs more than the
+    drawing); so does a process that cannot be started (a script read from standard input)."""
+
+    def __init__(self, background: bool = True):
+        self.background = background
 
     def __enter__(self) -> BackgroundPlots:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        self._pool = None
+        if self.background:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
-        # spawned, not forked: the caller runs DuckDB's and pyarrow's threads
-        self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-        self._pending: dict = {}  # by folder
+            # spawned, not forked: the caller runs DuckDB's and pyarrow's threads
+            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        self._pending: dict = {}  # folder -> (stats, future)
         return self
 
     def draw(self, stats: dict, folder: Path) -> None:
-        self._pending[Path(folder)] = self._pool.submit(_plot, stats, Path(folder))
+        folder = Path(folder)
+        if self._pool is None:
+            _plot(stats, folder)
+        else:
+            self._pending[folder] = (stats, self._pool.submit(_plot, stats, folder))
 
     def wait(self, folder: Path | None = None) -> None:
         """Until the PNGs asked for `folder` (default: every folder) are written, raising the
         first failure."""
+        from concurrent.futures.process import BrokenProcessPool
+
         for path in [Path(folder)] if folder is not None else list(self._pending):
-            future = self._pending.pop(path, None)
-            if future is not None:
+            stats, future = self._pending.pop(path, (None, None))
+            if future is None:
+                continue
+            try:
                 future.result()
+            except BrokenProcessPool:  # the process did not start or died: draw here
+                _plot(stats, path)
 
     def __exit__(self, *exc) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _plot(stats: dict, folder: Path) -> None:
