@@ -71,14 +71,15 @@ class ReleaseStream:
         lengths = np.diff(np.r_[starts, len(u)])
         from_end = np.repeat(starts + lengths, lengths) - np.arange(1, len(u) + 1)
         self.counts.add(lengths, i)
-        user_id = _ids("u", u[starts]).take(pa.array(np.repeat(np.arange(len(starts)), lengths)))
+        user_ids = _ids("u", u[starts])
+        user_id = user_ids.take(pa.array(np.repeat(np.arange(len(starts)), lengths)))
         item_id = self._item_ids.take(pa.array(i))
         table = pa.Table.from_arrays([item_id, user_id, pa.array(t), SOURCE_NAMES.take(pa.array(src))],
                                      schema=INTERACTIONS)
         self._run("interactions", self.interactions.write_batch, table)
         self._run("splits", self.splits.feed_whole_users, table, u, t, i, from_end)
         for split, writer in self.sequences.items():
-            self._run(split, _write_sequences, writer, split, user_id, item_id, t, from_end, lengths)
+            self._run(split, _write_sequences, writer, split, user_ids, item_id, t, from_end, starts, lengths)
 
     def _run(self, lane: str, function, *args) -> None:
         self._lanes[lane].submit(function, *args)
@@ -183,5 +184,5 @@ def _ids(prefix: str, numbers: np.ndarray) -> pa.Array:
     return pc.binary_join_element_wise(prefix, pc.cast(pa.array(numbers), pa.string()), "")
 
 
-def _write_sequences(writer: SequenceWriter, split: str, user_id, item_id, t, from_end, lengths) -> None:
-    writer.write(whole_users_batch(split, user_id, item_id, t, from_end, lengths))
+def _write_sequences(writer: SequenceWriter, split: str, *rows) -> None:
+    writer.write(whole_users_batch(split, *rows))

@@ -207,20 +207,22 @@ def _train_rows(train: dict) -> pa.RecordBatch:
 _ROWS_AFTER_TARGET = {"train": 2, "validation": 1, "test": 0}
 
 
-def whole_users_batch(split: str, user_id: pa.Array, item_id: pa.Array, t: np.ndarray,
-                      from_end: np.ndarray, lengths: np.ndarray) -> pa.RecordBatch:
+def whole_users_batch(split: str, user_ids: pa.Array, item_id: pa.Array, t: np.ndarray,
+                      from_end: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> pa.RecordBatch:
     """The `split` sequences of whole users' rows in (user number, timestamp, item number) order,
-    as the split writer streams them (the rows the split files give back). from_end: each row's
-    place from its user's last row (0: the last); lengths: the rows of each user, in order."""
+    as the split writer streams them (the rows the split files give back). user_ids, starts,
+    lengths: each user's id, first row and number of rows, in order; item_id, t, from_end: each
+    row's item id, timestamp and place from its user's last row (0: the last)."""
     after = _ROWS_AFTER_TARGET[split]
-    targets = pa.array(from_end == after)
+    has_target = lengths > after
+    target_rows = pa.array((starts + lengths - 1 - after)[has_target])
     history = from_end > after
-    offsets = np.r_[0, np.cumsum(lengths[lengths > after] - after - 1)].astype(np.int32)
+    offsets = pa.array(np.r_[0, np.cumsum(lengths[has_target] - after - 1)].astype(np.int32))
     return pa.RecordBatch.from_arrays(
-        [user_id.filter(targets),
-         pa.ListArray.from_arrays(pa.array(offsets), item_id.filter(pa.array(history))),
-         pa.ListArray.from_arrays(pa.array(offsets), pa.array(t[history], pa.int64())),
-         item_id.filter(targets), pa.array(t[from_end == after], pa.int64())],
+        [user_ids.filter(pa.array(has_target)),
+         pa.ListArray.from_arrays(offsets, item_id.filter(pa.array(history))),
+         pa.ListArray.from_arrays(offsets, pa.array(t[history], pa.int64())),
+         item_id.take(target_rows), pa.array(t.take(target_rows.to_numpy()), pa.int64())],
         schema=SEQUENCES_SCHEMA)
 
 
