@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from schemas.tables import COUNT_COLUMNS, INTERACTIONS, ITEMS
+from schemas.tables import COUNT_COLUMNS, ITEMS
 
 from . import anonymize, dedup, ingest, subsets as subsets_mod
 from .engine import BATCH_ROWS, session, write_query

@@ -3,8 +3,9 @@ interactions file, the three split files, the three sequences files and the coun
 stats, all from the same stream, so nothing is read back.
 
 The rows are cut into batches of whole users (the last user of a batch waits for the next one), so
-every user's history is in one batch. Each file has its own lane: a thread that encodes it (pyarrow
-lets go of the GIL), one batch in flight per lane, so memory stays bounded by a few batches.
+every user's history is in one batch. Each file has its own lane: its batches are encoded in order,
+one at a time, by whichever of the stream's threads (one per core; pyarrow lets go of the GIL) is
+free, and a few batches at most wait per lane, so memory stays bounded.
 The sequences files need the digest of the split files in their footers: they are written with a
 placeholder of the same length, which their footers take once the split files are closed (see
 digests.footer_metadata_patch); should that ever fail, they are built from the split files instead.
