@@ -166,3 +166,39 @@ def test_a_failing_file_stops_the_release_and_leaves_no_file(tmp_path, monkeypat
         build_mod._stream_release(con, folder, "true")
     assert not [p for p in folder.rglob("*") if p.is_file()]
 
+
+
+def test_lanes_sharing_one_thread_keep_each_files_order_and_take_turns():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipelines.release_stream import _Lane
+
+    done, gate = [], threading.Event()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        lanes = {name: _Lane(pool) for name in ("a", "b")}
+        lanes["a"].submit(gate.wait)  # holds the only thread while both lanes queue their batches
+        for k in range(3):
+            for name, lane in lanes.items():
+                lane.submit(done.append, (name, k))
+        gate.set()
+        for lane in lanes.values():
+            lane.finish()
+    assert done == [("b", 0), ("a", 0), ("b", 1), ("a", 1), ("b", 2), ("a", 2)]
+
+
+def test_a_failed_batch_is_raised_by_its_lane_and_the_others_go_on():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pipelines.release_stream import _Lane
+
+    done = []
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        bad, good = _Lane(pool), _Lane(pool)
+        bad.submit(lambda: 1 / 0)
+        good.submit(done.append, 1)
+        good.submit(done.append, 2)
+        good.finish()
+        with pytest.raises(ZeroDivisionError):
+            bad.finish()
+    assert done == [1, 2]
