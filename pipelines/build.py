@@ -92,22 +92,23 @@ def _build(raw_input, staging, key: bytes, seed: int, wanted, cap: int, min_inte
         base = {"source": "raw", "seed": seed, "item_user_cap": cap,
                 "min_user_interactions": min_interactions,
                 "subsets": [f"{s.name}={'all' if s.size is None else s.size}" for s in wanted]}
-        releases, builds, folders, parent = {}, {}, {}, None
+        releases, written, parent = {}, [], None
         with BackgroundPlots(background=report["interactions"] >= BACKGROUND_PLOTS_MIN) as plots:
             for subset in [None, *wanted]:
                 name = subsets_mod.FULL_RELEASE if subset is None else subset.name
                 log(f"writing {staging.root / name} ...")
-                builds[name] = {**base, "release": name, "subset_of": parent,
-                                "users_requested": None if subset is None else (subset.size or "all")}
-                folders[name] = staging.folder(name)
-                releases[name] = _write_release(con, folders[name], subset, clock, plots)
+                build = {**base, "release": name, "subset_of": parent,
+                         "users_requested": None if subset is None else (subset.size or "all")}
+                folder = staging.folder(name)
+                releases[name] = _write_release(con, folder, subset, clock, plots)
+                written.append((name, build, folder))
                 parent = name
             # a manifest hashes its release's PNGs, so it waits for them; the later releases'
             # are drawn meanwhile
-            for name, counts in releases.items():
+            for name, build, folder in written:
                 with clock.stage("stats"):
-                    plots.wait(folders[name] / "stats")
-                staging.complete(name, builds[name], counts, con=con, clock=clock, sequences_written=True)
+                    plots.wait(folder / "stats")
+                staging.complete(name, build, releases[name], con=con, clock=clock, sequences_written=True)
     report["releases"] = releases
     return report
 

@@ -43,7 +43,7 @@ def _read_csv(con, path: Path, view: str, required: list[str]) -> list[str]:
         raise InputError(f"{path}: column '{repeated[0]}' appears more than once in the header; "
                          f"each column must appear once")
     with csv_errors(path):
-        con.execute(f"""CREATE OR REPLACE TABLE {view} AS SELECT * FROM read_csv({sql_path(path)},
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {view} AS SELECT * FROM read_csv({sql_path(path)},
                         header=true, all_varchar=true, delim=',', quote='"', escape='"',
                         max_line_size={MAX_LINE_BYTES})""")
         columns = [row[0] for row in con.execute(f"DESCRIBE {view}").fetchall()]

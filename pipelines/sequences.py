@@ -215,14 +215,14 @@ def whole_users_batch(split: str, user_ids: pa.Array, item_id: pa.Array, t: np.n
     row's item id, timestamp and place from its user's last row (0: the last)."""
     after = _ROWS_AFTER_TARGET[split]
     has_target = lengths > after
-    target_rows = pa.array((starts + lengths - 1 - after)[has_target])
+    targets = (starts + lengths - 1 - after)[has_target]
     history = from_end > after
     offsets = pa.array(np.r_[0, np.cumsum(lengths[has_target] - after - 1)].astype(np.int32))
     return pa.RecordBatch.from_arrays(
         [user_ids.filter(pa.array(has_target)),
          pa.ListArray.from_arrays(offsets, item_id.filter(pa.array(history))),
          pa.ListArray.from_arrays(offsets, pa.array(t[history], pa.int64())),
-         item_id.take(target_rows), pa.array(t.take(target_rows.to_numpy()), pa.int64())],
+         item_id.take(pa.array(targets)), pa.array(t[targets], pa.int64())],
         schema=SEQUENCES_SCHEMA)
 
 
