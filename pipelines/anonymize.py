@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pyarrow as pa
@@ -44,11 +45,21 @@ def _rank_values(key: bytes, namespace: str, values) -> np.ndarray:
         with ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
             others = [pool.submit(_rank_part, key, namespace, values[a:b]) for a, b in spans[1:]]
             first = _rank_part(key, namespace, values[spans[0][0]:spans[0][1]])
-            out = np.concatenate([first, *(future.result() for future in others)])
+            out = np.concatenate([first, *(_part_result(future, key, namespace, values[a:b])
+                                           for future, (a, b) in zip(others, spans[1:]))])
     if len(values):  # the batch form must equal the contract's one-value function
         assert int(out[0]) == keyed_rank_value(key, namespace, str(int(values[0]) if isinstance(
             values, np.ndarray) else values[0]))
     return out
+
+
+def _part_result(future, key: bytes, namespace: str, values) -> np.ndarray:
+    """A part's ranks from its process, or made here when no process could run it (a program
+    read from standard input cannot spawn one)."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return _rank_part(key, namespace, values)
 
 
 def _rank_part(key: bytes, namespace: str, values) -> np.ndarray:

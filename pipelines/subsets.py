@@ -103,8 +103,9 @@ def attach_draw(con, user_keys: np.ndarray, positions: np.ndarray) -> int:
     for scans and filters (preserve_insertion_order).
     """
     unum = np.arange(len(positions), dtype=np.int32)
+    # 32-bit positions, like the user numbers: 4 bytes a row less for the sort below to carry
     con.register("user_draw", pa.table({"user_key": pa.array(user_keys, pa.uint64()), "unum": unum,
-                                        "pos": positions}))
+                                        "pos": positions.astype(np.int32)}))
     try:
         con.execute("""
             CREATE OR REPLACE TEMP TABLE releases AS

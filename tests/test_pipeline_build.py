@@ -232,6 +232,28 @@ def test_rank_values_split_over_processes_are_the_same(monkeypatch):
     assert alone.tolist() == [keyed_rank_value(KEY, "user", str(v)) for v in values.tolist()]
 
 
+def test_rank_values_are_made_in_process_where_no_process_can_be_spawned(tmp_path):
+    """A program read from standard input cannot spawn a process (the child has no main module to
+    load): the parts meant for other processes are hashed in this one."""
+    import subprocess
+    import sys
+
+    program = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+import numpy as np
+from pipelines import anonymize
+values = np.arange(10**15, 10**15 + 10, dtype=np.uint64)
+alone = anonymize._rank_values(b"k" * 32, "user", values)
+anonymize.PARALLEL_MIN, anonymize.default_threads = 3, lambda: 3
+print(anonymize._rank_values(b"k" * 32, "user", values).tolist() == alone.tolist())
+"""
+    done = subprocess.run([sys.executable, "-"], input=program, capture_output=True, text=True,
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "True"
+
+
 def test_plots_drawn_in_the_background_are_those_drawn_in_place(small_build, tmp_path):
     import json
 
