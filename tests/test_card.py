@@ -146,3 +146,16 @@ def test_release_call_refreshes_our_root_card_only(tmp_path):
     (tmp_path / "theirs" / "README.md").write_text("someone else's notes\n")
     write_cards(foreign)
     assert (tmp_path / "theirs" / "README.md").read_text() == "someone else's notes\n"
+
+
+def test_card_headers_are_the_same_text_whichever_emitter_writes_them(data):
+    """Cards are written with libyaml's emitter where PyYAML has it, and with PyYAML's own where
+    not: the text must not depend on which one a machine has."""
+    if not hasattr(yaml, "CSafeDumper"):
+        pytest.skip("PyYAML without libyaml: only one emitter here")
+    headers = [_header(path)[0] for path in (data / "README.md", data / "pixel200k" / "README.md")]
+    headers.append({"pretty_name": "PixelRec 像素 ✓", "license_note": "long text " * 30,
+                    "list": [{"name": "a: b", "value": None}, "'quoted'", "- dash", 1.5, True]})
+    for header in headers:
+        options = {"sort_keys": False, "allow_unicode": True, "width": 100}
+        assert yaml.dump(header, Dumper=yaml.CSafeDumper, **options) == yaml.safe_dump(header, **options)
