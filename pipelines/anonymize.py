@@ -7,16 +7,13 @@ raw value itself. The numbers are assigned once per build and every subset keeps
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pyarrow as pa
 
 from schemas.keys import keyed_rank_value
 
-from .engine import default_threads
+from .engine import default_threads, result_or_here, spawn_pool
 
 try:  # CPython's own SHA-256: copying its state is a plain struct copy, where copying an OpenSSL
     # context costs a third of each value's time (3.0 -> 2.1 us a value, the same digests)
@@ -40,26 +37,16 @@ def _rank_values(key: bytes, namespace: str, values) -> np.ndarray:
         out = _rank_part(key, namespace, values)
     else:
         bounds = np.linspace(0, len(values), workers + 1).astype(np.int64).tolist()
-        spans = list(zip(bounds, bounds[1:]))
-        # spawned, not forked: this process runs DuckDB's threads
-        with ProcessPoolExecutor(workers - 1, mp_context=multiprocessing.get_context("spawn")) as pool:
-            others = [pool.submit(_rank_part, key, namespace, values[a:b]) for a, b in spans[1:]]
-            first = _rank_part(key, namespace, values[spans[0][0]:spans[0][1]])
-            out = np.concatenate([first, *(_part_result(future, key, namespace, values[a:b])
-                                           for future, (a, b) in zip(others, spans[1:]))])
+        parts = [(key, namespace, values[a:b]) for a, b in zip(bounds, bounds[1:])]
+        with spawn_pool(workers - 1) as pool:
+            others = [(pool.submit(_rank_part, *part), part) for part in parts[1:]]
+            first = _rank_part(*parts[0])
+            out = np.concatenate([first, *(result_or_here(future, _rank_part, *part)
+                                           for future, part in others)])
     if len(values):  # the batch form must equal the contract's one-value function
         assert int(out[0]) == keyed_rank_value(key, namespace, str(int(values[0]) if isinstance(
             values, np.ndarray) else values[0]))
     return out
-
-
-def _part_result(future, key: bytes, namespace: str, values) -> np.ndarray:
-    """A part's ranks from its process, or made here when no process could run it (a program
-    read from standard input cannot spawn one)."""
-    try:
-        return future.result()
-    except BrokenProcessPool:
-        return _rank_part(key, namespace, values)
 
 
 def _rank_part(key: bytes, namespace: str, values) -> np.ndarray:

@@ -77,6 +77,27 @@ def default_threads() -> int:
     return int(os.environ.get("PIXELREC_THREADS", "0")) or (os.cpu_count() or 1)
 
 
+def spawn_pool(workers: int):
+    """A pool of worker processes started afresh: spawned, not forked, as the caller runs DuckDB's
+    and pyarrow's threads. Collect its results with result_or_here()."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def result_or_here(future, function, *args):
+    """The result of `future` (function(*args) sent to a spawn_pool), or function(*args) run in this
+    process when the worker could not start or died (a program read from standard input cannot
+    spawn one: the child has no main module to load)."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return function(*args)
+
+
 @contextlib.contextmanager
 def session(work_dir: str | os.PathLike | None = None, memory_limit: str | None = None,
             threads: int | None = None):

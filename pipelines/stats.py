@@ -15,7 +15,7 @@ import numpy as np
 from schemas.atomic import atomic_path, atomic_write_text
 from schemas.io import check_schema
 
-from .engine import as_input_error, parquet_rows, session, sql_path
+from .engine import as_input_error, parquet_rows, result_or_here, session, spawn_pool, sql_path
 
 
 def compute_stats(release: str | Path, con=None) -> dict:
@@ -168,11 +168,7 @@ class BackgroundPlots:
     def __enter__(self) -> BackgroundPlots:
         self._pool = None
         if self.background:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor
-
-            # spawned, not forked: the caller runs DuckDB's and pyarrow's threads
-            self._pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = spawn_pool(1)
         self._pending: dict = {}  # folder -> (stats, future)
         return self
 
@@ -186,16 +182,10 @@ class BackgroundPlots:
     def wait(self, folder: Path | None = None) -> None:
         """Until the PNGs asked for `folder` (default: every folder) are written, raising the
         first failure."""
-        from concurrent.futures.process import BrokenProcessPool
-
         for path in [Path(folder)] if folder is not None else list(self._pending):
             stats, future = self._pending.pop(path, (None, None))
-            if future is None:
-                continue
-            try:
-                future.result()
-            except BrokenProcessPool:  # the process did not start or died: draw here
-                _plot(stats, path)
+            if future is not None:
+                result_or_here(future, _plot, stats, path)
 
     def __exit__(self, *exc) -> None:
         if self._pool is not None:

@@ -71,8 +71,9 @@ def draw_positions(counts: np.ndarray, seed: int, min_interactions: int = MIN_IN
     eligible = np.flatnonzero(counts >= min_interactions).astype(np.uint64)
     hashed = splitmix64(eligible ^ np.uint64(seed & 0xFFFFFFFFFFFFFFFF))
     order = eligible[np.lexsort((eligible, hashed))]
-    positions = np.full(len(counts), -1, dtype=np.int64)
-    positions[order.astype(np.int64)] = np.arange(len(order), dtype=np.int64)
+    # 32 bits, like the user numbers: the releases table's sort carries 4 bytes a row less
+    positions = np.full(len(counts), -1, dtype=np.int32)
+    positions[order.astype(np.int64)] = np.arange(len(order), dtype=np.int32)
     return positions
 
 
@@ -103,9 +104,8 @@ def attach_draw(con, user_keys: np.ndarray, positions: np.ndarray) -> int:
     for scans and filters (preserve_insertion_order).
     """
     unum = np.arange(len(positions), dtype=np.int32)
-    # 32-bit positions, like the user numbers: 4 bytes a row less for the sort below to carry
     con.register("user_draw", pa.table({"user_key": pa.array(user_keys, pa.uint64()), "unum": unum,
-                                        "pos": positions.astype(np.int32)}))
+                                        "pos": positions}))
     try:
         con.execute("""
             CREATE OR REPLACE TEMP TABLE releases AS
